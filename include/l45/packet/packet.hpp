@@ -1,0 +1,113 @@
+// Packet: one owned frame plus its metadata. Move-only; ownership shows in signatures
+// (by value = takes it, Packet& = borrows it, const PacketView& = only reads it).
+//
+// The bytes live in a reference-counted buffer with headroom, so a packet can be shared
+// cheaply (share()) and can grow at the front (push_front(), for encapsulation) without a
+// copy. A packet may also borrow bytes that live elsewhere (a memory-mapped capture file)
+// while a keep-alive handle holds that memory. Every mutation goes through mutable_data()
+// (or the other mutating calls), which first copies the bytes when they are shared or
+// borrowed: Click's uniqueify.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "l45/core/time.hpp"
+#include "l45/packet/bytes.hpp"
+#include "l45/packet/link_type.hpp"
+
+namespace l45 {
+
+enum class Direction : uint8_t { Unknown = 0, Inbound, Outbound };
+// What should happen to a packet that passes through an inline element (NFQUEUE, a bridge).
+enum class Verdict : uint8_t { Pending = 0, Accept, Drop };
+
+struct PacketMeta {
+  Timestamp ts;                           // capture time
+  uint32_t wire_len = 0;                  // length on the wire (>= captured length)
+  uint32_t ingress = 0;                   // interface index or source id; 0 = unknown
+  uint32_t queue_id = 0;                  // NFQUEUE queue number, when from NFQUEUE
+  uint32_t queue_packet_id = 0;           // NFQUEUE packet id, for the verdict
+  uint32_t mark = 0;                      // netfilter mark (read from and written to NFQUEUE)
+  uint64_t frame = 0;                     // 1-based ordinal in its source
+  LinkType link = LinkType::Ethernet;
+  Direction direction = Direction::Unknown;
+  Verdict verdict = Verdict::Pending;
+};
+
+class Packet {
+ public:
+  static constexpr size_t kDefaultHeadroom = 64;
+
+  Packet() = default;
+  ~Packet();
+  Packet(Packet&& o) noexcept;
+  Packet& operator=(Packet&& o) noexcept;
+  Packet(const Packet&) = delete;
+  Packet& operator=(const Packet&) = delete;
+
+  // A new packet holding a copy of `data`, with `headroom` free bytes in front.
+  static Packet copy_of(Bytes data, PacketMeta meta = {}, size_t headroom = kDefaultHeadroom);
+  // A packet of `len` zero bytes.
+  static Packet zeroed(size_t len, PacketMeta meta = {}, size_t headroom = kDefaultHeadroom);
+  // A packet that reads `data` in place; `keepalive` keeps that memory alive for as long as
+  // any packet refers to it. The first mutation copies.
+  static Packet borrow(Bytes data, std::shared_ptr<const void> keepalive, PacketMeta meta = {});
+
+  // Another handle on the same bytes (no copy); both see the bytes read-only until one of
+  // them mutates, which copies.
+  Packet share() const;
+
+  bool empty() const { return len_ == 0; }
+  size_t size() const { return len_; }
+  Bytes data() const { return {base() + off_, len_}; }
+  PacketMeta& meta() { return meta_; }
+  const PacketMeta& meta() const { return meta_; }
+
+  // Writable bytes: copies first when the buffer is shared or borrowed.
+  MutBytes mutable_data();
+  // Grows or shrinks the end (new bytes are zero).
+  void resize(size_t len);
+  // Adds `n` zero bytes at the front, using headroom when there is some.
+  MutBytes push_front(size_t n);
+  // Removes `n` bytes from the front (n <= size()).
+  void pull_front(size_t n);
+  // True when no other Packet shares the bytes and they are not borrowed.
+  bool is_unique() const;
+
+ private:
+  struct Buffer;
+  std::byte* base() const;
+  void make_unique(size_t headroom, size_t tailroom);
+
+  Buffer* buf_ = nullptr;
+  uint32_t off_ = 0;
+  uint32_t len_ = 0;
+  PacketMeta meta_{};
+};
+
+// A batch of packets moved through io Sources and Sinks. Reuses its storage across reads.
+class PacketBatch {
+ public:
+  explicit PacketBatch(size_t capacity = 64) : capacity_(capacity) { pkts_.reserve(capacity); }
+  size_t capacity() const { return capacity_; }
+  size_t size() const { return pkts_.size(); }
+  bool empty() const { return pkts_.empty(); }
+  bool full() const { return pkts_.size() >= capacity_; }
+  void push(Packet p) { pkts_.push_back(std::move(p)); }
+  void clear() { pkts_.clear(); }
+  Packet& operator[](size_t i) { return pkts_[i]; }
+  const Packet& operator[](size_t i) const { return pkts_[i]; }
+  auto begin() { return pkts_.begin(); }
+  auto end() { return pkts_.end(); }
+  auto begin() const { return pkts_.begin(); }
+  auto end() const { return pkts_.end(); }
+  std::vector<Packet>& packets() { return pkts_; }
+
+ private:
+  size_t capacity_;
+  std::vector<Packet> pkts_;
+};
+
+}  // namespace l45

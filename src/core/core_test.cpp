@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include "l45/core/counters.hpp"
+#include "l45/core/drop_reason.hpp"
+#include "l45/core/result.hpp"
+#include "l45/core/time.hpp"
+
+namespace l45 {
+namespace {
+
+TEST(DropReason, NamesRoundTripAndNumbersAreStable) {
+  EXPECT_EQ(drop_reason_name(DropReason::Ipv4BadIhl), "ipv4_bad_ihl");
+  EXPECT_EQ(static_cast<int>(DropReason::Ipv4BadIhl), 14);
+  EXPECT_EQ(drop_reason_from_name("tcp_bad_data_offset"), DropReason::TcpBadDataOffset);
+  EXPECT_FALSE(drop_reason_from_name("no_such_reason").has_value());
+  for (size_t i = 0; i < kDropReasonCount; ++i) {
+    auto r = static_cast<DropReason>(i);
+    EXPECT_EQ(drop_reason_from_name(drop_reason_name(r)), r) << i;
+  }
+}
+
+TEST(DropCounters, CountsEachReasonAndTotalsAllButNone) {
+  DropCounters c;
+  c.add(DropReason::Truncated);
+  c.add(DropReason::Truncated, 2);
+  c.add(DropReason::None, 5);
+  EXPECT_EQ(c.get(DropReason::Truncated), 3u);
+  EXPECT_EQ(c.total(), 3u);
+  int seen = 0;
+  c.for_each_nonzero([&](DropReason r, uint64_t n) {
+    EXPECT_EQ(r, DropReason::Truncated);
+    EXPECT_EQ(n, 3u);
+    ++seen;
+  });
+  EXPECT_EQ(seen, 1);
+}
+
+Result<int> half(int x) {
+  if (x % 2) return Error::invalid("odd");
+  return x / 2;
+}
+Result<int> quarter(int x) {
+  L45_TRY(int h, half(x));
+  return half(h);
+}
+
+TEST(Result, TryPropagatesTheFirstError) {
+  EXPECT_EQ(*quarter(8), 2);
+  auto r = quarter(6);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().context(), "odd");
+  EXPECT_EQ(r.error().code(), EINVAL);
+  EXPECT_NE(r.error().message().find("odd: "), std::string::npos);
+}
+
+TEST(PacketClock, NeverGoesBackwards) {
+  PacketClock c;
+  c.advance(Timestamp{100});
+  c.advance(Timestamp{50});
+  EXPECT_EQ(c.now().ns, 100);
+  c.advance(Timestamp{200});
+  EXPECT_EQ(c.now().ns, 200);
+}
+
+TEST(Timestamp, SplitsNegativeTimesIntoSecondsAndPositiveNanos) {
+  Timestamp t{-1500000000};
+  EXPECT_EQ(t.sec(), -2);
+  EXPECT_EQ(t.nsec_part(), 500000000);
+}
+
+TEST(CounterSet, ReferencesSurviveGrowth) {
+  CounterSet s;
+  uint64_t& a = s.add("a");
+  for (int i = 0; i < 100; ++i) s.add("x" + std::to_string(i));
+  ++a;
+  EXPECT_EQ(*s.find("a"), 1u);
+}
+
+}  // namespace
+}  // namespace l45
