@@ -4,6 +4,7 @@
 # something is missing. Needs root (or sudo) on Debian 12.
 set -euo pipefail
 
+# `install-deps.sh bench` adds what ../shared/bench-peers needs (trace generator and peers).
 packages=(
   # build
   cmake ninja-build g++ ccache pkg-config make git
@@ -15,6 +16,9 @@ packages=(
   tshark tcpdump python3 python3-scapy
   nginx-light curl iproute2 nftables ethtool iputils-ping procps
 )
+if [ "${1:-}" = bench ]; then
+  packages+=(wrk libnids-dev libtins-dev libndpi-bin time util-linux)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
