@@ -109,6 +109,9 @@ TEST(TunDevice, KernelAnswersEchoRequestWrittenIntoTunAndRefusesNonIp) {
   ns.exec("ip link show l45tun1", &out);
   EXPECT_NE(out.find("mtu 1400"), std::string::npos) << out;
 
+  // A Raw link type compiles (LINKTYPE_RAW 101 is DLT_RAW 12 to libpcap).
+  ASSERT_TRUE(tun->set_filter("icmp[icmptype] == icmp-echoreply").ok());
+
   Buf echo(8 + 16);
   store_u8(&echo[0], 8);
   store_be16(&echo[4], 0x4c45);  // identifier
