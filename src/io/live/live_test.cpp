@@ -280,6 +280,36 @@ TEST(LiveSource, DirectionOptionSplitsSentFromReceived) {
   }
 }
 
+// `any` delivers cooked (LINUX_SLL) frames, whose packet type says which way each went.
+TEST(LiveSource, AnyInterfaceGivesCookedFramesWithTheirDirection) {
+  L45_REQUIRE_NETNS();
+  Netns c("ac"), s("as");
+  ASSERT_TRUE(c.ok() && s.ok()) << c.error() << s.error();
+  ASSERT_EQ(add_veth(c, {"vc", "198.51.100.1/24"}, s, {"vs", "198.51.100.2/24"}), "");
+  std::unique_ptr<Source> src;
+  {
+    NetnsScope in(c);
+    ASSERT_TRUE(in.ok()) << in.error();
+    auto r = open_source("iface:any");
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    src = std::move(*r);
+  }
+  EXPECT_EQ(src->link_type(), LinkType::LinuxSll);
+  ASSERT_TRUE(src->set_filter("icmp and host 198.51.100.2").ok());
+  ASSERT_EQ(c.exec("ping -c 1 -W 2 198.51.100.2"), 0);
+  std::vector<Packet> got;
+  read_until(*src, got, 2000, [&] { return got.size() >= 2; });
+  ASSERT_EQ(got.size(), 2u);
+  // SLL: packet type (2), ARPHRD (2), address length (2), address (8), protocol (2).
+  for (const Packet& p : got) {
+    EXPECT_EQ(p.meta().link, LinkType::LinuxSll);
+    ASSERT_TRUE(parse_ip4(p.data(), 16));
+    uint8_t icmp_type = load_u8(&p.data()[16 + parse_ip4(p.data(), 16)->ihl]);
+    EXPECT_EQ(p.meta().direction, icmp_type == 8 ? Direction::Outbound : Direction::Inbound)
+        << "ICMP type " << int(icmp_type);
+  }
+}
+
 // A UDP datagram built by hand, injected on one end of a veth pair, is delivered to a socket
 // in the other namespace and captured there byte for byte.
 TEST(LiveInjector, InjectedUdpFrameReachesSocketInPeerNamespace) {
