@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -187,7 +188,13 @@ std::string add_veth(const Netns& a, const VethEnd& ea, const Netns& b, const Ve
 
 TempDir::TempDir() {
   char tmpl[] = "/tmp/l45testXXXXXX";
-  if (char* p = mkdtemp(tmpl)) path_ = p;
+  char* p = mkdtemp(tmpl);
+  if (!p) {
+    // Without it, write() would scribble relative to the working directory.
+    std::fprintf(stderr, "l45 test: mkdtemp /tmp: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  path_ = p;
 }
 
 TempDir::~TempDir() {
