@@ -50,7 +50,10 @@ Result<BpfFilter> BpfFilter::compile(std::string_view expr, LinkType link, uint3
   BpfFilter f;
   f.expr_ = std::string(expr);
   if (expr.empty()) return f;
-  pcap_t* dead = pcap_open_dead(static_cast<int>(link), static_cast<int>(snaplen));
+  // pcap_open_dead() takes a DLT_* value. LINKTYPE_* values equal them except LINKTYPE_RAW
+  // (101), which is DLT_RAW (12 on Linux): libpcap refuses 101 as "unknown data link type".
+  int dlt = link == LinkType::Raw ? DLT_RAW : static_cast<int>(link);
+  pcap_t* dead = pcap_open_dead(dlt, static_cast<int>(snaplen));
   if (!dead) return Error(ENOMEM, "pcap_open_dead");
   auto* prog = new bpf_program{};
   if (pcap_compile(dead, prog, f.expr_.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
