@@ -1,0 +1,30 @@
+// Input handling shared by every command that reads packets: -r FILE | -i IFACE, -f FILTER,
+// a bounded loop that stops cleanly on Ctrl-C, and the source's counters for --stats.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "l45/io/source.hpp"
+
+namespace l45::cli {
+
+struct InputArgs {
+  std::string file;       // -r: capture file, or "-" for standard input
+  std::string iface;      // -i: live interface
+  std::string filter;     // -f: tcpdump-syntax filter
+};
+
+void add_input_options(CLI::App& app, InputArgs& in);
+// Opens the source and sets the filter; ends the command (exit 2, one line) on failure.
+std::unique_ptr<Source> open_input(const InputArgs& in);
+// Calls f for every packet until the source ends, `limit` packets were seen (0 = no limit),
+// or the user pressed Ctrl-C. An error from the source (e.g. a corrupt record) comes back
+// after every packet before it was handed to f.
+Result<void> for_each_packet(Source& src, uint64_t limit, const std::function<void(const Packet&)>& f);
+void print_source_stats(const Source& src);
+
+}  // namespace l45::cli
