@@ -53,8 +53,11 @@ check("-c 5 prints 5 lines", p.returncode == 0 and len(p.stdout.splitlines()) ==
 p = run("decode", "-r", SAMPLE, "--json", "-c", "3")
 objs = [json.loads(l) for l in p.stdout.splitlines()]
 check("--json: one object per line, frames 1..3", [o["frame"] for o in objs] == [1, 2, 3], p.stdout)
-check("--json: first packet is the client's SYN",
-      objs and objs[0].get("tcp", {}).get("flags") == "S" and objs[0]["ip"]["dst"] == "198.51.100.1", objs[:1])
+p = run("decode", "-r", SAMPLE, "--json", "-f", "tcp", "-c", "1")
+objs = [json.loads(l) for l in p.stdout.splitlines()]
+check("--json: the first TCP packet is the client's SYN to nginx",
+      len(objs) == 1 and objs[0]["tcp"]["flags"] == "S" and objs[0]["ip"]["dst"] == "198.51.100.1"
+      and objs[0]["tcp"]["dport"] == 80 and objs[0]["csum"] == "ok", objs)
 
 # The filter is tcpdump's language: the count must equal tcpdump's for the same expression.
 tcpdump = subprocess.run(["tcpdump", "-n", "-r", SAMPLE, "ip6"], capture_output=True, text=True)

@@ -12,7 +12,13 @@ Deliberate differences (each is handled explicitly below, not silently):
   occurrences of ip.* / tcp.* / udp.*. l45 reports the ICMP message; the quote is not the
   packet's own transport header, so those extra occurrences are not compared.
 - IP fragments: tshark is run with reassembly off, so neither side decodes a transport
-  header in a non-first fragment.
+  header in a non-first fragment. tshark 4.0 prints ip.frag_offset in 8-byte units, l45 in
+  bytes (as tcpdump does): tshark's value is multiplied by 8.
+- 802.1ad: tshark reports S-tags as ieee8021ad.id and C-tags as vlan.id; l45's `vlan` lists
+  all tags outermost first, so it is compared with the S-tags followed by the C-tags.
+- Packets carried as application data (sFlow samples, for one) are dissected by tshark into
+  more ip/tcp/udp occurrences; l45 stops at the transport header, so when l45 decoded UDP the
+  tcp.* fields tshark found inside the payload are not compared.
 
 Usage: decode_oracle.py L45_BINARY PCAPS_DIR   (exit 77 = skipped: no pcaps or no tshark)
 """
@@ -24,7 +30,7 @@ import sys
 from decimal import Decimal
 
 FIELDS = [
-    "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "vlan.id",
+    "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "ieee8021ad.id", "vlan.id",
     "ip.version", "ip.src", "ip.dst", "ip.proto", "ip.ttl", "ip.len", "ip.id",
     "ip.frag_offset", "ip.flags.mf", "ip.checksum.status",
     "ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.plen",
@@ -91,7 +97,7 @@ def compare(t, o):
     tts = nth(t, "frame.time_epoch", 0)
     if tts is not None and Decimal(tts) != Decimal(str(o.get("ts"))):
         bad.append(f"ts: tshark {tts}, l45 {o.get('ts')}")
-    eq("vlan", [int(x) for x in t["vlan.id"]], o.get("vlan", []))
+    eq("vlan", [int(x) for x in t["ieee8021ad.id"] + t["vlan.id"]], o.get("vlan", []))
 
     ip = o.get("ip")
     tun = o.get("tunnel", [])
@@ -106,7 +112,8 @@ def compare(t, o):
             eq("ip.ttl", as_int(nth(t, "ip.ttl", k)), ip.get("ttl"))
             eq("ip.len", as_int(nth(t, "ip.len", k)), ip.get("len"))
             eq("ip.id", as_int(nth(t, "ip.id", k)), ip.get("id"))
-            eq("ip.frag_offset", as_int(nth(t, "ip.frag_offset", k)), ip.get("frag_offset"))
+            fo = as_int(nth(t, "ip.frag_offset", k))
+            eq("ip.frag_offset", fo * 8 if fo is not None else None, ip.get("frag_offset"))
             mf = nth(t, "ip.flags.mf", k)
             if mf is not None:
                 eq("ip.mf", mf in ("1", "True"), ip.get("mf"))
@@ -149,7 +156,7 @@ def compare(t, o):
         eq("tcp.ts_val", as_int(nth(t, "tcp.options.timestamp.tsval", 0)), tcp.get("ts_val"))
         eq("tcp.ts_ecr", as_int(nth(t, "tcp.options.timestamp.tsecr", 0)), tcp.get("ts_ecr"))
         eq("payload_len", as_int(nth(t, "tcp.len", 0)), o.get("payload_len"))
-    elif t["tcp.srcport"] and not icmp_error and not o.get("error"):
+    elif t["tcp.srcport"] and not icmp_error and not o.get("error") and "udp" not in o:
         bad.append("tcp: tshark decoded a TCP header, l45 none")
 
     udp = o.get("udp")
