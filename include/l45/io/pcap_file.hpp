@@ -128,6 +128,7 @@ class PcapFileSource final : public Source {
   Step interface_description(const std::byte* b, uint32_t len);
   Step packet_block(uint32_t type, const std::byte* b, uint32_t len, Record& r);
   Step fail(DropReason why, std::string msg);
+  std::string shown_path() const;  // as messages name it: the path, or "stdin"
   uint16_t u16(const std::byte* p) const;
   uint32_t u32(const std::byte* p) const;
   uint64_t u64(const std::byte* p) const;
@@ -155,6 +156,10 @@ class PcapFileSource final : public Source {
   size_t section_base_ = 0;              // index in interfaces_ of the section's interface 0
   uint32_t section_count_ = 0;           // number of sections seen
 };
+
+// Every packet of a capture file (PcapFileSource::read_all): for tests and benchmarks that
+// want the whole trace in memory, borrowed from its mapping.
+Result<std::vector<Packet>> read_capture(std::string_view path);
 
 enum class TsResolution : uint8_t { Auto, Micro, Nano };  // Auto: us for pcap, ns for pcapng
 

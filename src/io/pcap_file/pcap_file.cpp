@@ -16,8 +16,6 @@
 #include <cstring>
 #include <limits>
 
-#include "l45/core/log.hpp"
-
 namespace l45 {
 
 namespace {
@@ -195,6 +193,10 @@ std::string PcapFileSource::name() const {
   return "file:" + path_;
 }
 
+std::string PcapFileSource::shown_path() const {
+  return path_ == "-" ? "stdin" : path_;
+}
+
 bool PcapFileSource::at_end() const {
   return done_ && !pending_;
 }
@@ -210,7 +212,7 @@ uint32_t PcapFileSource::snaplen() const {
 
 PcapFileSource::Step PcapFileSource::fail(DropReason why, std::string msg) {
   stats_.drops.add(why);
-  pending_ = Error(0, fmt::format("{}: {}", path_ == "-" ? "stdin" : path_, msg));
+  pending_ = Error(0, fmt::format("{}: {}", shown_path(), msg));
   done_ = true;
   return Step::Error;
 }
@@ -239,7 +241,7 @@ Result<std::unique_ptr<PcapFileSource>> PcapFileSource::start(std::shared_ptr<co
   s->keepalive_ = std::move(keepalive);
   s->data_ = data;
   s->path_ = std::move(path);
-  const std::string& shown = s->path_ == "-" ? std::string("stdin") : s->path_;
+  const std::string shown = s->shown_path();
   if (data.size() < 4) {
     return Error(0,
                  fmt::format("{}: not a pcap or pcapng file ({} bytes long)", shown, data.size()));
@@ -265,9 +267,8 @@ Result<std::unique_ptr<PcapFileSource>> PcapFileSource::start(std::shared_ptr<co
 }
 
 Result<void> PcapFileSource::open_pcap() {
-  const std::string& shown = path_ == "-" ? std::string("stdin") : path_;
+  const std::string shown = shown_path();
   if (data_.size() < kPcapHeaderLen) {
-    stats_.drops.add(DropReason::PcapTruncated);
     return Error(
         0, fmt::format("{}: truncated pcap file header at byte 0: {} bytes needed, {} left", shown,
                        kPcapHeaderLen, data_.size()));
@@ -279,7 +280,6 @@ Result<void> PcapFileSource::open_pcap() {
   const uint16_t major = u16(h + 4);
   const uint16_t minor = u16(h + 6);
   if (major != 2) {
-    stats_.drops.add(DropReason::PcapCorrupt);
     return Error(0,
                  fmt::format("{}: unsupported pcap version {}.{} at byte 4", shown, major, minor));
   }
@@ -663,6 +663,10 @@ Result<std::vector<Packet>> PcapFileSource::read_all(std::string_view path) {
       out.push_back(std::move(p));
   }
   return out;
+}
+
+Result<std::vector<Packet>> read_capture(std::string_view path) {
+  return PcapFileSource::read_all(path);
 }
 
 // ---- writer ----------------------------------------------------------------------------

@@ -810,6 +810,9 @@ TEST_F(PcapFileOnDisk, ReadAllReturnsEveryPacketOrTheError) {
   auto all = PcapFileSource::read_all(path("a.pcap"));
   ASSERT_TRUE(all.ok()) << all.error().message();
   expect_same_as_records(*all, recs, true);
+  auto same = read_capture(path("a.pcap"));
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->size(), recs.size());
   write_file(path("b.pcap"), frame_bytes(30, 0));
   EXPECT_FALSE(PcapFileSource::read_all(path("b.pcap")).ok());
 }
