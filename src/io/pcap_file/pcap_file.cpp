@@ -54,6 +54,12 @@ constexpr uint8_t kLengthsMaybeSwapped = 2;
 
 constexpr size_t kSinkBufferLen = 1 << 20;
 
+// perf: records are found by chasing lengths through memory that is not in cache, one miss
+// per record; touching the file 8 KiB ahead lets the misses overlap. pcap_file_bench on a
+// 200 MB trace (363k packets, in the page cache): BM_RecordWalk/8192 vs /0 61 vs 95 ns per
+// packet; BM_PcapFileSource 84 ns per packet with it, 107 without (same run, interleaved).
+constexpr size_t kPrefetchAhead = 8192;
+
 uint64_t load_le64(const std::byte* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -351,6 +357,7 @@ Result<size_t> PcapFileSource::read_some(PacketBatch& batch) {
 PcapFileSource::Step PcapFileSource::next_pcap(Record& r) {
   const size_t left = data_.size() - pos_;
   if (left == 0) return Step::End;
+  if (left > kPrefetchAhead) __builtin_prefetch(data_.data() + pos_ + kPrefetchAhead);
   const uint64_t packet = frames_ + 1;
   if (left < kPcapRecordHeaderLen) {
     return fail(
@@ -395,6 +402,7 @@ PcapFileSource::Step PcapFileSource::next_pcap(Record& r) {
 PcapFileSource::Step PcapFileSource::next_pcapng(Record& r) {
   const size_t left = data_.size() - pos_;
   if (left == 0) return Step::End;
+  if (left > kPrefetchAhead) __builtin_prefetch(data_.data() + pos_ + kPrefetchAhead);
   if (left < 8) {
     return fail(DropReason::PcapTruncated,
                 fmt::format("truncated pcapng block header at byte {}: 8 bytes needed, {} left",
