@@ -184,7 +184,8 @@ class PcapFileSink final : public Sink {
   Result<void> write(const Packet& p) override;
   // Writes the header (even with no packet yet) and everything buffered.
   Result<void> flush() override;
-  // flush(), then close the file. Later writes fail.
+  // flush(), then close the file. Later writes fail. After a failed write every call returns
+  // that error: the file would have a hole.
   Result<void> close();
   std::string name() const override;
   uint64_t packets_written() const { return packets_; }
@@ -209,6 +210,7 @@ class PcapFileSink final : public Sink {
   // pcapng: one interface per (link type, ingress) in order of first use
   std::vector<std::pair<uint32_t, uint32_t>> ifaces_;
   std::vector<std::byte> buf_;
+  std::optional<Error> failed_;  // a write that failed: every later call returns it
 };
 
 }  // namespace l45

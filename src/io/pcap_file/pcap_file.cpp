@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -70,6 +71,13 @@ uint64_t pad4(uint64_t n) {
   return (n + 3) & ~uint64_t{3};
 }
 
+// "open trace.pcap: No such file or directory". errno is read before the message is
+// formatted, because formatting allocates and may change it.
+Error errno_error(std::string_view what, std::string_view path) {
+  const int code = errno;
+  return Error(code, fmt::format("{} {}", what, path));
+}
+
 // A captured length above the snapshot length, or above kMaxCaptureLength whatever the header
 // says, means the length field is garbage. Snaplen 0 was written by tools that meant "none".
 uint32_t caplen_limit(uint32_t snaplen) {
@@ -118,7 +126,7 @@ class Contents {
   static Result<std::shared_ptr<Contents>> load(const std::string& path) {
     const bool is_stdin = path == "-";
     int fd = is_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Error::from_errno(fmt::format("open {}", path));
+    if (fd < 0) return errno_error("open", path);
     auto c = std::make_shared<Contents>();
     auto r = c->fill(fd, is_stdin ? "stdin" : path);
     if (!is_stdin) ::close(fd);
@@ -140,7 +148,7 @@ class Contents {
  private:
   Result<void> fill(int fd, const std::string& what) {
     struct stat st {};
-    if (::fstat(fd, &st) != 0) return Error::from_errno(fmt::format("stat {}", what));
+    if (::fstat(fd, &st) != 0) return errno_error("stat", what);
     if (S_ISREG(st.st_mode) && st.st_size > 0) {
       // perf: a private read-only mapping lets the kernel's readahead feed us pages and lets
       // every packet point into the page cache: no copy, no read() per record.
@@ -160,12 +168,11 @@ class Contents {
       if (used == heap_.size()) heap_.resize(heap_.size() * 2);
       ssize_t n = ::read(fd, heap_.data() + used, heap_.size() - used);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Error::from_errno(fmt::format("read {}", what));
+      if (n < 0) return errno_error("read", what);
       if (n == 0) break;
       used += static_cast<size_t>(n);
     }
-    heap_.resize(used);
-    heap_.shrink_to_fit();
+    heap_.resize(used);  // no shrink_to_fit: it would copy the whole input once more
     return {};
   }
 
@@ -697,7 +704,7 @@ Result<std::unique_ptr<PcapFileSink>> PcapFileSink::open(std::string_view path,
     s->fd_ = STDOUT_FILENO;
   } else {
     s->fd_ = ::open(s->path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd_ < 0) return Error::from_errno(fmt::format("create {}", path));
+    if (s->fd_ < 0) return errno_error("create", path);
     s->own_fd_ = true;
   }
   s->buf_.reserve(kSinkBufferLen);
@@ -705,11 +712,21 @@ Result<std::unique_ptr<PcapFileSink>> PcapFileSink::open(std::string_view path,
   return s;
 }
 
+namespace {
+bool has_pcapng_suffix(std::string_view path) {
+  constexpr std::string_view kSuffix = ".pcapng";
+  if (path.size() <= kSuffix.size()) return false;
+  const std::string_view tail = path.substr(path.size() - kSuffix.size());
+  return std::equal(tail.begin(), tail.end(), kSuffix.begin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+}
+}  // namespace
+
 Result<std::unique_ptr<PcapFileSink>> PcapFileSink::open(const SourceSpec& spec) {
   PcapWriteOptions o;
   const std::string& path = spec.arg;
-  o.format =
-      path.size() > 7 && path.ends_with(".pcapng") ? CaptureFormat::Pcapng : CaptureFormat::Pcap;
+  o.format = has_pcapng_suffix(path) ? CaptureFormat::Pcapng : CaptureFormat::Pcap;
   auto number = [&](std::string_view key, const std::string& v) -> Result<uint32_t> {
     uint32_t n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -866,6 +883,7 @@ void PcapFileSink::put_pcapng(const Packet& p, uint32_t iface) {
 }
 
 Result<void> PcapFileSink::write(const Packet& p) {
+  if (failed_) return *failed_;
   if (fd_ < 0) return Error(EBADF, fmt::format("write {}: the sink is closed", path_));
   if (!started_) L45_TRY_VOID(start(static_cast<uint32_t>(p.meta().link)));
   if (opts_.format == CaptureFormat::Pcap) {
@@ -896,9 +914,10 @@ Result<void> PcapFileSink::drain() {
     ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      Error e = Error::from_errno(fmt::format("write {}", path_));
+      // Sticky: after a lost write the file has a hole, so nothing more goes into it.
+      failed_ = errno_error("write", path_);
       buf_.clear();
-      return e;
+      return *failed_;
     }
     done += static_cast<size_t>(n);
   }
@@ -907,6 +926,7 @@ Result<void> PcapFileSink::drain() {
 }
 
 Result<void> PcapFileSink::flush() {
+  if (failed_) return *failed_;
   if (fd_ < 0) return {};
   // A file with no packet still gets its header, so that it reads as an empty capture.
   if (!started_) L45_TRY_VOID(start(opts_.link ? *opts_.link : uint32_t{1}));
@@ -916,7 +936,7 @@ Result<void> PcapFileSink::flush() {
 Result<void> PcapFileSink::close() {
   if (fd_ < 0) return {};
   auto r = flush();
-  if (own_fd_ && ::close(fd_) != 0 && r.ok()) r = Error::from_errno(fmt::format("close {}", path_));
+  if (own_fd_ && ::close(fd_) != 0 && r.ok()) r = errno_error("close", path_);
   fd_ = -1;
   return r;
 }

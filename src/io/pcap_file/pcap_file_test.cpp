@@ -1024,6 +1024,28 @@ TEST_F(PcapFileOnDisk, FormatOptionWritesPcapngWhateverThePath) {
   EXPECT_EQ((*src2)->format(), CaptureFormat::Pcap);
 }
 
+TEST_F(PcapFileOnDisk, UpperCasePcapngSuffixSelectsPcapng) {
+  ASSERT_TRUE(write_all("file:" + path("X.PCAPNG"), sample_packets(false, false)).ok());
+  auto src = PcapFileSource::open(path("X.PCAPNG"));
+  ASSERT_TRUE(src.ok());
+  EXPECT_EQ((*src)->format(), CaptureFormat::Pcapng);
+}
+
+TEST(PcapFileSink, WriteErrorIsStickyAndNamesTheFile) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  auto sink = PcapFileSink::open("/dev/full");
+  ASSERT_TRUE(sink.ok()) << sink.error().message();
+  ASSERT_TRUE((*sink)->write(Packet::copy_of(frame_bytes(100, 0))).ok());  // buffered
+  auto r = (*sink)->flush();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ENOSPC);
+  EXPECT_EQ(r.error().context(), "write /dev/full");
+  auto again = (*sink)->write(Packet::copy_of(frame_bytes(100, 0)));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ENOSPC);
+  EXPECT_FALSE((*sink)->close().ok());
+}
+
 TEST_F(PcapFileOnDisk, MicrosecondFilesDropSubMicrosecondDigits) {
   auto pkts = sample_packets(true, false);
   ASSERT_TRUE(write_all("file:" + path("us.pcap"), pkts).ok());
