@@ -4,7 +4,9 @@
 // pcapng (every section in its own byte order; IDB, EPB, SPB and the obsolete Packet Block;
 // other blocks are skipped by their length). The format comes from the magic, never from the
 // file name. The file is memory-mapped and each packet borrows its bytes from the mapping
-// (zero copy); pipes and stdin ("-") are read whole first.
+// (zero copy); pipes and stdin ("-") are read whole first. As with any mapping, a file that
+// another process truncates while it is read raises SIGBUS: copy files that are still being
+// written (or read them through a pipe).
 //
 //   source spec:  file:PATH   or a bare PATH;  "-" is stdin.  No options.
 //   per packet:   meta.ts       exact, in ns (pcapng if_tsresol, power-of-10 or power-of-2, and
@@ -13,7 +15,9 @@
 //                 meta.frame    1-based ordinal in the file
 //                 meta.link     the link type of the packet's interface (a pcapng file may mix)
 //                 meta.ingress  pcapng: 1 + the interface's index among all IDBs of the file
-//                               (counted across sections); classic pcap: 0
+//                               (counted across sections, so interfaces() is indexed by it;
+//                               tshark's frame.interface_id restarts in each section);
+//                               classic pcap: 0
 //                 meta.direction from epb_flags / pack_flags when present
 //
 // A truncated or corrupt file is one clear Error, never a crash, and nothing before it is lost:
@@ -39,7 +43,8 @@
 //                 which gets one interface per (link type, ingress) seen). With link=N every
 //                 packet is written under N.
 //     snaplen     snapshot length in the header (default 262144); longer packets are cut to it
-//   Classic pcap stores seconds as 32 bits unsigned: times outside 1970..2106 are clamped.
+//   Times before 1970 are written as 1970; classic pcap also clamps times after 2106 (its
+//   seconds are 32 bits unsigned).
 //
 //   L45_TRY(auto in, PcapFileSource::open("trace.pcapng"));
 //   L45_TRY(auto out, open_sink("file:copy.pcap,ts=ns"));
@@ -78,7 +83,7 @@ class PcapFileSource final : public Source {
   struct Interface {
     uint32_t link_type = 0;      // LINKTYPE_ value (low 16 bits of the header field)
     uint32_t snaplen = 0;        // as written; 0 = no limit
-    uint64_t units_per_sec = 0;  // timestamp resolution (pcapng if_tsresol; 1e6 or 1e9)
+    uint64_t units_per_sec = 0;  // timestamp units per second: from if_tsresol, or 1e6/1e9
     int64_t offset_sec = 0;      // pcapng if_tsoffset
     uint32_t section = 0;        // 0-based pcapng section it belongs to
   };
