@@ -19,7 +19,7 @@ Result<size_t> Source::read(PacketBatch& batch) {
     auto& v = batch.packets();
     size_t keep = 0;
     for (size_t i = 0; i < v.size(); ++i) {
-      if (filter_.matches(v[i])) {
+      if (filter_for(v[i].meta().link).matches(v[i])) {
         if (keep != i) v[keep] = std::move(v[i]);
         ++keep;
       } else {
@@ -37,6 +37,7 @@ Result<size_t> Source::read(PacketBatch& batch) {
 }
 
 Result<void> Source::set_filter(std::string_view expr) {
+  other_links_.clear();
   if (expr.empty()) {
     filter_ = BpfFilter();
     return {};
@@ -46,9 +47,27 @@ Result<void> Source::set_filter(std::string_view expr) {
   return {};
 }
 
+const BpfFilter& Source::filter_for(LinkType link) {
+  if (link == filter_.link()) return filter_;
+  for (const auto& f : other_links_)
+    if (f.link() == link) return f;
+  auto f = BpfFilter::compile(filter_.expression(), link);
+  other_links_.push_back(f.ok() ? std::move(f).value() : BpfFilter::never(filter_.expression(), link));
+  return other_links_.back();
+}
+
+BpfFilter BpfFilter::never(std::string_view expr, LinkType link) {
+  BpfFilter f;
+  f.expr_ = std::string(expr);
+  f.link_ = link;
+  f.never_ = true;
+  return f;
+}
+
 Result<BpfFilter> BpfFilter::compile(std::string_view expr, LinkType link, uint32_t snaplen) {
   BpfFilter f;
   f.expr_ = std::string(expr);
+  f.link_ = link;
   if (expr.empty()) return f;
   // pcap_open_dead() takes a DLT_* value. LINKTYPE_* values equal them except LINKTYPE_RAW
   // (101), which is DLT_RAW (12 on Linux): libpcap refuses 101 as "unknown data link type".
@@ -72,6 +91,7 @@ Result<BpfFilter> BpfFilter::compile(std::string_view expr, LinkType link, uint3
 }
 
 bool BpfFilter::matches(Bytes data, uint32_t wire_len) const {
+  if (never_) return false;
   if (!prog_) return true;
   pcap_pkthdr h{};
   h.caplen = static_cast<bpf_u_int32>(data.size());

@@ -18,8 +18,12 @@ class BpfFilter {
   // Errors (EINVAL) carry libpcap's message: "bad filter 'tcp prot 80': syntax error".
   static Result<BpfFilter> compile(std::string_view expr, LinkType link, uint32_t snaplen = 262144);
 
-  bool empty() const { return !prog_; }
+  bool empty() const { return !prog_ && !never_; }
   const std::string& expression() const { return expr_; }
+  LinkType link() const { return link_; }
+  // A filter that matches nothing: what an expression becomes on a link type it cannot be
+  // compiled for ("ether host ..." on raw IP), so such packets are filtered out, not passed.
+  static BpfFilter never(std::string_view expr, LinkType link);
   bool matches(const Packet& p) const;
   bool matches(Bytes data, uint32_t wire_len) const;
   // The compiled program (a struct bpf_program*), for backends that attach it to a socket.
@@ -27,6 +31,8 @@ class BpfFilter {
 
  private:
   std::string expr_;
+  LinkType link_ = LinkType::Ethernet;
+  bool never_ = false;
   std::shared_ptr<void> prog_;  // struct bpf_program, freed with pcap_freecode
 };
 

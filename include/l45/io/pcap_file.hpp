@@ -26,8 +26,8 @@
 //   x.pcapng: corrupt pcapng block at byte 88: block length 7 is below the minimum 12
 // and counts it once in stats().drops as pcap_truncated (the file ends inside a record) or
 // pcap_corrupt (a length or field that cannot be right). After that, read() returns 0 and
-// at_end() is true. A captured length above the snapshot length (or above 256 KiB, whatever
-// the header says) is corrupt. An unknown link type is not an error here (the decoder reports
+// at_end() is true. A captured length above 256 KiB is corrupt; one above an understated
+// snapshot length is read whole, as Wireshark does. An unknown link type is not an error here (the decoder reports
 // unknown_link_type). Format errors carry errno 0: their message says everything.
 //
 // PcapFileSink writes classic pcap, or pcapng when the path ends in ".pcapng" or
@@ -151,13 +151,11 @@ class PcapFileSource final : public Source {
   // classic pcap
   bool nanosecond_ = false;
   uint8_t lengths_swapped_ = 0;  // files before pcap 2.4 may hold caplen and len swapped
-  uint32_t caplen_limit_ = kMaxCaptureLength;
   LinkType link_ = LinkType::Ethernet;
   uint32_t raw_link_type_ = 0;
 
   // pcapng
   std::vector<Interface> interfaces_;
-  std::vector<uint32_t> caplen_limits_;  // per interface, beside interfaces_
   size_t section_base_ = 0;              // index in interfaces_ of the section's interface 0
   uint32_t section_count_ = 0;           // number of sections seen
 };

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "l45/core/drop_reason.hpp"
 #include "l45/core/result.hpp"
@@ -57,7 +58,12 @@ class Source {
   // Appends up to batch.capacity() - batch.size() packets; same return rules as read().
   virtual Result<size_t> read_some(PacketBatch& batch) = 0;
   SourceStats stats_;
-  BpfFilter filter_;  // empty: match all
+  BpfFilter filter_;  // for link_type(); empty: match all
+
+ private:
+  // A pcapng file may mix link types: the filter is compiled again for each other one seen.
+  const BpfFilter& filter_for(LinkType link);
+  std::vector<BpfFilter> other_links_;
 };
 
 class Sink {

@@ -78,17 +78,10 @@ Error errno_error(std::string_view what, std::string_view path) {
   return Error(code, fmt::format("{} {}", what, path));
 }
 
-// A captured length above the snapshot length, or above kMaxCaptureLength whatever the header
-// says, means the length field is garbage. Snaplen 0 was written by tools that meant "none".
-uint32_t caplen_limit(uint32_t snaplen) {
-  return snaplen == 0 || snaplen > kMaxCaptureLength ? kMaxCaptureLength : snaplen;
-}
-
-std::string limit_text(uint32_t snaplen) {
-  if (snaplen == 0 || snaplen > kMaxCaptureLength)
-    return fmt::format("the maximum {}", kMaxCaptureLength);
-  return fmt::format("the snapshot length {}", snaplen);
-}
+// A captured length above kMaxCaptureLength means the length field is garbage. One above the
+// header's snapshot length is not: tools have written understated snaplens (libpcap's
+// sf-pcap.c blames old Solaris BUFMOD), and Wireshark reads such records whole, so l45 keeps
+// every captured byte too rather than refusing the file or cutting the packet as libpcap does.
 
 int64_t saturate(__int128 v) {
   if (v > std::numeric_limits<int64_t>::max()) return std::numeric_limits<int64_t>::max();
@@ -308,7 +301,6 @@ Result<void> PcapFileSource::open_pcap() {
   itf.link_type = raw_link_type_ & 0xffff;
   itf.units_per_sec = nanosecond_ ? kNsPerSec : kUsPerSec;
   interfaces_.push_back(itf);
-  caplen_limit_ = caplen_limit(itf.snaplen);
   link_ = static_cast<LinkType>(itf.link_type);
   pos_ = kPcapHeaderLen;
   return {};
@@ -379,10 +371,10 @@ PcapFileSource::Step PcapFileSource::next_pcap(Record& r) {
       (lengths_swapped_ == kLengthsMaybeSwapped && caplen > len)) {
     std::swap(caplen, len);
   }
-  if (caplen > caplen_limit_) {
+  if (caplen > kMaxCaptureLength) {
     return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt record at byte {} (packet {}): captured length {} exceeds {}",
-                            pos_, packet, caplen, limit_text(interfaces_.front().snaplen)));
+                fmt::format("corrupt record at byte {} (packet {}): captured length {} exceeds the maximum {}",
+                            pos_, packet, caplen, kMaxCaptureLength));
   }
   const size_t room = left - kPcapRecordHeaderLen;
   if (caplen > room) {
@@ -577,7 +569,6 @@ PcapFileSource::Step PcapFileSource::interface_description(const std::byte* b, u
     o = v + pad4(olen);
   }
   interfaces_.push_back(itf);
-  caplen_limits_.push_back(caplen_limit(itf.snaplen));
   return Step::Again;
 }
 
@@ -633,11 +624,11 @@ PcapFileSource::Step PcapFileSource::packet_block(uint32_t type, const std::byte
                             "past the block body ({} bytes)",
                             pos_, packet, caplen, room));
   }
-  if (caplen > caplen_limits_[idx]) {
+  if (caplen > kMaxCaptureLength) {
     return fail(DropReason::PcapCorrupt,
                 fmt::format("corrupt pcapng block at byte {} (packet {}): captured length {} "
-                            "exceeds {} of interface {}",
-                            pos_, packet, caplen, limit_text(itf.snaplen), iface));
+                            "exceeds the maximum {}",
+                            pos_, packet, caplen, kMaxCaptureLength));
   }
   r.data = {data, caplen};
   r.meta = PacketMeta{};
