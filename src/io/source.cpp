@@ -32,7 +32,8 @@ Result<size_t> Source::read(PacketBatch& batch) {
     if (keep > 0 || *r == 0 || at_end()) break;
   }
   stats_.packets += batch.size();
-  for (const Packet& p : batch) stats_.bytes += p.size();
+  for (const Packet& p : batch)
+    stats_.bytes += p.size();
   return batch.size();
 }
 
@@ -52,7 +53,8 @@ const BpfFilter& Source::filter_for(LinkType link) {
   for (const auto& f : other_links_)
     if (f.link() == link) return f;
   auto f = BpfFilter::compile(filter_.expression(), link);
-  other_links_.push_back(f.ok() ? std::move(f).value() : BpfFilter::never(filter_.expression(), link));
+  other_links_.push_back(f.ok() ? std::move(f).value()
+                                : BpfFilter::never(filter_.expression(), link));
   return other_links_.back();
 }
 
@@ -100,7 +102,9 @@ bool BpfFilter::matches(Bytes data, uint32_t wire_len) const {
                              reinterpret_cast<const u_char*>(data.data())) != 0;
 }
 
-bool BpfFilter::matches(const Packet& p) const { return matches(p.data(), p.meta().wire_len); }
+bool BpfFilter::matches(const Packet& p) const {
+  return matches(p.data(), p.meta().wire_len);
+}
 
 // ---- registry ---------------------------------------------------------------------------
 
@@ -143,7 +147,8 @@ Result<SourceSpec> parse_source_spec(std::string_view spec) {
       return Error::invalid(fmt::format("bad option '{}' in '{}': expected key=value", item, spec));
     s.options.emplace_back(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
   }
-  if (s.arg.empty()) return Error::invalid(fmt::format("'{}': nothing after '{}:'", spec, s.scheme));
+  if (s.arg.empty())
+    return Error::invalid(fmt::format("'{}': nothing after '{}:'", spec, s.scheme));
   return s;
 }
 
@@ -166,7 +171,8 @@ namespace {
 template <typename E>
 std::string known(const std::vector<E>& v) {
   std::string s;
-  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e.scheme;
+  for (const auto& e : v)
+    s += (s.empty() ? "" : ", ") + e.scheme;
   return s;
 }
 }  // namespace
@@ -186,13 +192,15 @@ Result<std::unique_ptr<Sink>> IoRegistry::open_sink(const SourceSpec& spec) cons
 
 std::vector<Registration> IoRegistry::sources() const {
   std::vector<Registration> r;
-  for (const auto& e : sources_) r.push_back({e.scheme, e.help});
+  for (const auto& e : sources_)
+    r.push_back({e.scheme, e.help});
   return r;
 }
 
 std::vector<Registration> IoRegistry::sinks() const {
   std::vector<Registration> r;
-  for (const auto& e : sinks_) r.push_back({e.scheme, e.help});
+  for (const auto& e : sinks_)
+    r.push_back({e.scheme, e.help});
   return r;
 }
 
