@@ -47,8 +47,7 @@ Packet::~Packet() {
   if (buf_) buf_->release();
 }
 
-Packet::Packet(Packet&& o) noexcept
-    : buf_(o.buf_), off_(o.off_), len_(o.len_), meta_(o.meta_) {
+Packet::Packet(Packet&& o) noexcept : buf_(o.buf_), off_(o.off_), len_(o.len_), meta_(o.meta_) {
   o.buf_ = nullptr;
   o.off_ = o.len_ = 0;
 }
@@ -133,16 +132,17 @@ MutBytes Packet::mutable_data() {
 }
 
 void Packet::resize(size_t len) {
+  // The bytes the capture cut (wire_len - size) stay cut: the wire length moves with the data.
+  const uint32_t cut = meta_.wire_len > len_ ? meta_.wire_len - len_ : 0;
   if (len <= len_) {
     if (!is_unique()) make_unique(kDefaultHeadroom, 0);
-    len_ = static_cast<uint32_t>(len);
-    return;
+  } else {
+    size_t room = buf_ && !buf_->external ? buf_->capacity - off_ : 0;
+    if (!is_unique() || room < len) make_unique(off_ ? off_ : kDefaultHeadroom, len - len_ + 64);
+    std::memset(base() + off_ + len_, 0, len - len_);
   }
-  size_t room = buf_ && !buf_->external ? buf_->capacity - off_ : 0;
-  if (!is_unique() || room < len) make_unique(off_ ? off_ : kDefaultHeadroom, len - len_ + 64);
-  std::memset(base() + off_ + len_, 0, len - len_);
   len_ = static_cast<uint32_t>(len);
-  if (meta_.wire_len < len_) meta_.wire_len = len_;
+  meta_.wire_len = len_ + cut;
 }
 
 MutBytes Packet::push_front(size_t n) {
