@@ -193,15 +193,17 @@ class PacketDecoder {
   }
 
   void pppoe() {
-    if (!need(PppoeView::kHeaderLen, DropReason::PppoeTruncated)) return;
+    if (!need(PppoeView::kMinHeaderLen, DropReason::PppoeTruncated)) return;
     uint32_t start = off_;
+    uint32_t plen = uint32_t(PppoeView::protocol_len(load_u8(p_ + start + 6)));
+    if (!need(6 + plen, DropReason::PppoeTruncated)) return;
     uint16_t len = load_be16(p_ + start + 4);
     // RFC 2516 4: LENGTH covers the PPPoE payload, which starts with the PPP protocol.
-    if (len < 2 || len > wire_left() - 6) return fail(DropReason::PppoeBadLength);
-    if (!push(LayerKind::Pppoe, start, PppoeView::kHeaderLen)) return;
-    uint16_t proto = load_be16(p_ + start + 6);
+    if (len < plen || len > wire_left() - 6) return fail(DropReason::PppoeBadLength);
+    if (!push(LayerKind::Pppoe, start, 6 + plen)) return;
+    uint16_t proto = plen == 1 ? load_u8(p_ + start + 6) : load_be16(p_ + start + 6);
     enter_datagram(start + 6, len);  // Ethernet padding after it is not ours
-    off_ = start + PppoeView::kHeaderLen;
+    off_ = start + 6 + plen;
     if (proto == ppp_proto::kIpv4) return ipv4();
     if (proto == ppp_proto::kIpv6) return ipv6();
     fail(DropReason::UnknownEtherType);

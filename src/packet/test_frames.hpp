@@ -225,7 +225,7 @@ class Frame {
       }
       size_t field = f.kind == Kind::Tcp ? 16 : f.kind == Kind::Udp ? 6 : 2;
       if (f.kind == Kind::Pppoe || f.kind == Kind::Ipv6) continue;
-      const Fix& ip = fix_[f.ip];
+      if (f.kind != Kind::Icmp && f.ip == kNoIp) continue;  // no pseudo-header to use
       uint32_t l4_len = uint32_t(end - f.at);
       if (f.kind == Kind::Udp) l4_len = load_be16(p + f.at + 4);
       if (f.at + l4_len > end) continue;
@@ -234,10 +234,11 @@ class Frame {
                       : f.kind == Kind::Icmp ? 1
                                              : 58;
       uint32_t sum = 0;
-      if (f.kind != Kind::Icmp)
-        sum = ip.kind == Kind::Ipv4
-                  ? pseudo_header_sum_v4(p + ip.at + 12, p + ip.at + 16, proto, l4_len)
-                  : pseudo_header_sum_v6(p + ip.at + 8, p + ip.at + 24, proto, l4_len);
+      if (f.kind != Kind::Icmp) {
+        const std::byte* ip = p + fix_[f.ip].at;
+        sum = fix_[f.ip].kind == Kind::Ipv4 ? pseudo_header_sum_v4(ip + 12, ip + 16, proto, l4_len)
+                                            : pseudo_header_sum_v6(ip + 8, ip + 24, proto, l4_len);
+      }
       store_be16(p + f.at + field, 0);
       uint16_t c = checksum_finish(checksum_add({p + f.at, l4_len}, sum));
       if (f.kind == Kind::Udp && c == 0) c = 0xffff;  // RFC 768: 0 means "none"
@@ -257,7 +258,8 @@ class Frame {
   };
   std::vector<std::byte> b_;
   std::vector<Fix> fix_;
-  size_t ip_ = 0;
+  static constexpr size_t kNoIp = SIZE_MAX;
+  size_t ip_ = kNoIp;  // the latest IP header
 };
 
 }  // namespace l45::test

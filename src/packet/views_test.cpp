@@ -90,6 +90,15 @@ TEST(PppoeView, PayloadIsClippedToTheLengthField) {
   EXPECT_EQ(p->payload().size(), 4u);
 }
 
+TEST(PppoeView, CompressedPppProtocolIsOneByte) {
+  Buf f = Frame().bytes({0x11, 0, 0, 9}).be16(3).bytes({0x21}).payload("ab").build();
+  auto p = PppoeView::parse(B(f));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->ppp_protocol(), 0x21);
+  EXPECT_EQ(p->header_len(), 7u);
+  EXPECT_EQ(p->payload().size(), 2u);
+}
+
 TEST(PppoeView, LengthBelowThePppProtocolIsRefused) {
   Buf f = Frame().pppoe(0x0021, 1).build();
   EXPECT_FALSE(PppoeView::parse(B(f)));
