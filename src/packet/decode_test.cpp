@@ -539,6 +539,18 @@ TEST(PacketView, TsoTotalLengthZeroReadsToTheEndOfTheFrame) {
   EXPECT_EQ(v.payload_len(), 3000u);
 }
 
+TEST(PacketView, RefusedIpLengthsKeepTheAddressesButGiveNoView) {
+  // Found by packet_decode_fuzz: the view of a header recorded before its total length was
+  // refused must not be built on that length.
+  Buf f = Frame().eth(0x0800).ipv4({.src = "10.0.0.1", .total_len = 1}).tcp().build();
+  PacketView v = decode(f);
+  EXPECT_EQ(v.error(), DropReason::Ipv4BadTotalLength);
+  EXPECT_EQ(v.src_addr().to_string(), "10.0.0.1");
+  EXPECT_FALSE(v.ipv4());
+  EXPECT_FALSE(v.tcp());
+  EXPECT_EQ(v.payload().size(), 0u);
+}
+
 TEST(PacketView, WireLengthBelowTheCapturedLengthIsTheCapturedLength) {
   Buf f = eth_ip_tcp();
   PacketView v = PacketView::decode(LinkType::Ethernet, B(f), 10);

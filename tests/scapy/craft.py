@@ -467,6 +467,10 @@ def cases():
     big6 = ip6() / IPv6ExtHdrFragment(id=0xabcdef) / TCP(flags="PA") / (b"g" * 2000)
     for i, f in enumerate(fragment6(big6, 1280)):
         add(f"eth_ipv6_tcp_fragment_{i}", ETHERNET, eth() / f)
+    small = fragment(ip(id=0x7778) / UDP(sport=1, dport=2) / (b"h" * 40), fragsize=24)
+    add("eth_ipv4_small_fragment_last", ETHERNET, eth() / small[-1])
+    small6 = ip6() / IPv6ExtHdrFragment(id=0x55) / TCP(flags="PA") / (b"i" * 100)
+    add("eth_ipv6_small_fragment_first", ETHERNET, eth() / fragment6(small6, 96)[0])
     add("eth_ipv6_atomic_fragment_tcp", ETHERNET,
         eth() / ip6() / IPv6ExtHdrFragment(offset=0, m=0, id=99) / TCP(flags="S"))
     add("eth_ipv6_hbh_dest_routing_tcp", ETHERNET,
@@ -633,7 +637,8 @@ def write_corpus(out):
         "eth_qinq_ipv6_tcp", "eth_mpls_two_labels_ipv4_icmp", "eth_pppoe_ipv4_tcp",
         "sll_ipv4_udp", "sll2_ipv6_tcp", "null_ipv4_icmp", "loop_ipv6_tcp",
         "raw_ipv6_icmpv6_echo", "linktype_ipv4_tcp", "linktype_ipv6_udp",
-        "eth_ipv4_udp_fragment_1", "eth_ipv6_tcp_fragment_0", "eth_ipv6_hbh_dest_routing_tcp",
+        "eth_ipv4_small_fragment_last", "eth_ipv6_small_fragment_first",
+        "eth_ipv6_hbh_dest_routing_tcp",
         "eth_ipv6_ah_tcp", "eth_ipv4_gre_key_seq_ipv6_udp", "eth_ipv4_pptp_ppp_ipv4_udp",
         "eth_ipv4_vxlan_eth_ipv4_tcp", "eth_arp_request", "eth_ipv4_icmp_unreachable_quote",
     ]

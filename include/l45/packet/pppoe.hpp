@@ -53,7 +53,6 @@ class PppoeView {
   }
 
  private:
-  friend class PacketView;
   explicit PppoeView(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -78,7 +77,6 @@ class PppView {
   Bytes payload() const { return b_.subspan(hl_); }
 
  private:
-  friend class PacketView;
   PppView(Bytes b, uint8_t hl, bool compressed) : b_(b), hl_(hl), compressed_(compressed) {}
   Bytes b_;
   uint8_t hl_;
