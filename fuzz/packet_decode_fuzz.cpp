@@ -4,8 +4,9 @@
 // of kLinks, which tests/scapy/craft.py --corpus follows), bit 3 makes the wire length longer
 // than the capture (snaplen-cut paths), bit 4 turns tunnel following off. Checksums are always
 // verified. Besides touching every accessor, the target checks the decoder's own promises
-// (layers inside the capture and in order, payload inside the capture) and traps when one
-// breaks, so a wrong length is found even when it stays in bounds.
+// (layers inside the capture and in order, payload inside the capture, the inline fast path
+// agreeing with the general walk) and traps when one breaks, so a wrong length is found even
+// when it stays in bounds.
 #include <cstddef>
 #include <cstdint>
 
@@ -144,8 +145,8 @@ void touch(const PacketView& v) {
     require(label < (1u << 20));
   for (const IpLayer& ip : v.ip_layers()) {
     require(size_t(ip.offset) + ip.header_len <= data.size());
-    eat(ip.src);
-    eat(ip.dst);
+    eat(ip.src());
+    eat(ip.dst());
     eat(ip.version + ip.proto + ip.total_len);
   }
   eat(v.ip_version() + v.ttl() + v.ip_total_len() + v.ip_id() + v.l4_proto());
@@ -202,7 +203,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PacketView v = PacketView::decode(kLinks[sel & 7], b, wire, opt);
   touch(v);
   PacketView copy = v;  // trivially copyable: the copy reads the same bytes
-  require(copy.layers().size() == v.layers().size() && copy.error() == v.error());
+  require(detail::same_decode(copy, v));
+  // The inline fast path for common packets must agree with the general walk.
+  require(detail::same_decode(v, detail::decode_general(kLinks[sel & 7], b, wire, opt)));
+  DecodeOptions plain = opt;
+  plain.verify_checksums = false;  // the fast path only runs without verification
+  require(detail::same_decode(PacketView::decode(kLinks[sel & 7], b, wire, plain),
+                              detail::decode_general(kLinks[sel & 7], b, wire, plain)));
   touch_views(b);
   return 0;
 }

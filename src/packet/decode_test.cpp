@@ -580,7 +580,7 @@ TEST(PacketView, IpInIpKeysOnTheInnerHeaderAndKeepsTheOuter) {
   EXPECT_EQ(kinds(v), "eth ip ipv6 tcp");
   EXPECT_EQ(v.tunnel_depth(), 1);
   ASSERT_EQ(v.ip_layers().size(), 2u);
-  EXPECT_EQ(v.ip_layers()[0].src.to_string(), "192.0.2.1");
+  EXPECT_EQ(v.ip_layers()[0].src().to_string(), "192.0.2.1");
   EXPECT_EQ(v.ip_layers()[0].proto, 41);
   EXPECT_EQ(v.ip_version(), 6);
   EXPECT_EQ(v.src_addr().to_string(), "2001:db8::a");
@@ -698,6 +698,60 @@ TEST(PacketView, IcmpErrorQuoteDecodesAsACutPacket) {
   PacketView inner = PacketView::decode(LinkType::Ipv4, q, 40);
   EXPECT_EQ(inner.error(), DropReason::SnapCut);
   EXPECT_EQ(inner.src_addr().to_string(), "10.0.0.7");
+}
+
+// --- the fast path ---------------------------------------------------------------------------
+
+TEST(PacketViewFastPath, AgreesWithTheGeneralWalkOnEveryPrefixOfCommonAndNearMissFrames) {
+  std::vector<Buf> frames = {
+      eth_ip_tcp({}, "payload"),
+      eth_ip_tcp({.options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}}, "ts"),
+      eth_ip_tcp({.options = {2, 4, 5, 180}}),  // other options: general walk
+      eth_ip_tcp({.options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0}, .doff = 7}),  // bad TS length
+      eth_ip_tcp({.doff = 4}),
+      eth_ip_tcp({.doff = 15}),
+      pad(eth_ip_tcp({}, "x"), 60),
+      Frame().eth(0x8100).vlan(7, 0x0800).ipv4().tcp().payload("v").build(),
+      Frame().eth(0x8100).vlan(7, 0x8100).vlan(8, 0x0800).ipv4().tcp().build(),
+      Frame().eth(0x0800).ipv4({.proto = 17}).udp().payload("dns").build(),
+      Frame().eth(0x0800).ipv4({.proto = 17}).udp({.checksum = 0}).payload("nocsum").build(),
+      Frame().eth(0x0800).ipv4({.proto = 17}).udp({.length = 9}).payload("longer").build(),
+      Frame().eth(0x0800).ipv4({.proto = 17}).udp({.length = 7}).payload("short").build(),
+      Frame()
+          .eth(0x0800)
+          .ipv4({.proto = 17})
+          .udp({.dport = 4789})
+          .vxlan(1)
+          .eth(0x0800)
+          .ipv4()
+          .tcp()
+          .build(),
+      Frame().eth(0x0800).ipv4({.proto = 1}).icmp(8, 0, 1, 1).build(),
+      Frame().eth(0x0800).ipv4({.frag = 0x2000}).tcp().build(),
+      Frame().eth(0x0800).ipv4({.frag = 0x4000}).tcp().build(),  // DF only
+      Frame().eth(0x0800).ipv4({.options = {1, 1, 1, 1}}).tcp().build(),
+      Frame().eth(0x0800).ipv4({.total_len = 0}).tcp().payload("tso").build(),
+      Frame().eth(0x0800).ipv4({.total_len = 30}).tcp().build(),
+      Frame().eth(0x0800).ipv4({.total_len = 1000}).tcp().build(),
+      Frame().eth(0x86dd).ipv6().tcp().build(),
+  };
+  DecodeOptions options[] = {{}, {.follow_tunnels = false}, {.verify_checksums = true}};
+  size_t compared = 0;
+  for (const Buf& f : frames) {
+    for (size_t n = 0; n <= f.size(); ++n) {
+      for (uint32_t wire : {uint32_t(n), uint32_t(f.size()), uint32_t(f.size() + 100)}) {
+        for (const DecodeOptions& o : options) {
+          Bytes b = B(f).first(n);
+          PacketView fast = PacketView::decode(LinkType::Ethernet, b, wire, o);
+          PacketView slow = detail::decode_general(LinkType::Ethernet, b, wire, o);
+          ASSERT_TRUE(detail::same_decode(fast, slow))
+              << "frame " << (&f - frames.data()) << " cut to " << n << " wire " << wire;
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 5000u);
 }
 
 // --- checksums -------------------------------------------------------------------------------

@@ -119,8 +119,8 @@ void compare(const std::string& name, Bytes bytes, const json& j) {
     ASSERT_EQ(v.ip_layers().size(), ls.size());
     for (size_t i = 0; i < ls.size(); ++i) {
       EXPECT_EQ(v.ip_layers()[i].version, ls[i]["version"]);
-      EXPECT_EQ(v.ip_layers()[i].src.to_string(), ls[i]["src"]);
-      EXPECT_EQ(v.ip_layers()[i].dst.to_string(), ls[i]["dst"]);
+      EXPECT_EQ(v.ip_layers()[i].src().to_string(), ls[i]["src"]);
+      EXPECT_EQ(v.ip_layers()[i].dst().to_string(), ls[i]["dst"]);
     }
   }
   if (j.contains("ip")) {

@@ -41,7 +41,7 @@ bool sack_length_ok(uint8_t len) {
 
 }  // namespace
 
-bool TcpView::options_valid() const {
+bool TcpView::options_valid_slow() const {
   // perf: a direct walk without the TcpOptions copy; the decoder runs this on every segment
   // that carries options.
   const std::byte* p = b_.data() + kMinHeaderLen;

@@ -76,6 +76,7 @@ class IcmpView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
+  friend class PacketView;  // builds it from a header the decoder already checked
   explicit IcmpView(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -106,6 +107,7 @@ class Icmpv6View {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
+  friend class PacketView;  // builds it from a header the decoder already checked
   explicit Icmpv6View(Bytes b) : b_(b) {}
   Bytes b_;
 };

@@ -28,6 +28,7 @@ class UdpView {
   }
 
  private:
+  friend class PacketView;  // builds it from a header the decoder already checked
   explicit UdpView(Bytes b) : b_(b) {}
   Bytes b_;
 };
