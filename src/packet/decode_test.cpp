@@ -248,6 +248,56 @@ TEST(PacketViewReasons, EachMalformationGetsItsNamedReasonAndKeepsWhatParsed) {
   }
 }
 
+TEST(PacketViewReasons, EveryReasonTheDecoderCanReturnHasARow) {
+  // What decode() can return (decode.cpp's fail() and anomaly() calls). Checksums are reported
+  // apart (BadChecksum), non-first fragments are no error (Fragment); other layers own the
+  // rest of the table.
+  using R = DropReason;
+  const R decoder[] = {
+      R::None,
+      R::Truncated,
+      R::SnapCut,
+      R::EthTruncated,
+      R::VlanTruncated,
+      R::VlanTooDeep,
+      R::MplsTruncated,
+      R::MplsTooDeep,
+      R::PppoeTruncated,
+      R::PppoeBadLength,
+      R::SllTruncated,
+      R::ArpTruncated,
+      R::Ipv4Truncated,
+      R::Ipv4BadVersion,
+      R::Ipv4BadIhl,
+      R::Ipv4BadTotalLength,
+      R::Ipv4BadOptions,
+      R::Ipv6Truncated,
+      R::Ipv6BadVersion,
+      R::Ipv6ExtTruncated,
+      R::Ipv6ExtTooMany,
+      R::Ipv6BadPayloadLength,
+      R::TcpTruncated,
+      R::TcpBadDataOffset,
+      R::TcpBadOption,
+      R::UdpTruncated,
+      R::UdpBadLength,
+      R::IcmpTruncated,
+      R::Icmpv6Truncated,
+      R::GreTruncated,
+      R::GreUnsupported,
+      R::VxlanTruncated,
+      R::TunnelTooDeep,
+      R::UnknownLinkType,
+      R::UnknownEtherType,
+      R::HeadersTooMany,
+  };
+  std::set<DropReason> rows;
+  for (const ReasonCase& c : reason_cases())
+    rows.insert(c.want);
+  for (R r : decoder)
+    EXPECT_TRUE(rows.count(r)) << drop_reason_name(r) << " has no row";
+}
+
 // --- links and encapsulations --------------------------------------------------------------
 
 TEST(PacketView, EthIpv4TcpExposesEveryInnermostField) {
