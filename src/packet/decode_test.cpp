@@ -783,7 +783,16 @@ TEST(PacketViewFastPath, AgreesWithTheGeneralWalkOnEveryPrefixOfCommonAndNearMis
       Frame().eth(0x0800).ipv4({.total_len = 0}).tcp().payload("tso").build(),
       Frame().eth(0x0800).ipv4({.total_len = 30}).tcp().build(),
       Frame().eth(0x0800).ipv4({.total_len = 1000}).tcp().build(),
-      Frame().eth(0x86dd).ipv6().tcp().build(),
+      Frame().eth(0x86dd).ipv6().tcp().payload("v6").build(),
+      Frame().eth(0x86dd).ipv6().tcp({.options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}}).build(),
+      Frame().eth(0x86dd).ipv6({.nh = 17}).udp().payload("v6udp").build(),
+      Frame().eth(0x86dd).ipv6({.nh = 17}).udp({.checksum = 0}).build(),
+      Frame().eth(0x86dd).ipv6({.nh = 17, .payload_len = 4}).udp().build(),
+      Frame().eth(0x86dd).ipv6({.nh = 6, .payload_len = 0}).tcp().build(),
+      Frame().eth(0x86dd).ipv6({.nh = 0}).ext(6).tcp().build(),
+      Frame().eth(0x86dd).ipv6({.nh = 59}).zeros(8).build(),
+      Frame().eth(0x8100).vlan(9, 0x86dd).ipv6({.nh = 17}).udp({.dport = 4789}).vxlan(2).build(),
+      Frame().eth(0x8100).vlan(9, 0x86dd).ipv6({.version = 4}).tcp().build(),
   };
   DecodeOptions options[] = {{}, {.follow_tunnels = false}, {.verify_checksums = true}};
   size_t compared = 0;

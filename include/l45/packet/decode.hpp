@@ -317,12 +317,13 @@ class PacketView {
   }
 };
 
-// perf: Ethernet, at most one 802.1Q tag, IPv4 without options or fragmentation, then TCP
-// (no options, or NOP NOP timestamps) or UDP (not VXLAN), all inside the capture, checksums
-// not asked for: most packets of most traces. It records exactly what the general walk
-// records for such a packet (decode_test and packet_decode_fuzz compare the two); anything
-// else returns false before writing and takes the general walk. 26 -> 9 ns per packet
-// against 4-6 ns for a bare Eth/IPv4/TCP field walk.
+// perf: Ethernet, at most one 802.1Q tag, IPv4 without options or fragments or IPv6 without
+// extension headers, then TCP (with well-formed options) or UDP (not VXLAN), all
+// inside the capture, checksums not asked for: most packets of most traces. It records
+// exactly what the general walk records for such a packet (decode_test and
+// packet_decode_fuzz compare the two); anything else returns false before writing a field
+// and takes the general walk. Measured with a throwaway loop over Eth/IPv4/TCP frames: 10 ns
+// per packet against 28 ns for the general walk and 4 ns for a bare field walk.
 [[gnu::always_inline]] inline bool PacketView::fast_path(Bytes data, uint32_t wire_len,
                                                          const DecodeOptions& opt) {
   if (opt.verify_checksums || data.size() > UINT32_MAX) return false;
@@ -334,20 +335,32 @@ class PacketView {
   uint32_t off = 14;
   int vid = -1;
   if (et == ether_type::kVlan) {
-    if (cap < 18 + 20 + 8) return false;
     vid = load_be16(p + 14) & 0x0fff;
     et = load_be16(p + 16);
     off = 18;
   }
-  if (et != ether_type::kIpv4) return false;
   const std::byte* h = p + off;
-  if (load_u8(h) != 0x45 || (load_be16(h + 6) & 0x3fff)) return false;
-  const uint32_t tl = load_be16(h + 2);
-  if (tl < 20 + 8 || tl > wire - off) return false;
-  // cap >= off + 28 and tl >= 28, so at least 8 bytes of transport are captured.
+  uint32_t ip_hl, tl;
+  uint8_t version, proto;
+  if (et == ether_type::kIpv4) {
+    ip_hl = 20;
+    version = 4;
+    if (cap < off + 20 + 8 || load_u8(h) != 0x45 || (load_be16(h + 6) & 0x3fff)) return false;
+    tl = load_be16(h + 2);
+    proto = load_u8(h + 9);
+  } else if (et == ether_type::kIpv6) {
+    ip_hl = 40;
+    version = 6;
+    if (cap < off + 40 + 8 || (load_u8(h) >> 4) != 6) return false;
+    tl = 40 + uint32_t(load_be16(h + 4));
+    proto = load_u8(h + 6);
+  } else {
+    return false;
+  }
+  if (tl < ip_hl + 8 || tl > wire - off) return false;
+  // cap >= l4 + 8 and tl >= ip_hl + 8, so at least 8 bytes of transport are captured.
   const uint32_t ip_cap_end = std::min(cap, off + tl);
-  const uint32_t l4 = off + 20;
-  const uint8_t proto = load_u8(h + 9);
+  const uint32_t l4 = off + ip_hl;
   uint32_t l4_hl, pay_cap_end, pay_len;
   LayerKind kind;
   bool csum_expected = true;
@@ -355,18 +368,20 @@ class PacketView {
     if (ip_cap_end - l4 < 20) return false;
     l4_hl = uint32_t(load_u8(p + l4 + 12) >> 4) * 4;
     if (l4_hl < 20 || l4_hl > ip_cap_end - l4) return false;
-    if (l4_hl != 20 && !(l4_hl == 32 && load_be32(p + l4 + 20) == 0x0101080a)) return false;
+    // A malformed option is left to the general walk, which records TcpBadOption.
+    if (l4_hl != 20 && !TcpView(Bytes(p + l4, l4_hl)).options_valid()) return false;
     pay_cap_end = ip_cap_end;
     pay_len = off + tl - (l4 + l4_hl);
     kind = LayerKind::Tcp;
   } else if (proto == ip_proto::kUdp) {
     const uint32_t ulen = load_be16(p + l4 + 4);
-    if (ulen < 8 || ulen > tl - 20) return false;
+    if (ulen < 8 || ulen > tl - ip_hl) return false;
     if (opt.follow_tunnels && load_be16(p + l4 + 2) == opt.vxlan_port) return false;
     l4_hl = 8;
     pay_cap_end = std::min(ip_cap_end, l4 + ulen);
     pay_len = ulen - 8;
-    csum_expected = load_be16(p + l4 + 6) != 0;  // RFC 768: 0 is "no checksum"
+    // RFC 768: 0 is "no checksum" over IPv4; RFC 8200 8.1: over IPv6 there is always one.
+    csum_expected = version == 6 || load_be16(p + l4 + 6) != 0;
     kind = LayerKind::Udp;
   } else {
     return false;
@@ -390,8 +405,9 @@ class PacketView {
     vlan_[0] = uint16_t(vid);
     n_vlan_ = 1;
   }
-  layers_[n++] = {LayerKind::Ipv4, uint16_t(off), 20};
-  inner_ = {h, 4, proto, uint16_t(off), 20, tl};  // ip_layers() reads it when n_ip_ == 1
+  layers_[n++] = {version == 4 ? LayerKind::Ipv4 : LayerKind::Ipv6, uint16_t(off), uint16_t(ip_hl)};
+  // ip_layers() reads inner_ when there is one IP header.
+  inner_ = {h, version, proto, uint16_t(off), uint16_t(ip_hl), tl};
   n_ip_ = 1;
   l4_kind_ = kind;
   l4_off_ = uint16_t(l4);
