@@ -7,6 +7,10 @@
 // (layers inside the capture and in order, payload inside the capture, the inline fast path
 // agreeing with the general walk) and traps when one breaks, so a wrong length is found even
 // when it stays in bounds.
+//
+// Seeds: fuzz/corpus/packet_decode, written by
+//   /usr/bin/python3 tests/scapy/craft.py --corpus fuzz/corpus/packet_decode
+// Run:  ./build-fuzz/fuzz/packet_decode_fuzz -max_total_time=60 fuzz/corpus/packet_decode
 #include <cstddef>
 #include <cstdint>
 

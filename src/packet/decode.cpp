@@ -10,10 +10,11 @@
 #include "l45/packet/ip_proto.hpp"
 #include "l45/packet/packet.hpp"
 
-// perf: the common path (Ethernet, VLAN, IPv4/IPv6, TCP/UDP) is forced inline into one body;
-// every other way into a header (other links, tunnels, MPLS, PPPoE) goes through an
-// out-of-line *_out() entry, which also breaks the recursion tunnels need. Measured against a
-// plain Eth/IPv4/TCP walk: 26 -> 9 ns per packet.
+// perf: the general walk's common steps (Ethernet, VLAN, IPv4/IPv6, TCP/UDP) are forced inline
+// into one body; every other way into a header (other links, tunnels, MPLS, PPPoE) goes
+// through an out-of-line *_out() entry, which also breaks the recursion tunnels need. With a
+// throwaway loop over Eth/IPv4/TCP frames this walk went from 43 to 28 ns per packet; the
+// inline fast path in decode.hpp takes most packets in 10-12 ns.
 #define L45_DECODE_HOT [[gnu::always_inline]] inline
 #define L45_DECODE_OUT [[gnu::noinline]]
 
