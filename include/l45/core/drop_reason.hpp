@@ -53,7 +53,7 @@
   X(PcapTruncated, 38, "pcap_truncated", "capture file ends inside a record")              \
   X(FilterRejected, 39, "filter_rejected", "packet did not match the filter")              \
   X(QueueFull, 40, "queue_full", "a queue or buffer was full")                             \
-  X(HeadersTooMany, 41, "headers_too_many", "more headers, or headers further in, than one decode records")
+  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)")
 
 namespace l45 {
 
