@@ -142,8 +142,9 @@ struct FragmentInfo {
   uint32_t id = 0;  // IPv4 identification or IPv6 fragment identification
 };
 
-// One IP header of the packet (outer ones are tunnels). Addresses are read from the packet
-// bytes on demand (perf: no 34-byte copies per header while decoding).
+// One IP header of the packet (outer ones are tunnels), as the decoder filled it in (no
+// default values). Addresses are read from the packet bytes on demand (perf: no 34-byte
+// copies per header while decoding).
 struct IpLayer {
   const std::byte* header;  // the IP header, inside PacketView::data()
   uint8_t version;
