@@ -52,7 +52,8 @@
   X(PcapCorrupt, 37, "pcap_corrupt", "capture file record is corrupt")                     \
   X(PcapTruncated, 38, "pcap_truncated", "capture file ends inside a record")              \
   X(FilterRejected, 39, "filter_rejected", "packet did not match the filter")              \
-  X(QueueFull, 40, "queue_full", "a queue or buffer was full")
+  X(QueueFull, 40, "queue_full", "a queue or buffer was full")                             \
+  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)")
 
 namespace l45 {
 
