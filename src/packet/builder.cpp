@@ -196,8 +196,8 @@ PacketBuilder& PacketBuilder::fail(BuildError e) {
 
 void PacketBuilder::grow_to(size_t len) {
   if (!started_) {
-    // perf: one allocation for the whole packet in the common case; zeroed() then resize(0)
-    // keeps the capacity, so later layers only extend the length.
+    // One allocation for the whole packet in the common case: zeroed() then resize(0) keeps
+    // the capacity, so each later layer only extends the length.
     pkt_ = Packet::zeroed(std::max(capacity_, len), {}, headroom_);
     pkt_.resize(0);
     started_ = true;
@@ -1172,7 +1172,7 @@ bool set_tcp_flags(Packet& p, uint8_t tcp_flags) {
 
 bool push_vlan(Packet& p, uint16_t vid, uint8_t pcp, uint16_t tpid) {
   if (p.meta().link != LinkType::Ethernet || p.size() < kEthLen) return false;
-  // perf: uses headroom; only the 12 address bytes move.
+  // The tag goes into the headroom and only the 12 address bytes move, not the datagram.
   std::byte* d = p.push_front(kVlanLen).data();
   std::memmove(d, d + kVlanLen, 12);
   store_be16(d + 12, tpid);

@@ -1528,7 +1528,7 @@ Packet create_data_pkt(const ConnState& c, Bytes data) {
                  .build();
   size_t hdr = p.size();
   p.resize(hdr + data.size());
-  std::memcpy(p.mutable_data().data() + hdr, data.data(), data.size());
+  if (!data.empty()) std::memcpy(p.mutable_data().data() + hdr, data.data(), data.size());
   fix_lengths(p);
   fix_checksums(p);
   return p;
