@@ -18,13 +18,15 @@ uint32_t checksum_add(Bytes data, uint32_t sum) {
     n -= 2;
   }
   if (n) acc += uint32_t(load_u8(p)) << 8;
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  while (acc >> 32)
+    acc = (acc & 0xffffffffu) + (acc >> 32);
   return static_cast<uint32_t>(acc);
 }
 
 uint16_t checksum_finish(uint32_t sum) {
   uint64_t s = sum;
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
   return static_cast<uint16_t>(~s & 0xffff);
 }
 
@@ -33,7 +35,8 @@ uint32_t pseudo_header_sum_v4(const std::byte* src, const std::byte* dst, uint8_
   uint32_t s = checksum_add({src, 4});
   s = checksum_add({dst, 4}, s);
   uint64_t acc = uint64_t(s) + proto + (l4_len & 0xffff) + (l4_len >> 16);
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  while (acc >> 32)
+    acc = (acc & 0xffffffffu) + (acc >> 32);
   return static_cast<uint32_t>(acc);
 }
 
@@ -42,13 +45,15 @@ uint32_t pseudo_header_sum_v6(const std::byte* src, const std::byte* dst, uint8_
   uint32_t s = checksum_add({src, 16});
   s = checksum_add({dst, 16}, s);
   uint64_t acc = uint64_t(s) + next_header + (l4_len & 0xffff) + (l4_len >> 16);
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+  while (acc >> 32)
+    acc = (acc & 0xffffffffu) + (acc >> 32);
   return static_cast<uint32_t>(acc);
 }
 
 uint16_t checksum_update16(uint16_t old_csum, uint16_t old_val, uint16_t new_val) {
   uint32_t s = uint32_t(uint16_t(~old_csum)) + uint16_t(~old_val) + new_val;
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
   return static_cast<uint16_t>(~s & 0xffff);
 }
 

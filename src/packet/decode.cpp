@@ -193,15 +193,17 @@ class PacketDecoder {
   }
 
   void pppoe() {
-    if (!need(PppoeView::kHeaderLen, DropReason::PppoeTruncated)) return;
+    if (!need(PppoeView::kMinHeaderLen, DropReason::PppoeTruncated)) return;
     uint32_t start = off_;
+    uint32_t plen = uint32_t(PppoeView::protocol_len(load_u8(p_ + start + 6)));
+    if (!need(6 + plen, DropReason::PppoeTruncated)) return;
     uint16_t len = load_be16(p_ + start + 4);
     // RFC 2516 4: LENGTH covers the PPPoE payload, which starts with the PPP protocol.
-    if (len < 2 || len > wire_left() - 6) return fail(DropReason::PppoeBadLength);
-    if (!push(LayerKind::Pppoe, start, PppoeView::kHeaderLen)) return;
-    uint16_t proto = load_be16(p_ + start + 6);
+    if (len < plen || len > wire_left() - 6) return fail(DropReason::PppoeBadLength);
+    if (!push(LayerKind::Pppoe, start, 6 + plen)) return;
+    uint16_t proto = plen == 1 ? load_u8(p_ + start + 6) : load_be16(p_ + start + 6);
     enter_datagram(start + 6, len);  // Ethernet padding after it is not ours
-    off_ = start + PppoeView::kHeaderLen;
+    off_ = start + 6 + plen;
     if (proto == ppp_proto::kIpv4) return ipv4();
     if (proto == ppp_proto::kIpv6) return ipv6();
     fail(DropReason::UnknownEtherType);
@@ -595,16 +597,19 @@ const Layer* PacketView::find(LayerKind kind) const {
   return nullptr;
 }
 
+// The accessors build views through parse(): cheap, and a view's invariants then hold even for
+// a header the decoder recorded before refusing its lengths (IPv4 total length below IHL).
+
 std::optional<Ipv4View> PacketView::ipv4() const {
   if (ip_version() != 4) return std::nullopt;
   uint32_t off = ip_[n_ip_ - 1].offset;
-  return Ipv4View(Bytes(data_ + off, ip_cap_end_ - off));
+  return Ipv4View::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 std::optional<Ipv6View> PacketView::ipv6() const {
   if (ip_version() != 6) return std::nullopt;
   uint32_t off = ip_[n_ip_ - 1].offset;
-  return Ipv6View(Bytes(data_ + off, ip_cap_end_ - off));
+  return Ipv6View::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 uint8_t PacketView::ttl() const {
@@ -623,25 +628,25 @@ uint32_t PacketView::ip_id() const {
 std::optional<TcpView> PacketView::tcp() const {
   if (l4_layer_ < 0 || layers_[l4_layer_].kind != LayerKind::Tcp) return std::nullopt;
   uint32_t off = layers_[l4_layer_].offset;
-  return TcpView(Bytes(data_ + off, ip_cap_end_ - off));
+  return TcpView::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 std::optional<UdpView> PacketView::udp() const {
   if (l4_layer_ < 0 || layers_[l4_layer_].kind != LayerKind::Udp) return std::nullopt;
   uint32_t off = layers_[l4_layer_].offset;
-  return UdpView(Bytes(data_ + off, ip_cap_end_ - off));
+  return UdpView::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 std::optional<IcmpView> PacketView::icmp() const {
   if (l4_layer_ < 0 || layers_[l4_layer_].kind != LayerKind::Icmp) return std::nullopt;
   uint32_t off = layers_[l4_layer_].offset;
-  return IcmpView(Bytes(data_ + off, ip_cap_end_ - off));
+  return IcmpView::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 std::optional<Icmpv6View> PacketView::icmpv6() const {
   if (l4_layer_ < 0 || layers_[l4_layer_].kind != LayerKind::Icmpv6) return std::nullopt;
   uint32_t off = layers_[l4_layer_].offset;
-  return Icmpv6View(Bytes(data_ + off, ip_cap_end_ - off));
+  return Icmpv6View::parse(Bytes(data_ + off, ip_cap_end_ - off));
 }
 
 uint16_t PacketView::src_port() const {
@@ -661,25 +666,25 @@ uint16_t PacketView::dst_port() const {
 std::optional<EthernetView> PacketView::ethernet() const {
   const Layer* l = find(LayerKind::Ethernet);
   if (!l) return std::nullopt;
-  return EthernetView(Bytes(data_ + l->offset, caplen_ - l->offset));
+  return EthernetView::parse(Bytes(data_ + l->offset, caplen_ - l->offset));
 }
 
 std::optional<ArpView> PacketView::arp() const {
   if (arp_layer_ < 0) return std::nullopt;
   uint32_t off = layers_[arp_layer_].offset;
-  return ArpView(Bytes(data_ + off, caplen_ - off));
+  return ArpView::parse(Bytes(data_ + off, caplen_ - off));
 }
 
 std::optional<GreView> PacketView::gre() const {
   const Layer* l = find(LayerKind::Gre);
   if (!l) return std::nullopt;
-  return GreView(Bytes(data_ + l->offset, caplen_ - l->offset));
+  return GreView::parse(Bytes(data_ + l->offset, caplen_ - l->offset));
 }
 
 std::optional<VxlanView> PacketView::vxlan() const {
   const Layer* l = find(LayerKind::Vxlan);
   if (!l) return std::nullopt;
-  return VxlanView(Bytes(data_ + l->offset, caplen_ - l->offset));
+  return VxlanView::parse(Bytes(data_ + l->offset, caplen_ - l->offset));
 }
 
 ChecksumStatus PacketView::checksum_status() const {

@@ -47,8 +47,7 @@ Packet::~Packet() {
   if (buf_) buf_->release();
 }
 
-Packet::Packet(Packet&& o) noexcept
-    : buf_(o.buf_), off_(o.off_), len_(o.len_), meta_(o.meta_) {
+Packet::Packet(Packet&& o) noexcept : buf_(o.buf_), off_(o.off_), len_(o.len_), meta_(o.meta_) {
   o.buf_ = nullptr;
   o.off_ = o.len_ = 0;
 }

@@ -48,7 +48,6 @@ class ArpView {
   Bytes payload() const { return b_.subspan(header_len()); }
 
  private:
-  friend class PacketView;
   explicit ArpView(Bytes b) : b_(b) {}
   Bytes b_;
 };

@@ -54,7 +54,6 @@ class EthernetView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit EthernetView(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -76,7 +75,6 @@ class VlanView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit VlanView(Bytes b) : b_(b) {}
   Bytes b_;
 };

@@ -72,7 +72,6 @@ class GreView {
   }
 
  private:
-  friend class PacketView;
   explicit GreView(Bytes b) : b_(b) {}
   Bytes b_;
 };

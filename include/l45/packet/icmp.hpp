@@ -76,7 +76,6 @@ class IcmpView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit IcmpView(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -107,7 +106,6 @@ class Icmpv6View {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit Icmpv6View(Bytes b) : b_(b) {}
   Bytes b_;
 };

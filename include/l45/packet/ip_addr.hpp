@@ -40,8 +40,8 @@ class IpAddr {
     a.family_ = IpFamily::V6;
     return a;
   }
-  // From a host-order value: v4(0xc0000201) is 192.0.2.1.
-  static constexpr IpAddr v4(uint32_t host_order) {
+  // From a host-order value: from_host_v4(0xc0000201) is 192.0.2.1.
+  static constexpr IpAddr from_host_v4(uint32_t host_order) {
     IpAddr a;
     a.b_[0] = uint8_t(host_order >> 24);
     a.b_[1] = uint8_t(host_order >> 16);

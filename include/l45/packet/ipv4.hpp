@@ -72,7 +72,6 @@ class Ipv4View {
   Bytes payload() const { return datagram().subspan(header_len()); }
 
  private:
-  friend class PacketView;
   explicit Ipv4View(Bytes b) : b_(b) {}
   Bytes b_;
 };

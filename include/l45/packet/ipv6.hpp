@@ -53,7 +53,6 @@ class Ipv6View {
   Bytes payload() const { return datagram().subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit Ipv6View(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -96,7 +95,6 @@ class Ipv6ExtView {
   uint32_t sequence() const { return load_be32(b_.data() + 8); }
 
  private:
-  friend class PacketView;
   Ipv6ExtView(uint8_t type, Bytes b) : b_(b), type_(type) {}
   Bytes b_;
   uint8_t type_;

@@ -43,7 +43,6 @@ class NullView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   NullView(Bytes b, bool network_order) : b_(b), network_order_(network_order) {}
   Bytes b_;
   bool network_order_;

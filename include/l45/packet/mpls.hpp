@@ -29,7 +29,6 @@ class MplsView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit MplsView(Bytes b) : b_(b) {}
   Bytes b_;
 };

@@ -27,7 +27,6 @@ class SllView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit SllView(Bytes b) : b_(b) {}
   Bytes b_;
 };
@@ -50,7 +49,6 @@ class Sll2View {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit Sll2View(Bytes b) : b_(b) {}
   Bytes b_;
 };

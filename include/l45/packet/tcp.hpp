@@ -117,7 +117,6 @@ class TcpView {
   Bytes payload() const { return b_.subspan(header_len()); }
 
  private:
-  friend class PacketView;
   explicit TcpView(Bytes b) : b_(b) {}
   Bytes b_;
 };

@@ -28,7 +28,6 @@ class UdpView {
   }
 
  private:
-  friend class PacketView;
   explicit UdpView(Bytes b) : b_(b) {}
   Bytes b_;
 };

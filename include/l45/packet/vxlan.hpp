@@ -24,7 +24,6 @@ class VxlanView {
   Bytes payload() const { return b_.subspan(kHeaderLen); }
 
  private:
-  friend class PacketView;
   explicit VxlanView(Bytes b) : b_(b) {}
   Bytes b_;
 };
