@@ -749,7 +749,7 @@ Packet tcp_segment(uint8_t flags, TcpSeq seq, TcpSeq ack, size_t len, bool vlan 
       .build();
 }
 
-TEST(Reply, TcpReplySwapsEndpointsAndAcknowledgesPayloadPlusSynAndFin) {
+TEST(BuilderReply, TcpReplySwapsEndpointsAndAcknowledgesPayloadPlusSynAndFin) {
   struct Case {
     const char* name;
     uint8_t flags;
@@ -786,7 +786,7 @@ TEST(Reply, TcpReplySwapsEndpointsAndAcknowledgesPayloadPlusSynAndFin) {
   }
 }
 
-TEST(Reply, ReplyBuilderTakesMoreSettersForASynAck) {
+TEST(BuilderReply, ReplyBuilderTakesMoreSettersForASynAck) {
   Packet syn = linux_syn();
   auto b = reply_builder(syn);
   ASSERT_TRUE(b);
@@ -807,7 +807,7 @@ TEST(Reply, ReplyBuilderTakesMoreSettersForASynAck) {
   EXPECT_EQ(v.tcp()->options().timestamps->echo, 1u);
 }
 
-TEST(Reply, UdpReplyOverIpv6SwapsPortsAndCarriesThePayload) {
+TEST(BuilderReply, UdpReplyOverIpv6SwapsPortsAndCarriesThePayload) {
   Packet q = PacketBuilder().ipv6(kClient6, kServer6).udp(53001, 53).payload("query").build();
   auto r = make_reply(q, 0, text("answer!"));
   ASSERT_TRUE(r);
@@ -820,7 +820,7 @@ TEST(Reply, UdpReplyOverIpv6SwapsPortsAndCarriesThePayload) {
   EXPECT_EQ(v.checksum_status(), ChecksumStatus::Ok);
 }
 
-TEST(Reply, EchoRequestGetsAnEchoReplyWithTheSameIdSequenceAndData) {
+TEST(BuilderReply, EchoRequestGetsAnEchoReplyWithTheSameIdSequenceAndData) {
   Packet q4 = PacketBuilder()
                   .ethernet(kClientMac, kServerMac)
                   .ipv4(kClient4, kServer4)
@@ -844,7 +844,7 @@ TEST(Reply, EchoRequestGetsAnEchoReplyWithTheSameIdSequenceAndData) {
   EXPECT_EQ(v6.checksum_status(), ChecksumStatus::Ok);
 }
 
-TEST(Reply, PacketsThatCannotBeMirroredHaveNoReply) {
+TEST(BuilderReply, PacketsThatCannotBeMirroredHaveNoReply) {
   Packet arp = PacketBuilder()
                    .ethernet(kClientMac, kServerMac)
                    .arp_request(kClientMac, kClient4, kServer4)
@@ -863,7 +863,7 @@ TEST(Reply, PacketsThatCannotBeMirroredHaveNoReply) {
   EXPECT_FALSE(make_reply(Packet::copy_of(text("garbage"))));
 }
 
-TEST(ArpReply, AnswersTheRequestedAddressToTheRequester) {
+TEST(BuilderArpReply, AnswersTheRequestedAddressToTheRequester) {
   Packet req = PacketBuilder()
                    .ethernet(kClientMac, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
                    .vlan(5)
@@ -885,7 +885,7 @@ TEST(ArpReply, AnswersTheRequestedAddressToTheRequester) {
   EXPECT_FALSE(make_arp_reply(*r, answer));  // a reply is not a request
 }
 
-TEST(IcmpError, PortUnreachableQuotesTheOffendingDatagramFromItsDestination) {
+TEST(BuilderIcmpError, PortUnreachableQuotesTheOffendingDatagramFromItsDestination) {
   Packet udp = PacketBuilder()
                    .ethernet(kClientMac, kServerMac)
                    .ipv4(kClient4, kServer4)
@@ -917,7 +917,7 @@ TEST(IcmpError, PortUnreachableQuotesTheOffendingDatagramFromItsDestination) {
   EXPECT_EQ(hex(w.icmpv6()->quoted()), hex(v6.data()));
 }
 
-TEST(IcmpError, NeverAboutAnErrorAFragmentOrABroadcast) {
+TEST(BuilderIcmpError, NeverAboutAnErrorAFragmentOrABroadcast) {
   Packet err = *make_icmp_error(PacketBuilder().ipv4(kClient4, kServer4).udp(1, 2).build(), 3, 3);
   Packet frag = PacketBuilder()
                     .ipv4(kClient4, kServer4)
@@ -942,7 +942,7 @@ TEST(IcmpError, NeverAboutAnErrorAFragmentOrABroadcast) {
   EXPECT_TRUE(make_icmp_error(echo, icmp_type::kTimeExceeded, 0));
 }
 
-TEST(WithPayload, ReplacesThePayloadAndFixesEveryLengthAndChecksum) {
+TEST(BuilderWithPayload, ReplacesThePayloadAndFixesEveryLengthAndChecksum) {
   struct Case {
     const char* name;
     Packet pkt;
@@ -1006,7 +1006,7 @@ TEST(WithPayload, ReplacesThePayloadAndFixesEveryLengthAndChecksum) {
   }
 }
 
-TEST(WithPayload, KeepsAZeroIpv4UdpChecksumAndDropsEthernetPadding) {
+TEST(BuilderWithPayload, KeepsAZeroIpv4UdpChecksumAndDropsEthernetPadding) {
   Packet orig = PacketBuilder()
                     .ethernet(kClientMac, kServerMac)
                     .ipv4(kClient4, kServer4)
@@ -1024,7 +1024,7 @@ TEST(WithPayload, KeepsAZeroIpv4UdpChecksumAndDropsEthernetPadding) {
   EXPECT_EQ(v.checksum_status(), ChecksumStatus::Ok);
 }
 
-TEST(WithPayload, TunnelledPacketGetsOuterLengthsToo) {
+TEST(BuilderWithPayload, TunnelledPacketGetsOuterLengthsToo) {
   Packet orig = PacketBuilder()
                     .ipv6(ip("2001:db8:ffff::1"), ip("2001:db8:ffff::2"))
                     .ipv4(kClient4, kServer4)
@@ -1042,7 +1042,7 @@ TEST(WithPayload, TunnelledPacketGetsOuterLengthsToo) {
   EXPECT_EQ(v.checksum_status(), ChecksumStatus::Ok);
 }
 
-TEST(WithPayload, NoIpLayerNoCopy) {
+TEST(BuilderWithPayload, NoIpLayerNoCopy) {
   Packet arp = PacketBuilder()
                    .ethernet(kClientMac, kServerMac)
                    .arp_request(kClientMac, kClient4, kServer4)
@@ -1090,7 +1090,7 @@ std::vector<std::pair<std::string, Packet>> edit_corpus() {
   return c;
 }
 
-TEST(Edit, EverySetterKeepsEveryChecksumValid) {
+TEST(BuilderEdit, EverySetterKeepsEveryChecksumValid) {
   using Setter = std::function<bool(Packet&, bool v6)>;
   const std::vector<std::pair<std::string, Setter>> setters = {
       {"src",
@@ -1125,7 +1125,7 @@ TEST(Edit, EverySetterKeepsEveryChecksumValid) {
   }
 }
 
-TEST(Edit, SettersReportAMissingLayerAndChangeNothing) {
+TEST(BuilderEdit, SettersReportAMissingLayerAndChangeNothing) {
   Packet arp = PacketBuilder()
                    .ethernet(kClientMac, kServerMac)
                    .arp_request(kClientMac, kClient4, kServer4)
@@ -1143,7 +1143,7 @@ TEST(Edit, SettersReportAMissingLayerAndChangeNothing) {
   EXPECT_EQ(hex(udp.data()), udp_before);
 }
 
-TEST(Edit, Ipv4UdpZeroChecksumStaysZero) {
+TEST(BuilderEdit, Ipv4UdpZeroChecksumStaysZero) {
   Packet p = PacketBuilder().ipv4(kClient4, kServer4).udp(1, 2).no_udp_checksum().build();
   ASSERT_TRUE(set_ip_dst(p, ip("10.0.0.1")));
   ASSERT_TRUE(set_dst_port(p, 99));
@@ -1153,7 +1153,7 @@ TEST(Edit, Ipv4UdpZeroChecksumStaysZero) {
 
 // The header destination of a source-routed packet is the next hop, not in the pseudo-header:
 // rewriting it must leave the transport checksum as it was.
-TEST(Edit, NextHopChangeUnderASourceRouteLeavesTheTransportChecksum) {
+TEST(BuilderEdit, NextHopChangeUnderASourceRouteLeavesTheTransportChecksum) {
   for (auto& [name, pkt] : edit_corpus()) {
     if (name.find("route") == std::string::npos) continue;
     SCOPED_TRACE(name);
@@ -1167,7 +1167,7 @@ TEST(Edit, NextHopChangeUnderASourceRouteLeavesTheTransportChecksum) {
   }
 }
 
-TEST(Edit, EditorAppliesADnatWithOneDecode) {
+TEST(BuilderEdit, EditorAppliesADnatWithOneDecode) {
   Packet p = tcp_segment(tcp_flag::kAck | tcp_flag::kPsh, TcpSeq(1), TcpSeq(1), 10);
   PacketEditor e(p);
   ASSERT_TRUE(e.has_ip());
@@ -1220,10 +1220,10 @@ void raw_set(Packet& p, Field f, const IpAddr& a, uint32_t x) {
 
 // RFC 1624 eqn. 3 gives exactly the checksum a full recomputation gives (no -0/+0 mismatch),
 // for any values: checked byte for byte over seeded random packets and edits.
-TEST(Edit, IncrementalUpdateEqualsFullRecomputationForRandomValues) {
+TEST(BuilderEdit, IncrementalUpdateEqualsFullRecomputationForRandomValues) {
   std::mt19937 rng(0x145);
   auto r32 = [&] { return uint32_t(rng()); };
-  auto v4addr = [&] { return IpAddr::v4(r32()); };
+  auto v4addr = [&] { return IpAddr::from_host_v4(r32()); };
   auto v6addr = [&] {
     std::array<uint8_t, 16> b;
     for (auto& x : b)
@@ -1307,7 +1307,7 @@ TEST(Edit, IncrementalUpdateEqualsFullRecomputationForRandomValues) {
   EXPECT_EQ(checked, 3000);
 }
 
-TEST(Edit, MutatingASharedPacketCopiesAndLeavesTheOriginalUnchanged) {
+TEST(BuilderEdit, MutatingASharedPacketCopiesAndLeavesTheOriginalUnchanged) {
   Packet orig = tcp_segment(tcp_flag::kAck, TcpSeq(10), TcpSeq(20), 5);
   const std::string before = hex(orig.data());
   Packet shared = orig.share();
@@ -1337,7 +1337,7 @@ TEST(Edit, MutatingASharedPacketCopiesAndLeavesTheOriginalUnchanged) {
 // Recomputation from scratch
 // =============================================================================================
 
-TEST(Fix, FixChecksumsRepairsEveryCorruptedChecksum) {
+TEST(BuilderFix, FixChecksumsRepairsEveryCorruptedChecksum) {
   for (auto& [name, pkt] : edit_corpus()) {
     SCOPED_TRACE(name);
     Packet p = copy(pkt);
@@ -1357,7 +1357,7 @@ TEST(Fix, FixChecksumsRepairsEveryCorruptedChecksum) {
   }
 }
 
-TEST(Fix, FixLengthsRepairsLengthsThatAreTooShortOrTooLong) {
+TEST(BuilderFix, FixLengthsRepairsLengthsThatAreTooShortOrTooLong) {
   struct Case {
     const char* name;
     uint32_t field;  // offset of the length field to corrupt, from the IP header
@@ -1400,7 +1400,7 @@ TEST(Fix, FixLengthsRepairsLengthsThatAreTooShortOrTooLong) {
 
 // An outer UDP checksum (VXLAN over IPv6, where it is mandatory) covers the inner frame, so the
 // inner checksums must be fixed before it.
-TEST(Fix, OuterVxlanUdpChecksumIsFixedAfterTheInnerPacket) {
+TEST(BuilderFix, OuterVxlanUdpChecksumIsFixedAfterTheInnerPacket) {
   Packet inner = tcp_segment(tcp_flag::kAck, TcpSeq(1), TcpSeq(2), 40);
   std::vector<std::byte> vx(8 + inner.size());
   store_u8(vx.data(), 0x08);  // RFC 7348 5: I flag
@@ -1432,7 +1432,7 @@ TEST(Fix, OuterVxlanUdpChecksumIsFixedAfterTheInnerPacket) {
 // Headroom and encapsulation
 // =============================================================================================
 
-TEST(Headroom, PushVlanUsesHeadroomWithoutMovingTheDatagram) {
+TEST(BuilderHeadroom, PushVlanUsesHeadroomWithoutMovingTheDatagram) {
   Packet p = tcp_segment(tcp_flag::kAck, TcpSeq(1), TcpSeq(2), 10);
   const std::byte* ip_before = p.data().data() + 14;
   ASSERT_TRUE(push_vlan(p, 123, 4));
@@ -1449,7 +1449,7 @@ TEST(Headroom, PushVlanUsesHeadroomWithoutMovingTheDatagram) {
   EXPECT_EQ(decoded(p).vlan_ids()[1], 123);
 }
 
-TEST(Headroom, PushBeyondTheHeadroomReallocatesAndKeepsTheBytes) {
+TEST(BuilderHeadroom, PushBeyondTheHeadroomReallocatesAndKeepsTheBytes) {
   Packet p = PacketBuilder(64, 0)
                  .ethernet(kClientMac, kServerMac)
                  .ipv4(kClient4, kServer4)
@@ -1465,7 +1465,7 @@ TEST(Headroom, PushBeyondTheHeadroomReallocatesAndKeepsTheBytes) {
   EXPECT_FALSE(pop_vlan(p));
 }
 
-TEST(Headroom, PushEthernetTurnsARawDatagramIntoAFrame) {
+TEST(BuilderHeadroom, PushEthernetTurnsARawDatagramIntoAFrame) {
   Packet p = PacketBuilder().ipv6(kClient6, kServer6).udp(1, 2).payload("6").build();
   ASSERT_TRUE(push_ethernet(p, kClientMac, kServerMac));
   EXPECT_EQ(p.meta().link, LinkType::Ethernet);
@@ -1475,7 +1475,7 @@ TEST(Headroom, PushEthernetTurnsARawDatagramIntoAFrame) {
   EXPECT_FALSE(push_ethernet(p, kClientMac, kServerMac));  // already Ethernet
 }
 
-TEST(Headroom, PushingOntoASharedPacketLeavesTheOriginalUnchanged) {
+TEST(BuilderHeadroom, PushingOntoASharedPacketLeavesTheOriginalUnchanged) {
   Packet orig = tcp_segment(tcp_flag::kAck, TcpSeq(1), TcpSeq(2), 10);
   const std::string before = hex(orig.data());
   Packet tagged = orig.share();
@@ -1553,7 +1553,7 @@ Handshake vtl_handshake() {
   return h;
 }
 
-TEST(Vtl, CreateDataPktFromARecordedConnectionIsItsNextSegment) {
+TEST(BuilderVtl, CreateDataPktFromARecordedConnectionIsItsNextSegment) {
   Handshake h = vtl_handshake();
   PacketView syn = decoded(h.syn), sa = decoded(h.syn_ack), d = decoded(h.data);
   ASSERT_TRUE(d.ok());
@@ -1924,7 +1924,7 @@ std::vector<Named> scapy_corpus() {
   return c;
 }
 
-TEST(Scapy, BuiltPacketsMatchScapyFieldForField) {
+TEST(BuilderScapy, BuiltPacketsMatchScapyFieldForField) {
   std::vector<Named> pkts = scapy_corpus();
   L45_SCAPY_OR_SKIP(s, pkts);
   for (const Named& n : pkts) {
@@ -1935,7 +1935,7 @@ TEST(Scapy, BuiltPacketsMatchScapyFieldForField) {
   EXPECT_EQ((*s)["udp_zero_sum"]["layers"][1]["fields"]["chksum"], 0xffff);
 }
 
-TEST(Scapy, EditedAndDerivedPacketsMatchScapy) {
+TEST(BuilderScapy, EditedAndDerivedPacketsMatchScapy) {
   std::vector<Named> pkts;
   Packet nat = tcp_segment(tcp_flag::kAck, TcpSeq(5), TcpSeq(6), 17, true);
   PacketEditor e(nat);
@@ -1960,7 +1960,7 @@ TEST(Scapy, EditedAndDerivedPacketsMatchScapy) {
 }
 
 // VTL's data packet, checked by scapy as the next segment of the handshake it follows.
-TEST(Scapy, VtlDataPacketIsTheNextSegmentOfItsConnection) {
+TEST(BuilderScapy, VtlDataPacketIsTheNextSegmentOfItsConnection) {
   Handshake h = vtl_handshake();
   std::vector<Named> pkts;
   pkts.push_back({"1_syn", std::move(h.syn), {"Ether", "IP", "TCP"}});
