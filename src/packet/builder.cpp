@@ -194,20 +194,26 @@ PacketBuilder& PacketBuilder::fail(BuildError e) {
   return *this;
 }
 
-void PacketBuilder::grow_to(size_t len) {
+void PacketBuilder::set_len(size_t len) {
   if (!started_) {
-    // One allocation for the whole packet in the common case: zeroed() then resize(0) keeps
-    // the capacity, so each later layer only extends the length.
+    // One allocation for the whole packet in the common case. The Packet stays at its full
+    // zeroed length while layers are added; len_ is how much of it is used, and the bytes past
+    // len_ are kept zero, so adding a layer is only a length change.
     pkt_ = Packet::zeroed(std::max(capacity_, len), {}, headroom_);
-    pkt_.resize(0);
+    base_ = pkt_.mutable_data().data();
     started_ = true;
+  } else if (len > pkt_.size()) {
+    pkt_.resize(std::max(len, 2 * pkt_.size()));  // the new bytes are zero
+    base_ = pkt_.mutable_data().data();
+  } else if (len < len_) {
+    std::memset(base_ + len, 0, len_ - len);
   }
-  pkt_.resize(len);
+  len_ = uint32_t(len);
 }
 
 uint32_t PacketBuilder::append(size_t n) {
-  uint32_t off = size();
-  grow_to(off + n);
+  uint32_t off = len_;
+  set_len(len_ + n);
   return off;
 }
 
@@ -227,25 +233,25 @@ void PacketBuilder::shift_offsets(uint32_t from, int64_t by) {
 
 void PacketBuilder::insert(uint32_t off, size_t n) {
   if (n == 0) return;
-  uint32_t old = size();
-  grow_to(old + n);
-  std::byte* d = at(0);
-  std::memmove(d + off + n, d + off, old - off);
-  std::memset(d + off, 0, n);
+  uint32_t old = len_;
+  set_len(old + n);
+  std::memmove(base_ + off + n, base_ + off, old - off);
+  std::memset(base_ + off, 0, n);
   shift_offsets(off, int64_t(n));
 }
 
 void PacketBuilder::erase(uint32_t off, size_t n) {
   if (n == 0) return;
-  uint32_t old = size();
-  std::byte* d = at(0);
-  std::memmove(d + off, d + off + n, old - off - n);
-  pkt_.resize(old - n);
+  uint32_t old = len_;
+  std::memmove(base_ + off, base_ + off + n, old - off - n);
+  set_len(old - n);
   shift_offsets(uint32_t(off + n), -int64_t(n));
 }
 
 void PacketBuilder::reset_layers() {
   pkt_ = Packet();
+  base_ = nullptr;
+  len_ = 0;
   started_ = false;
   ip_ = {};
   eth_ = ip_end_ = l4_ = opt_end_ = payload_ = next_ = kNone;
@@ -276,7 +282,7 @@ bool PacketBuilder::link_next(int ether_type_value, int ip_proto_value) {
 
 PacketBuilder& PacketBuilder::ethernet(MacAddr src, MacAddr dst) {
   if (!ok()) return *this;
-  if (size() != 0 || payload_ != kNone) return fail(BuildError::LayerOrder);
+  if (len_ != 0 || payload_ != kNone) return fail(BuildError::LayerOrder);
   eth_ = append(kEthLen);
   std::byte* h = at(eth_);
   store_mac(h, dst);
@@ -343,8 +349,8 @@ PacketBuilder& PacketBuilder::add_ip(bool v6, IpAddr src, IpAddr dst) {
   IpFamily fam = v6 ? IpFamily::V6 : IpFamily::V4;
   if (src.family() != fam || dst.family() != fam) return fail(BuildError::AddressFamily);
   if (!can_add_layer() || n_ip_ == kMaxIp) return fail(BuildError::LayerOrder);
-  if (size() != 0 && !link_next(v6 ? ether_type::kIpv6 : ether_type::kIpv4,
-                                v6 ? ip_proto::kIpv6 : ip_proto::kIpip))
+  if (len_ != 0 && !link_next(v6 ? ether_type::kIpv6 : ether_type::kIpv4,
+                              v6 ? ip_proto::kIpv6 : ip_proto::kIpip))
     return fail(BuildError::LayerOrder);
   uint32_t off = append(v6 ? Ipv6View::kHeaderLen : Ipv4View::kMinHeaderLen);
   std::byte* h = at(off);
@@ -363,7 +369,7 @@ PacketBuilder& PacketBuilder::add_ip(bool v6, IpAddr src, IpAddr dst) {
     next_ = off + 9;
   }
   ip_[n_ip_++] = off;
-  ip_end_ = size();
+  ip_end_ = len_;
   next_kind_ = Next::IpProto;
   return *this;
 }
@@ -471,7 +477,7 @@ PacketBuilder& PacketBuilder::add_ipv6_ext(uint8_t type, size_t len) {
   // second octet is reserved (its length is fixed).
   if (type != ip_proto::kFragment) store_u8(at(e + 1), uint8_t(len / 8 - 1));
   next_ = e;
-  ip_end_ = size();
+  ip_end_ = len_;
   return *this;
 }
 
@@ -596,7 +602,12 @@ PacketBuilder& PacketBuilder::add_tcp_option(const std::byte* opt, size_t len) {
   if (opt_end_ - l4_ - TcpView::kMinHeaderLen + len > kMaxOptions)
     return fail(BuildError::OptionsTooLong);
   uint32_t off = opt_end_;
-  insert(off, len);  // moves opt_end_ and any payload along
+  if (off == len_) {  // nothing after the options yet: no offset but opt_end_ moves
+    set_len(len_ + len);
+    opt_end_ += uint32_t(len);
+  } else {
+    insert(off, len);  // moves opt_end_ and any payload along
+  }
   std::memcpy(at(off), opt, len);
   return *this;
 }
@@ -686,7 +697,7 @@ PacketBuilder& PacketBuilder::add_icmp(bool v6, uint8_t type, uint8_t code, uint
 
 PacketBuilder& PacketBuilder::add_quote(Bytes invoking, size_t limit) {
   if (!ok()) return *this;
-  size_t used = size() - ip_[0];
+  size_t used = len_ - ip_[0];
   size_t room = limit > used ? limit - used : 0;
   return payload(invoking.first(std::min(room, invoking.size())));
 }
@@ -724,8 +735,8 @@ PacketBuilder& PacketBuilder::icmpv6_error(uint8_t type, uint8_t code, Bytes inv
 
 PacketBuilder& PacketBuilder::payload(Bytes data) {
   if (!ok()) return *this;
-  if (payload_ == kNone) payload_ = size();
-  grow_to(payload_ + data.size());
+  if (payload_ == kNone) payload_ = len_;
+  set_len(payload_ + data.size());
   if (!data.empty()) std::memcpy(at(payload_), data.data(), data.size());
   return *this;
 }
@@ -752,7 +763,7 @@ Packet PacketBuilder::build(PacketMeta meta) {
     size_t hl = opt_end_ - l4_;
     store_u8(at(l4_ + 12), uint8_t((hl / 4) << 4 | (byte_at(l4_ + 12) & 0x0f)));
   }
-  const uint32_t end = size();
+  const uint32_t end = len_;
   for (size_t i = 0; i < n_ip_; ++i) {
     uint32_t h = ip_[i];
     bool v6 = (byte_at(h) >> 4) == 6;
@@ -801,8 +812,9 @@ Packet PacketBuilder::build(PacketMeta meta) {
   // which has no transport checksum to cover it.
   for (size_t i = 0; i < n_ip_; ++i)
     if ((byte_at(ip_[i]) >> 4) == 4) fill_ipv4_checksum(at(ip_[i]));
-  if (pad_to_ > end) grow_to(pad_to_);
+  if (pad_to_ > end) set_len(pad_to_);
 
+  pkt_.resize(len_);  // drops the unused zeroed bytes; the capacity stays
   Packet out = std::move(pkt_);
   meta.link = eth_ != kNone ? LinkType::Ethernet : LinkType::Raw;
   meta.wire_len = uint32_t(out.size());

@@ -567,6 +567,26 @@ TEST(BuilderBuffer, BuilderIsReusableAfterBuild) {
   EXPECT_EQ(decoded(c).payload_len(), 500u);
 }
 
+// The bytes past a shortened payload are zero again: padding added later shows no stale data.
+TEST(BuilderBuffer, ReplacingThePayloadWithAShorterOneLeavesNoStaleBytes) {
+  Packet p = PacketBuilder()
+                 .ethernet(kClientMac, kServerMac)
+                 .ipv4(kClient4, kServer4)
+                 .tcp(1, 2)
+                 .flags(tcp_flag::kAck)
+                 .payload(pattern(40, 0x80))
+                 .payload("ab")
+                 .mss(1460)
+                 .pad_to(80)
+                 .build();
+  ASSERT_EQ(p.size(), 80u);
+  PacketView v = decoded(p);
+  EXPECT_EQ(hex(v.payload()), hex(text("ab")));
+  EXPECT_EQ(v.checksum_status(), ChecksumStatus::Ok);
+  size_t end = 14 + v.ip_total_len();
+  EXPECT_EQ(hex(p.data().subspan(end)), std::string(2 * (80 - end), '0'));
+}
+
 struct MisuseCase {
   const char* name;
   std::function<void(PacketBuilder&)> steps;

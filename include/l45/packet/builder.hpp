@@ -178,10 +178,9 @@ class PacketBuilder {
 
   PacketBuilder& fail(BuildError e);
   bool ok() const { return error_ == BuildError::None; }
-  std::byte* at(uint32_t off) { return pkt_.mutable_data().data() + off; }
-  uint8_t byte_at(uint32_t off) const { return load_u8(pkt_.data().data() + off); }
-  uint32_t size() const { return uint32_t(pkt_.size()); }
-  void grow_to(size_t len);
+  std::byte* at(uint32_t off) { return base_ + off; }
+  uint8_t byte_at(uint32_t off) const { return load_u8(base_ + off); }
+  void set_len(size_t len);
   uint32_t append(size_t n);
   void insert(uint32_t off, size_t n);
   void erase(uint32_t off, size_t n);
@@ -200,7 +199,9 @@ class PacketBuilder {
   uint32_t ip() const { return ip_[n_ip_ - 1]; }
   bool ip_is_v6() const { return (byte_at(ip()) >> 4) == 6; }
 
-  Packet pkt_;  // allocated at the first layer (capacity_ + headroom_)
+  Packet pkt_;  // allocated at the first layer (capacity_ + headroom_), always unique
+  std::byte* base_ = nullptr;  // pkt_'s bytes; moves only when set_len() grows the buffer
+  uint32_t len_ = 0;           // bytes in use; the rest of pkt_ is zero
   size_t capacity_;
   size_t headroom_;
   std::array<uint32_t, kMaxIp> ip_{};  // IP headers, outermost first
