@@ -1611,15 +1611,34 @@ struct Named {
   std::vector<std::string> scapy_layers;  // scapy's class names, in order
 };
 
-// Writes the packets to a fresh directory, runs tests/scapy/check_built.py on it and returns its
-// JSON; nullopt (with `why`) when scapy cannot be used.
-std::optional<json> scapy_view(const std::vector<Named>& pkts, std::string* why) {
+// Runs tests/scapy/check_built.py with `args` and returns the JSON it prints; nullopt (with
+// `why`) when scapy cannot be used.
+std::optional<json> run_check_built(const std::string& args, std::string* why) {
   const std::string py = "/usr/bin/python3";
   std::string out;
   if (testing::run(py + " -c 'import scapy.all'", &out) != 0) {
     *why = "scapy is not importable by " + py + ": " + out.substr(0, out.find('\n'));
     return std::nullopt;
   }
+  namespace fs = std::filesystem;
+  fs::path json_out =
+      fs::temp_directory_path() / ("l45_check_built_" + std::to_string(getpid()) + ".json");
+  fs::path script = testing::source_dir() / "tests" / "scapy" / "check_built.py";
+  // Only stdout goes to the file: testing::run() merges stderr into `out`.
+  int rc = testing::run(
+      "{ " + py + " " + script.string() + " " + args + " > " + json_out.string() + "; }", &out);
+  std::ifstream in(json_out);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(json_out);
+  if (rc != 0) {
+    ADD_FAILURE() << "check_built.py " << args << " failed (" << rc << "): " << out;
+    return std::nullopt;
+  }
+  return json::parse(text);
+}
+
+// Writes the packets to a fresh directory and returns what check_built.py sees in them.
+std::optional<json> scapy_view(const std::vector<Named>& pkts, std::string* why) {
   namespace fs = std::filesystem;
   fs::path dir =
       fs::temp_directory_path() / ("l45_builder_" + std::to_string(getpid()) + "_" +
@@ -1631,24 +1650,15 @@ std::optional<json> scapy_view(const std::vector<Named>& pkts, std::string* why)
                     std::ios::binary);
     f.write(reinterpret_cast<const char*>(n.pkt.data().data()), std::streamsize(n.pkt.size()));
   }
-  fs::path script = testing::source_dir() / "tests" / "scapy" / "check_built.py";
-  fs::path json_out = dir / "scapy.json";
-  int rc = testing::run(
-      "{ " + py + " " + script.string() + " " + dir.string() + " > " + json_out.string() + "; }",
-      &out);
-  std::ifstream in(json_out);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto s = run_check_built(dir.string(), why);
   fs::remove_all(dir);
-  if (rc != 0) {
-    ADD_FAILURE() << "check_built.py failed (" << rc << "): " << out;
-    return std::nullopt;
-  }
-  return json::parse(text);
+  return s;
 }
 
-#define L45_SCAPY_OR_SKIP(var, pkts) \
+// `call` may use `why`, which says why scapy cannot be used.
+#define L45_SCAPY_OR_SKIP(var, call) \
   std::string why;                   \
-  auto var = scapy_view(pkts, &why); \
+  auto var = call;                   \
   if (!var && !why.empty()) {        \
     GTEST_SKIP() << why;             \
   }                                  \
@@ -1946,7 +1956,7 @@ std::vector<Named> scapy_corpus() {
 
 TEST(BuilderScapy, BuiltPacketsMatchScapyFieldForField) {
   std::vector<Named> pkts = scapy_corpus();
-  L45_SCAPY_OR_SKIP(s, pkts);
+  L45_SCAPY_OR_SKIP(s, scapy_view(pkts, &why));
   for (const Named& n : pkts) {
     ASSERT_TRUE(s->contains(n.name)) << n.name;
     expect_scapy_agrees(n, (*s)[n.name]);
@@ -1974,7 +1984,7 @@ TEST(BuilderScapy, EditedAndDerivedPacketsMatchScapy) {
                   *make_reply(tcp_segment(tcp_flag::kAck, TcpSeq(1), TcpSeq(2), 9, true),
                               tcp_flag::kAck | tcp_flag::kFin, text("bye")),
                   {"Ether", "Dot1Q", "IP", "TCP", "Raw"}});
-  L45_SCAPY_OR_SKIP(s, pkts);
+  L45_SCAPY_OR_SKIP(s, scapy_view(pkts, &why));
   for (const Named& n : pkts)
     expect_scapy_agrees(n, (*s)[n.name]);
 }
@@ -1986,7 +1996,7 @@ TEST(BuilderScapy, VtlDataPacketIsTheNextSegmentOfItsConnection) {
   pkts.push_back({"1_syn", std::move(h.syn), {"Ether", "IP", "TCP"}});
   pkts.push_back({"2_syn_ack", std::move(h.syn_ack), {"Ether", "IP", "TCP"}});
   pkts.push_back({"3_data", std::move(h.data), {"Ether", "IP", "TCP", "Raw"}});
-  L45_SCAPY_OR_SKIP(s, pkts);
+  L45_SCAPY_OR_SKIP(s, scapy_view(pkts, &why));
   for (const Named& n : pkts)
     expect_scapy_agrees(n, (*s)[n.name]);
   auto tcp = [&](const char* n) { return (*s)[n]["layers"][2]["fields"]; };
@@ -2001,6 +2011,72 @@ TEST(BuilderScapy, VtlDataPacketIsTheNextSegmentOfItsConnection) {
   EXPECT_EQ(ip4("3_data")["src"], ip4("1_syn")["src"]);
   EXPECT_EQ(ip4("3_data")["len"], 20 + 20 + h.text.size());
   EXPECT_EQ((*s)["3_data"]["layers"][3]["fields"]["load"], hex(text(h.text)));
+}
+
+// The other way round: scapy crafts a packet and the result of an edit (recomputing lengths and
+// checksums itself); l45 applies the same edit to the same bytes and must produce exactly
+// scapy's packet.
+std::vector<std::byte> unhex(const std::string& h) {
+  std::vector<std::byte> b(h.size() / 2);
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = std::byte(std::stoi(h.substr(2 * i, 2), nullptr, 16));
+  return b;
+}
+
+TEST(BuilderScapy, ScapyCraftedEditsAreReproducedByteForByte) {
+  L45_SCAPY_OR_SKIP(s, run_check_built("--edits", &why));
+  ASSERT_GE(s->size(), 20u);
+  for (const json& e : *s) {
+    const std::string name = e["name"], op = e["op"];
+    SCOPED_TRACE(name + " (" + op + ")");
+    PacketMeta meta;
+    meta.link = e["link"] == "eth" ? LinkType::Ethernet : LinkType::Raw;
+    auto in_bytes = unhex(e["in"]);
+    Packet p = Packet::copy_of(in_bytes, meta);
+    const json& a = e["args"];
+    auto addr = [&] { return ip(a[0].get<std::string>().c_str()); };
+    std::optional<Packet> result;
+    bool ok = true;
+    if (op == "set_ip_src") {
+      ok = set_ip_src(p, addr());
+    } else if (op == "set_ip_dst") {
+      ok = set_ip_dst(p, addr());
+    } else if (op == "set_ttl") {
+      ok = set_ttl(p, a[0].get<uint8_t>());
+    } else if (op == "set_src_port") {
+      ok = set_src_port(p, a[0].get<uint16_t>());
+    } else if (op == "set_dst_port") {
+      ok = set_dst_port(p, a[0].get<uint16_t>());
+    } else if (op == "set_tcp_seq") {
+      ok = set_tcp_seq(p, TcpSeq(a[0].get<uint32_t>()));
+    } else if (op == "set_tcp_ack") {
+      ok = set_tcp_ack(p, TcpSeq(a[0].get<uint32_t>()));
+    } else if (op == "set_tcp_window") {
+      ok = set_tcp_window(p, a[0].get<uint16_t>());
+    } else if (op == "set_tcp_flags") {
+      ok = set_tcp_flags(p, a[0].get<uint8_t>());
+    } else if (op == "fix_checksums") {
+      ok = fix_checksums(p);
+    } else if (op == "fix_lengths_and_checksums") {
+      ok = fix_lengths(p) && fix_checksums(p);
+    } else if (op == "with_payload") {
+      result = with_payload(p, unhex(a[0]));
+    } else if (op == "make_reply") {
+      result = make_reply(p, a[0].get<uint8_t>(), unhex(a[1]));
+    } else if (op == "make_icmp_error") {
+      result = make_icmp_error(p, a[0].get<uint8_t>(), a[1].get<uint8_t>());
+    } else {
+      ADD_FAILURE() << "unknown op";
+      continue;
+    }
+    if (op == "with_payload" || op == "make_reply" || op == "make_icmp_error") {
+      ASSERT_TRUE(result);
+      p = std::move(*result);
+    }
+    EXPECT_TRUE(ok);
+    EXPECT_EQ(hex(p.data()), e["want"].get<std::string>());
+    EXPECT_EQ(decoded(p).checksum_status(), ChecksumStatus::Ok);
+  }
 }
 
 }  // namespace
