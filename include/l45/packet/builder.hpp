@@ -2,8 +2,9 @@
 // returns (no object per layer, no second copy), and fills in every length and checksum at
 // build(). Beside it: packets derived from a decoded one (replies that answer for the other
 // endpoint, a copy with a new payload, ICMP errors, ARP replies), field edits on an existing
-// packet that keep its checksums valid by incremental update (RFC 1624), and full recomputation
-// (fix_lengths(), fix_checksums()).
+// packet that keep its checksums valid by incremental update (RFC 1624: PacketEditor and the
+// set_* functions), full recomputation (fix_lengths(), fix_checksums()), and VLAN/Ethernet
+// encapsulation in the packet's headroom (push_vlan(), pop_vlan(), push_ethernet()).
 //
 // Layers go in wire order; each may be followed by its setters, in any order:
 //
@@ -166,7 +167,8 @@ class PacketBuilder {
   PacketBuilder& pad_to(size_t frame_len);
 
   // The packet, lengths and checksums filled in; meta.link and meta.wire_len are set, the rest
-  // of `meta` is kept. Empty when error() is set. The builder is empty afterwards.
+  // of `meta` is kept. Empty when error() is set. Afterwards the builder has no layers and can
+  // start another packet; error() stays set (a builder that failed keeps failing).
   Packet build(PacketMeta meta = {});
   BuildError error() const { return error_; }
 
