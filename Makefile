@@ -23,7 +23,7 @@ test: build
 
 # Only the fast unit tests.
 test-unit: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L unit
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE 'oracle|cli'
 
 # The same suite built with AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps

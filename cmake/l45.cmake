@@ -1,6 +1,9 @@
+include(GoogleTest)
+
 # l45_layer(NAME DEPS...) builds src/<NAME>/*.cpp (except *_test, *_bench, *_fuzz) into the
 # static library l45_<NAME>, and src/<NAME>/*_test.cpp into one GoogleTest binary per layer,
-# registered with ctest under the label <NAME>. A new unit is a new file: no list to edit.
+# each of its tests registered with ctest as <NAME>.<Suite>.<Test> (label: <NAME>).
+# A new unit is a new file: no list to edit.
 function(l45_layer name)
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp ${CMAKE_CURRENT_SOURCE_DIR}/*/*.cpp)
   set(lib_srcs)
@@ -21,8 +24,10 @@ function(l45_layer name)
     target_link_libraries(l45_${name}_test PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,l45_${name}>"
       l45_testing GTest::gtest_main GTest::gmock)
     target_include_directories(l45_${name}_test PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-    add_test(NAME ${name} COMMAND l45_${name}_test --gtest_brief=1)
-    set_tests_properties(${name} PROPERTIES LABELS "unit;${name}"
-      ENVIRONMENT "L45_SOURCE_DIR=${PROJECT_SOURCE_DIR};L45_BINARY_DIR=${PROJECT_BINARY_DIR}")
+    # One ctest test per GoogleTest test: ctest reports, times and parallelises each one.
+    gtest_discover_tests(l45_${name}_test
+      TEST_PREFIX "${name}."
+      PROPERTIES LABELS ${name}
+      DISCOVERY_TIMEOUT 60)
   endif()
 endfunction()

@@ -11,12 +11,12 @@ namespace l45::testing {
 
 std::filesystem::path source_dir() {
   const char* s = std::getenv("L45_SOURCE_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  return s ? std::filesystem::path(s) : std::filesystem::path(L45_DEFAULT_SOURCE_DIR);
 }
 
 std::filesystem::path binary_dir() {
   const char* s = std::getenv("L45_BINARY_DIR");
-  return s ? std::filesystem::path(s) : std::filesystem::current_path();
+  return s ? std::filesystem::path(s) : std::filesystem::path(L45_DEFAULT_BINARY_DIR);
 }
 
 std::optional<std::filesystem::path> shared_pcaps_dir() {

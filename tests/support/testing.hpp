@@ -12,9 +12,9 @@ namespace l45::testing {
 
 // ../shared/pcaps next to the repository (or $L45_PCAPS), if it exists.
 std::optional<std::filesystem::path> shared_pcaps_dir();
-// The repository root ($L45_SOURCE_DIR, set by ctest).
+// The repository root ($L45_SOURCE_DIR, else the one this build was configured from).
 std::filesystem::path source_dir();
-// The build directory ($L45_BINARY_DIR, set by ctest).
+// The build directory ($L45_BINARY_DIR, else this build's).
 std::filesystem::path binary_dir();
 // Empty when the process has CAP_NET_ADMIN and can create network namespaces; otherwise
 // the reason it cannot.

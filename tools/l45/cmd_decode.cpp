@@ -57,8 +57,8 @@ void json_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     fmt::format_to(out, ",\"tunnel\":[");
     for (size_t i = 0; i + 1 < ips.size(); ++i)
       fmt::format_to(out, "{}{{\"version\":{},\"src\":\"{}\",\"dst\":\"{}\",\"proto\":{}}}",
-                     i ? "," : "", ips[i].version, ips[i].src.to_string(),
-                     ips[i].dst.to_string(), ips[i].proto);
+                     i ? "," : "", ips[i].version, ips[i].src().to_string(),
+                     ips[i].dst().to_string(), ips[i].proto);
     fmt::format_to(out, "]");
   }
   if (v.ip_version()) {
@@ -110,7 +110,7 @@ void text_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
   if (!v.vlan_ids().empty()) fmt::format_to(out, " vlan {}", fmt::join(v.vlan_ids(), ","));
   auto ips = v.ip_layers();
   for (size_t i = 0; i + 1 < ips.size(); ++i)
-    fmt::format_to(out, " tunnel {} > {} |", ips[i].src.to_string(), ips[i].dst.to_string());
+    fmt::format_to(out, " tunnel {} > {} |", ips[i].src().to_string(), ips[i].dst().to_string());
   if (auto t = v.tcp()) {
     const TcpOptions opt = t->options();
     fmt::format_to(out, " {} > {} TCP {} seq {}", addr_port(v.src_addr(), t->src_port()),
