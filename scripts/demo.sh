@@ -10,7 +10,7 @@ say "l45 decode -r data/sample.pcap -c 12"
 "$L45" decode -r "$SAMPLE" -c 12
 say "l45 decode -r data/sample.pcap -f 'tcp port 40100 and tcp[tcpflags] & tcp-syn != 0' --json"
 "$L45" decode -r "$SAMPLE" -f 'tcp port 40100 and tcp[tcpflags] & tcp-syn != 0' --json
-say "l45 decode -r data/sample.pcap --stats -q  (every packet decoded, nothing printed but the totals)"
+say "l45 decode -r data/sample.pcap --stats >/dev/null   (the totals and any parse error, by name)"
 "$L45" decode -r "$SAMPLE" --stats >/dev/null
 echo
 echo "The capture was recorded by scripts/record-sample.sh (nginx and curl in two network"

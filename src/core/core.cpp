@@ -20,7 +20,7 @@ void check_failed(const char* expr, const char* file, int line) {
 }  // namespace detail
 
 std::string Error::message() const {
-  if (code_ == 0) return context_;
+  if (code_ == 0 || self_explained_) return context_;
   return context_ + ": " + std::strerror(code_);
 }
 

@@ -23,16 +23,24 @@ class Error {
   // `code` is an errno value (0 when none applies); `context` says what was being done.
   Error(int code, std::string context) : code_(code), context_(std::move(context)) {}
   static Error from_errno(std::string context) { return Error(errno, std::move(context)); }
-  static Error invalid(std::string context) { return Error(EINVAL, std::move(context)); }
+  // Bad input from the user or a file: code EINVAL, and the context says everything, so
+  // message() adds no "Invalid argument".
+  static Error invalid(std::string context) {
+    Error e(EINVAL, std::move(context));
+    e.self_explained_ = true;
+    return e;
+  }
 
   int code() const { return code_; }
   const std::string& context() const { return context_; }
-  // "context: strerror(code)", or just the context when code is 0.
+  // "context: strerror(code)", or just the context when code is 0 or the error came from
+  // invalid().
   std::string message() const;
 
  private:
   int code_ = 0;
   std::string context_;
+  bool self_explained_ = false;
 };
 
 template <typename T>
