@@ -14,10 +14,10 @@ packages=(
   clang libclang-rt-14-dev clang-format
   # tests and the sample recorder: real peers, kernel tools, oracles
   tshark tcpdump python3 python3-scapy
-  nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps
+  nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps util-linux jq
 )
 if [ "${1:-}" = bench ]; then
-  packages+=(wrk libnids-dev libtins-dev libndpi-bin time util-linux)
+  packages+=(wrk libnids-dev libtins-dev libndpi-bin time)
 fi
 
 missing=()
