@@ -27,8 +27,8 @@
 // and counts it once in stats().drops as pcap_truncated (the file ends inside a record) or
 // pcap_corrupt (a length or field that cannot be right). After that, read() returns 0 and
 // at_end() is true. A captured length above 256 KiB is corrupt; one above an understated
-// snapshot length is read whole, as Wireshark does. An unknown link type is not an error here (the decoder reports
-// unknown_link_type). Format errors carry errno 0: their message says everything.
+// snapshot length is read whole, as Wireshark does. An unknown link type is not an error here (the
+// decoder reports unknown_link_type). Format errors carry errno 0: their message says everything.
 //
 // PcapFileSink writes classic pcap, or pcapng when the path ends in ".pcapng" or
 // format=pcapng. Each packet's captured bytes, wire length, timestamp (and, for pcapng, its
@@ -129,6 +129,8 @@ class PcapFileSource final : public Source {
   Result<void> open_pcapng();
   Step next_pcap(Record& r);
   Step next_pcapng(Record& r);
+  std::optional<Step> check_block_length(const std::byte* b, uint32_t len, size_t left,
+                                         uint32_t min_len, std::string_view what);
   Step section_header(const std::byte* b, size_t left);
   Step interface_description(const std::byte* b, uint32_t len);
   Step packet_block(uint32_t type, const std::byte* b, uint32_t len, Record& r);
@@ -156,8 +158,8 @@ class PcapFileSource final : public Source {
 
   // pcapng
   std::vector<Interface> interfaces_;
-  size_t section_base_ = 0;              // index in interfaces_ of the section's interface 0
-  uint32_t section_count_ = 0;           // number of sections seen
+  size_t section_base_ = 0;     // index in interfaces_ of the section's interface 0
+  uint32_t section_count_ = 0;  // number of sections seen
 };
 
 // Every packet of a capture file (PcapFileSource::read_all): for tests and benchmarks that

@@ -372,9 +372,11 @@ PcapFileSource::Step PcapFileSource::next_pcap(Record& r) {
     std::swap(caplen, len);
   }
   if (caplen > kMaxCaptureLength) {
-    return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt record at byte {} (packet {}): captured length {} exceeds the maximum {}",
-                            pos_, packet, caplen, kMaxCaptureLength));
+    return fail(
+        DropReason::PcapCorrupt,
+        fmt::format(
+            "corrupt record at byte {} (packet {}): captured length {} exceeds the maximum {}",
+            pos_, packet, caplen, kMaxCaptureLength));
   }
   const size_t room = left - kPcapRecordHeaderLen;
   if (caplen > room) {
@@ -395,6 +397,37 @@ PcapFileSource::Step PcapFileSource::next_pcap(Record& r) {
   return Step::Packet;
 }
 
+// A block's length fields (pcapng 3.1): at least `min_len`, a multiple of 4, inside the file,
+// and equal to the trailing copy. `what` names the block in the message.
+std::optional<PcapFileSource::Step> PcapFileSource::check_block_length(const std::byte* b,
+                                                                       uint32_t len, size_t left,
+                                                                       uint32_t min_len,
+                                                                       std::string_view what) {
+  if (len < min_len) {
+    return fail(DropReason::PcapCorrupt,
+                fmt::format("corrupt pcapng {} at byte {}: block length {} is below the minimum {}",
+                            what, pos_, len, min_len));
+  }
+  if (len % 4 != 0) {
+    return fail(DropReason::PcapCorrupt,
+                fmt::format("corrupt pcapng {} at byte {}: block length {} is not a multiple of 4",
+                            what, pos_, len));
+  }
+  if (len > left) {
+    return fail(DropReason::PcapTruncated,
+                fmt::format("truncated pcapng block at byte {}: block length {}, {} bytes left",
+                            pos_, len, left));
+  }
+  const uint32_t trailing = u32(b + len - 4);
+  if (trailing != len) {
+    return fail(DropReason::PcapCorrupt,
+                fmt::format("corrupt pcapng {} at byte {}: trailing block length {} does not "
+                            "match the leading {}",
+                            what, pos_, trailing, len));
+  }
+  return std::nullopt;
+}
+
 // One pcapng block: a packet (Step::Packet), another block consumed (Step::Again), the end of
 // the file or an error. The framing (length bounds, alignment, trailing copy) is checked for
 // every block before its body is looked at, so a bad length is reported where it is.
@@ -411,30 +444,7 @@ PcapFileSource::Step PcapFileSource::next_pcapng(Record& r) {
   const uint32_t type = load_le32(b);
   if (type == kShbType) return section_header(b, left);
   const uint32_t len = u32(b + 4);
-  if (len < kBlockMinLen) {
-    return fail(
-        DropReason::PcapCorrupt,
-        fmt::format("corrupt pcapng block at byte {}: block length {} is below the minimum {}",
-                    pos_, len, kBlockMinLen));
-  }
-  if (len % 4 != 0) {
-    return fail(
-        DropReason::PcapCorrupt,
-        fmt::format("corrupt pcapng block at byte {}: block length {} is not a multiple of 4", pos_,
-                    len));
-  }
-  if (len > left) {
-    return fail(DropReason::PcapTruncated,
-                fmt::format("truncated pcapng block at byte {}: block length {}, {} bytes left",
-                            pos_, len, left));
-  }
-  const uint32_t trailing = u32(b + len - 4);
-  if (trailing != len) {
-    return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt pcapng block at byte {}: trailing block length {} does not "
-                            "match the leading {}",
-                            pos_, trailing, len));
-  }
+  if (auto bad = check_block_length(b, len, left, kBlockMinLen, "block")) return *bad;
   switch (u32(b)) {
     case kEpbType:
     case kSpbType:
@@ -469,30 +479,7 @@ PcapFileSource::Step PcapFileSource::section_header(const std::byte* b, size_t l
                             pos_, load_be32(b + 8)));
   }
   const uint32_t len = u32(b + 4);
-  if (len < kShbMinLen) {
-    return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt pcapng section header at byte {}: block length {} is below "
-                            "the minimum {}",
-                            pos_, len, kShbMinLen));
-  }
-  if (len % 4 != 0) {
-    return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt pcapng section header at byte {}: block length {} is not a "
-                            "multiple of 4",
-                            pos_, len));
-  }
-  if (len > left) {
-    return fail(DropReason::PcapTruncated,
-                fmt::format("truncated pcapng block at byte {}: block length {}, {} bytes left",
-                            pos_, len, left));
-  }
-  const uint32_t trailing = u32(b + len - 4);
-  if (trailing != len) {
-    return fail(DropReason::PcapCorrupt,
-                fmt::format("corrupt pcapng section header at byte {}: trailing block length {} "
-                            "does not match the leading {}",
-                            pos_, trailing, len));
-  }
+  if (auto bad = check_block_length(b, len, left, kShbMinLen, "section header")) return *bad;
   const uint16_t major = u16(b + 12);
   const uint16_t minor = u16(b + 14);
   // 1.0 is the format; 1.2 was written by a few old tools for the same thing (libpcap and
