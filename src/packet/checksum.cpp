@@ -33,9 +33,11 @@ uint32_t checksum_add(Bytes data, uint32_t sum) {
     p += 8;
     n -= 8;
   }
-  uint64_t tail = 0;
-  std::memcpy(&tail, p, n);  // the last 0..7 bytes, zero-padded: an odd byte is a high byte (BE)
-  add(tail);
+  if (n) {
+    uint64_t tail = 0;  // the last 1..7 bytes, zero-padded: an odd byte is a high byte (BE)
+    std::memcpy(&tail, p, n);
+    add(tail);
+  }
   acc = (acc & 0xffffffffu) + (acc >> 32);
   acc = (acc & 0xffffffffu) + (acc >> 32);
   uint32_t folded = static_cast<uint32_t>(acc);

@@ -114,6 +114,11 @@ TEST(Checksum, EqualsTheRfc1071ReferenceForEveryLengthAndAlignment) {
   EXPECT_EQ(checksum_finish(checksum_add(ones)), reference_checksum(ones, 0));
 }
 
+TEST(Checksum, EmptySpanAddsNothing) {
+  EXPECT_EQ(checksum_add(Bytes{}, 0x1234), 0x1234u);
+  EXPECT_EQ(checksum_finish(checksum_add(Bytes{})), 0xffff);
+}
+
 TEST(Checksum, ChainedEvenChunksEqualOneSum) {
   std::vector<std::byte> buf(1000);
   for (size_t i = 0; i < buf.size(); ++i)
