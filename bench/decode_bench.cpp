@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
   }
   int repeats = argc > 2 && argv[2][0] != '-' ? std::max(1, std::atoi(argv[2])) : 5;
   bool csum = false;
-  for (int i = 2; i < argc; ++i) csum |= std::string(argv[i]) == "--csum";
+  for (int i = 2; i < argc; ++i)
+    csum |= std::string(argv[i]) == "--csum";
 
   double t0 = now();
   auto all = l45::read_capture(argv[1]);
@@ -58,7 +59,8 @@ int main(int argc, char** argv) {
   }
   const std::vector<l45::Packet>& pkts = *all;
   uint64_t wire = 0;
-  for (const auto& p : pkts) wire += p.meta().wire_len;
+  for (const auto& p : pkts)
+    wire += p.meta().wire_len;
   double load_sec = now() - t0;
   long rss_load = status_kb("VmRSS:");
 

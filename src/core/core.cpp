@@ -54,17 +54,20 @@ std::string_view drop_reason_description(DropReason r) {
 }
 std::optional<DropReason> drop_reason_from_name(std::string_view name) {
   for (size_t i = 0; i < kReasonInfo.size(); ++i)
-    if (!kReasonInfo[i].name.empty() && kReasonInfo[i].name == name) return static_cast<DropReason>(i);
+    if (!kReasonInfo[i].name.empty() && kReasonInfo[i].name == name)
+      return static_cast<DropReason>(i);
   return std::nullopt;
 }
 
 uint64_t DropCounters::total() const {
   uint64_t t = 0;
-  for (size_t i = 1; i < counts_.size(); ++i) t += counts_[i];
+  for (size_t i = 1; i < counts_.size(); ++i)
+    t += counts_[i];
   return t;
 }
 void DropCounters::merge(const DropCounters& o) {
-  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
+  for (size_t i = 0; i < counts_.size(); ++i)
+    counts_[i] += o.counts_[i];
 }
 
 uint64_t& CounterSet::add(std::string name, std::string help) {
@@ -81,8 +84,12 @@ namespace log {
 namespace {
 Level g_level = Level::Warning;
 }
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
 void write(Level l, std::string_view msg) {
   static constexpr const char* kPrefix[] = {"error: ", "warning: ", "", "debug: "};
   std::fprintf(stderr, "l45: %s%.*s\n", kPrefix[static_cast<int>(l)], static_cast<int>(msg.size()),

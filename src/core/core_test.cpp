@@ -72,7 +72,8 @@ TEST(Timestamp, SplitsNegativeTimesIntoSecondsAndPositiveNanos) {
 TEST(CounterSet, ReferencesSurviveGrowth) {
   CounterSet s;
   uint64_t& a = s.add("a");
-  for (int i = 0; i < 100; ++i) s.add("x" + std::to_string(i));
+  for (int i = 0; i < 100; ++i)
+    s.add("x" + std::to_string(i));
   ++a;
   EXPECT_EQ(*s.find("a"), 1u);
 }

@@ -25,8 +25,8 @@ int run(const std::string& cmd, std::string* out = nullptr);
 }  // namespace l45::testing
 
 // Skips the current test with one clear line when network namespaces are unavailable.
-#define L45_REQUIRE_NETNS()                                                       \
-  do {                                                                            \
-    auto l45_reason = ::l45::testing::netns_unavailable_reason();                 \
-    if (!l45_reason.empty()) GTEST_SKIP() << "needs root netns: " << l45_reason;  \
+#define L45_REQUIRE_NETNS()                                                      \
+  do {                                                                           \
+    auto l45_reason = ::l45::testing::netns_unavailable_reason();                \
+    if (!l45_reason.empty()) GTEST_SKIP() << "needs root netns: " << l45_reason; \
   } while (0)

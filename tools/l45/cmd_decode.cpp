@@ -1,10 +1,7 @@
 // l45 decode: one readable line (or one JSON object) per packet of a capture or interface.
 #include <fmt/format.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
-#include <optional>
 
 #include "command.hpp"
 #include "input.hpp"
@@ -20,15 +17,15 @@ struct DecodeArgs {
   bool stats = false;
 };
 
-constexpr const char* kTcpFlagLetters = "FSRPAUEC";  // bit 0 (FIN) .. bit 7 (CWR)
-
+// TCP flags as letters, SYN first then FIN, RST, PSH, ACK, URG, ECE, CWR: the order people
+// write them in ("SA", "FA", "PA"), and the one `tcp.flags` uses in --json.
 std::string tcp_flags_string(uint8_t flags) {
-  // Printed in the order S, F, R, P, A, U, E, C is confusing to read; tcpdump-like order of
-  // the bits from FIN upwards keeps "SA", "FA", "PA" the way people write them.
+  static constexpr std::pair<uint8_t, char> kOrder[] = {
+      {tcp_flag::kSyn, 'S'}, {tcp_flag::kFin, 'F'}, {tcp_flag::kRst, 'R'}, {tcp_flag::kPsh, 'P'},
+      {tcp_flag::kAck, 'A'}, {tcp_flag::kUrg, 'U'}, {tcp_flag::kEce, 'E'}, {tcp_flag::kCwr, 'C'}};
   std::string s;
-  static constexpr int kOrder[] = {1, 0, 2, 3, 4, 5, 6, 7};  // S F R P A U E C
-  for (int b : kOrder)
-    if (flags & (1u << b)) s += kTcpFlagLetters[b];
+  for (auto [bit, letter] : kOrder)
+    if (flags & bit) s += letter;
   return s;
 }
 
@@ -66,8 +63,8 @@ void json_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     fmt::format_to(out,
                    ",\"ip\":{{\"version\":{},\"src\":\"{}\",\"dst\":\"{}\",\"proto\":{},"
                    "\"ttl\":{},\"len\":{}",
-                   v.ip_version(), v.src_addr().to_string(), v.dst_addr().to_string(),
-                   v.l4_proto(), v.ttl(), v.ip_total_len());
+                   v.ip_version(), v.src_addr().to_string(), v.dst_addr().to_string(), v.l4_proto(),
+                   v.ttl(), v.ip_total_len());
     if (v.ip_version() == 4 || fr.is_fragment) fmt::format_to(out, ",\"id\":{}", v.ip_id());
     fmt::format_to(out, ",\"frag_offset\":{},\"mf\":{}}}", fr.offset_bytes,
                    fr.more_fragments ? "true" : "false");
@@ -83,7 +80,8 @@ void json_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     if (opt.window_scale) fmt::format_to(out, ",\"wscale\":{}", *opt.window_scale);
     if (opt.sack_permitted) fmt::format_to(out, ",\"sack_perm\":true");
     if (opt.timestamps)
-      fmt::format_to(out, ",\"ts_val\":{},\"ts_ecr\":{}", opt.timestamps->value, opt.timestamps->echo);
+      fmt::format_to(out, ",\"ts_val\":{},\"ts_ecr\":{}", opt.timestamps->value,
+                     opt.timestamps->echo);
     fmt::format_to(out, "}}");
   } else if (auto u = v.udp()) {
     fmt::format_to(out, ",\"udp\":{{\"sport\":{},\"dport\":{},\"len\":{}}}", u->src_port(),
@@ -93,8 +91,8 @@ void json_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
   } else if (auto ic6 = v.icmpv6()) {
     fmt::format_to(out, ",\"icmpv6\":{{\"type\":{},\"code\":{}}}", ic6->type(), ic6->code());
   } else if (auto a = v.arp()) {
-    fmt::format_to(out, ",\"arp\":{{\"op\":{},\"sender_ip\":\"{}\",\"target_ip\":\"{}\"}}",
-                   a->op(), a->sender_ip().to_string(), a->target_ip().to_string());
+    fmt::format_to(out, ",\"arp\":{{\"op\":{},\"sender_ip\":\"{}\",\"target_ip\":\"{}\"}}", a->op(),
+                   a->sender_ip().to_string(), a->target_ip().to_string());
   }
   if (v.ip_version()) fmt::format_to(out, ",\"payload_len\":{}", v.payload_len());
   fmt::format_to(out, ",\"csum\":\"{}\"", checksum_status_name(v.checksum_status()));
@@ -116,7 +114,7 @@ void text_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     fmt::format_to(out, " {} > {} TCP {} seq {}", addr_port(v.src_addr(), t->src_port()),
                    addr_port(v.dst_addr(), t->dst_port()), tcp_flags_string(t->flags()),
                    t->seq().value());
-    if (t->flags() & 0x10) fmt::format_to(out, " ack {}", t->ack().value());
+    if (t->has_ack()) fmt::format_to(out, " ack {}", t->ack().value());
     fmt::format_to(out, " win {}", t->window());
     std::string o2;
     if (opt.mss) o2 += fmt::format(" mss {}", *opt.mss);
@@ -143,13 +141,15 @@ void text_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
       fmt::format_to(out, " ARP who-has {} tell {}", a->target_ip().to_string(),
                      a->sender_ip().to_string());
     else
-      fmt::format_to(out, " ARP {} is-at {}", a->sender_ip().to_string(), a->sender_mac().to_string());
+      fmt::format_to(out, " ARP {} is-at {}", a->sender_ip().to_string(),
+                     a->sender_mac().to_string());
   } else {
     fmt::format_to(out, " {} len {}", link_type_name(v.link()), p.meta().wire_len);
   }
   auto fr = v.fragment();
   if (fr.is_fragment)
-    fmt::format_to(out, " [frag id {} off {}{}]", fr.id, fr.offset_bytes, fr.more_fragments ? " MF" : "");
+    fmt::format_to(out, " [frag id {} off {}{}]", fr.id, fr.offset_bytes,
+                   fr.more_fragments ? " MF" : "");
   if (v.checksum_status() == ChecksumStatus::Bad) fmt::format_to(out, " [bad checksum]");
   if (v.error() != DropReason::None) fmt::format_to(out, " [{}]", drop_reason_name(v.error()));
   fmt::format_to(out, "\n");
@@ -180,7 +180,8 @@ void run_decode(const DecodeArgs& a) {
   std::fflush(stdout);
   if (a.stats) {
     print_source_stats(*src);
-    std::fprintf(stderr, "l45: decoded %llu packets, %llu with a bad checksum, %llu not fully parsed\n",
+    std::fprintf(stderr,
+                 "l45: decoded %llu packets, %llu with a bad checksum, %llu not fully parsed\n",
                  static_cast<unsigned long long>(shown), static_cast<unsigned long long>(bad_csum),
                  static_cast<unsigned long long>(decode_errors.total()));
     decode_errors.for_each_nonzero([](DropReason d, uint64_t n) {

@@ -1,7 +1,8 @@
 // Subcommands of the `l45` tool. Each lives in its own file and registers with one line:
 //
 //   static void setup_decode(CLI::App& app) { ... app.callback(...) ... }
-//   L45_REGISTER_COMMAND("decode", "print every packet of a capture or an interface", setup_decode, 10);
+//   L45_REGISTER_COMMAND("decode", "print every packet of a capture or an interface", setup_decode,
+//   10);
 //
 // Exit codes: 0 success, 1 the job ran but found a problem (e.g. a test failed), 2 usage or
 // environment error (unknown file, bad filter, missing privilege): always with one clear line.
@@ -37,8 +38,12 @@ struct Exit {
   int code;
   std::string message;  // printed as "l45: error: <message>" when not empty
 };
-[[noreturn]] inline void fail(const Error& e, int code = kExitUsage) { throw Exit{code, e.message()}; }
-[[noreturn]] inline void fail(std::string msg, int code = kExitUsage) { throw Exit{code, std::move(msg)}; }
+[[noreturn]] inline void fail(const Error& e, int code = kExitUsage) {
+  throw Exit{code, e.message()};
+}
+[[noreturn]] inline void fail(std::string msg, int code = kExitUsage) {
+  throw Exit{code, std::move(msg)};
+}
 
 // Unwraps a Result or ends the command with its error.
 template <typename T>
@@ -52,6 +57,6 @@ inline void must(Result<void> r, int code = kExitUsage) {
 
 }  // namespace l45::cli
 
-#define L45_REGISTER_COMMAND(name, help, setup, order)                         \
-  [[maybe_unused]] static const bool L45_CONCAT(l45_cmd_reg_, __LINE__) =      \
+#define L45_REGISTER_COMMAND(name, help, setup, order)                    \
+  [[maybe_unused]] static const bool L45_CONCAT(l45_cmd_reg_, __LINE__) = \
       ::l45::cli::register_command({name, help, setup, order})

@@ -10,11 +10,14 @@ namespace l45::cli {
 
 namespace {
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 }  // namespace
 
 void add_input_options(CLI::App& app, InputArgs& in) {
-  auto* r = app.add_option("-r,--read", in.file, "read packets from a pcap or pcapng file ('-' = stdin)");
+  auto* r =
+      app.add_option("-r,--read", in.file, "read packets from a pcap or pcapng file ('-' = stdin)");
   auto* i = app.add_option("-i,--interface", in.iface, "capture live on an interface (needs root)");
   r->excludes(i);
   i->excludes(r);
@@ -22,14 +25,16 @@ void add_input_options(CLI::App& app, InputArgs& in) {
 }
 
 std::unique_ptr<Source> open_input(const InputArgs& in) {
-  if (in.file.empty() && in.iface.empty()) fail("give a capture with -r FILE or an interface with -i IFACE");
+  if (in.file.empty() && in.iface.empty())
+    fail("give a capture with -r FILE or an interface with -i IFACE");
   std::string spec = in.file.empty() ? "iface:" + in.iface : "file:" + in.file;
   auto src = must(open_source(spec));
   if (!in.filter.empty()) must(src->set_filter(in.filter));
   return src;
 }
 
-Result<void> for_each_packet(Source& src, uint64_t limit, const std::function<void(const Packet&)>& f) {
+Result<void> for_each_packet(Source& src, uint64_t limit,
+                             const std::function<void(const Packet&)>& f) {
   g_stop = 0;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -54,10 +59,13 @@ Result<void> for_each_packet(Source& src, uint64_t limit, const std::function<vo
 void print_source_stats(const Source& src) {
   const auto& s = src.stats();
   std::fprintf(stderr, "l45: %s: %llu packets, %llu bytes read", src.name().c_str(),
-               static_cast<unsigned long long>(s.packets), static_cast<unsigned long long>(s.bytes));
-  if (s.filtered) std::fprintf(stderr, ", %llu filtered out", static_cast<unsigned long long>(s.filtered));
+               static_cast<unsigned long long>(s.packets),
+               static_cast<unsigned long long>(s.bytes));
+  if (s.filtered)
+    std::fprintf(stderr, ", %llu filtered out", static_cast<unsigned long long>(s.filtered));
   if (s.kernel_dropped)
-    std::fprintf(stderr, ", %llu dropped by the kernel", static_cast<unsigned long long>(s.kernel_dropped));
+    std::fprintf(stderr, ", %llu dropped by the kernel",
+                 static_cast<unsigned long long>(s.kernel_dropped));
   std::fputc('\n', stderr);
   s.drops.for_each_nonzero([](DropReason d, uint64_t n) {
     std::fprintf(stderr, "l45:   skipped %llu: %s\n", static_cast<unsigned long long>(n),

@@ -13,9 +13,9 @@
 namespace l45::cli {
 
 struct InputArgs {
-  std::string file;       // -r: capture file, or "-" for standard input
-  std::string iface;      // -i: live interface
-  std::string filter;     // -f: tcpdump-syntax filter
+  std::string file;    // -r: capture file, or "-" for standard input
+  std::string iface;   // -i: live interface
+  std::string filter;  // -f: tcpdump-syntax filter
 };
 
 void add_input_options(CLI::App& app, InputArgs& in);
@@ -24,7 +24,8 @@ std::unique_ptr<Source> open_input(const InputArgs& in);
 // Calls f for every packet until the source ends, `limit` packets were seen (0 = no limit),
 // or the user pressed Ctrl-C. An error from the source (e.g. a corrupt record) comes back
 // after every packet before it was handed to f.
-Result<void> for_each_packet(Source& src, uint64_t limit, const std::function<void(const Packet&)>& f);
+Result<void> for_each_packet(Source& src, uint64_t limit,
+                             const std::function<void(const Packet&)>& f);
 void print_source_stats(const Source& src);
 
 }  // namespace l45::cli

@@ -28,9 +28,8 @@ bool register_command(Command c) {
 
 const std::vector<Command>& commands() {
   auto& r = registry();
-  std::stable_sort(r.begin(), r.end(), [](const Command& a, const Command& b) {
-    return a.order < b.order;
-  });
+  std::stable_sort(r.begin(), r.end(),
+                   [](const Command& a, const Command& b) { return a.order < b.order; });
   return r;
 }
 
@@ -51,31 +50,39 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "only errors on stderr");
   app.parse_complete_callback([&] {
     using l45::log::Level;
-    l45::log::set_level(quiet ? Level::Error : verbosity >= 2 ? Level::Debug
-                                          : verbosity == 1   ? Level::Info
-                                                             : Level::Warning);
+    l45::log::set_level(quiet            ? Level::Error
+                        : verbosity >= 2 ? Level::Debug
+                        : verbosity == 1 ? Level::Info
+                                         : Level::Warning);
   });
 
   auto* help = app.add_subcommand("help", "list the commands, or show one command's help");
   std::string help_topic;
   help->add_option("command", help_topic, "the command to explain");
-  for (const auto& c : commands()) c.setup(*app.add_subcommand(c.name, c.help));
+  for (const auto& c : commands())
+    c.setup(*app.add_subcommand(c.name, c.help));
 
   help->callback([&] {
     if (!help_topic.empty()) {
       CLI::App* sub = nullptr;
       for (auto* c : app.get_subcommands({}))
         if (c->get_name() == help_topic) sub = c;
-      if (!sub || sub == help) throw Exit{kExitUsage, fmt::format("no command '{}' (see 'l45 help')", help_topic)};
+      if (!sub || sub == help)
+        throw Exit{kExitUsage, fmt::format("no command '{}' (see 'l45 help')", help_topic)};
       std::fputs(sub->help().c_str(), stdout);
       return;
     }
-    std::fputs("l45: transparent network services, in one toolkit.\n\nusage: l45 COMMAND [OPTIONS]\n\ncommands:\n", stdout);
-    for (const auto& c : commands()) std::printf("  %-10s %s\n", c.name.c_str(), c.help.c_str());
-    std::fputs("  help       this list; 'l45 help COMMAND' for one command\n\n"
-               "Inputs are files ('-r trace.pcap') or interfaces ('-i eth0'); most commands\n"
-               "take a tcpdump-syntax filter ('-f \"tcp port 80\"') and print JSON with --json.\n",
-               stdout);
+    std::fputs(
+        "l45: transparent network services, in one toolkit.\n\nusage: l45 COMMAND "
+        "[OPTIONS]\n\ncommands:\n",
+        stdout);
+    for (const auto& c : commands())
+      std::printf("  %-10s %s\n", c.name.c_str(), c.help.c_str());
+    std::fputs(
+        "  help       this list; 'l45 help COMMAND' for one command\n\n"
+        "Inputs are files ('-r trace.pcap') or interfaces ('-i eth0'); most commands\n"
+        "take a tcpdump-syntax filter ('-f \"tcp port 80\"') and print JSON with --json.\n",
+        stdout);
   });
 
   try {

@@ -47,7 +47,7 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit on purpose
-  Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}   // NOLINT
+  Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -100,13 +100,13 @@ class [[nodiscard]] Result<void> {
 // Propagates an error: `L45_TRY(auto fd, open_it(p));` or `L45_TRY_VOID(do_it());`.
 #define L45_CONCAT_INNER(a, b) a##b
 #define L45_CONCAT(a, b) L45_CONCAT_INNER(a, b)
-#define L45_TRY_IMPL(tmp, decl, expr)  \
-  auto tmp = (expr);                   \
-  if (!tmp.ok()) return tmp.error();   \
+#define L45_TRY_IMPL(tmp, decl, expr) \
+  auto tmp = (expr);                  \
+  if (!tmp.ok()) return tmp.error();  \
   decl = std::move(tmp).value()
 #define L45_TRY(decl, expr) L45_TRY_IMPL(L45_CONCAT(l45_try_, __LINE__), decl, expr)
-#define L45_TRY_VOID(expr)                      \
-  do {                                          \
-    auto l45_try_v = (expr);                    \
+#define L45_TRY_VOID(expr)                         \
+  do {                                             \
+    auto l45_try_v = (expr);                       \
     if (!l45_try_v.ok()) return l45_try_v.error(); \
   } while (0)

@@ -10,9 +10,13 @@ namespace l45 {
 struct Timestamp {
   int64_t ns = 0;  // since the Unix epoch
 
-  static constexpr Timestamp from_sec_usec(int64_t s, int64_t us) { return {s * 1000000000 + us * 1000}; }
+  static constexpr Timestamp from_sec_usec(int64_t s, int64_t us) {
+    return {s * 1000000000 + us * 1000};
+  }
   static constexpr Timestamp from_sec_nsec(int64_t s, int64_t n) { return {s * 1000000000 + n}; }
-  constexpr int64_t sec() const { return ns >= 0 ? ns / 1000000000 : -((-ns + 999999999) / 1000000000); }
+  constexpr int64_t sec() const {
+    return ns >= 0 ? ns / 1000000000 : -((-ns + 999999999) / 1000000000);
+  }
   constexpr int64_t nsec_part() const { return ns - sec() * 1000000000; }
   constexpr double seconds() const { return static_cast<double>(ns) / 1e9; }
   friend constexpr auto operator<=>(Timestamp, Timestamp) = default;
@@ -25,8 +29,12 @@ struct Duration {
   friend constexpr auto operator<=>(Duration, Duration) = default;
 };
 
-constexpr Timestamp operator+(Timestamp t, Duration d) { return {t.ns + d.ns}; }
-constexpr Duration operator-(Timestamp a, Timestamp b) { return {a.ns - b.ns}; }
+constexpr Timestamp operator+(Timestamp t, Duration d) {
+  return {t.ns + d.ns};
+}
+constexpr Duration operator-(Timestamp a, Timestamp b) {
+  return {a.ns - b.ns};
+}
 
 class Clock {
  public:

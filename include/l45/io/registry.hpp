@@ -62,9 +62,9 @@ Result<std::unique_ptr<Sink>> open_sink(std::string_view spec);
 
 }  // namespace l45
 
-#define L45_REGISTER_SOURCE(scheme, help, factory)                                    \
-  [[maybe_unused]] static const bool L45_CONCAT(l45_source_reg_, __LINE__) =          \
+#define L45_REGISTER_SOURCE(scheme, help, factory)                           \
+  [[maybe_unused]] static const bool L45_CONCAT(l45_source_reg_, __LINE__) = \
       ::l45::IoRegistry::instance().add_source(scheme, help, factory)
-#define L45_REGISTER_SINK(scheme, help, factory)                                      \
-  [[maybe_unused]] static const bool L45_CONCAT(l45_sink_reg_, __LINE__) =            \
+#define L45_REGISTER_SINK(scheme, help, factory)                           \
+  [[maybe_unused]] static const bool L45_CONCAT(l45_sink_reg_, __LINE__) = \
       ::l45::IoRegistry::instance().add_sink(scheme, help, factory)

@@ -24,13 +24,13 @@ enum class Direction : uint8_t { Unknown = 0, Inbound, Outbound };
 enum class Verdict : uint8_t { Pending = 0, Accept, Drop };
 
 struct PacketMeta {
-  Timestamp ts;                           // capture time
-  uint32_t wire_len = 0;                  // length on the wire (>= captured length)
-  uint32_t ingress = 0;                   // interface index or source id; 0 = unknown
-  uint32_t queue_id = 0;                  // NFQUEUE queue number, when from NFQUEUE
-  uint32_t queue_packet_id = 0;           // NFQUEUE packet id, for the verdict
-  uint32_t mark = 0;                      // netfilter mark (read from and written to NFQUEUE)
-  uint64_t frame = 0;                     // 1-based ordinal in its source
+  Timestamp ts;                  // capture time
+  uint32_t wire_len = 0;         // length on the wire (>= captured length)
+  uint32_t ingress = 0;          // interface index or source id; 0 = unknown
+  uint32_t queue_id = 0;         // NFQUEUE queue number, when from NFQUEUE
+  uint32_t queue_packet_id = 0;  // NFQUEUE packet id, for the verdict
+  uint32_t mark = 0;             // netfilter mark (read from and written to NFQUEUE)
+  uint64_t frame = 0;            // 1-based ordinal in its source
   LinkType link = LinkType::Ethernet;
   Direction direction = Direction::Unknown;
   Verdict verdict = Verdict::Pending;
