@@ -41,11 +41,13 @@ struct Spec {
   bool ext = false;  // IPv6: Hop-by-Hop and Destination Options before the Fragment header
   size_t payload = 100;
   uint8_t seed = 1;
+  uint8_t tunnel = 0;  // non-zero: inside IPv4-in-IPv4 (RFC 2003) from 203.0.113.<tunnel>
 };
 
 PacketBuilder& prefix(PacketBuilder& b, const Spec& s) {
   b.ethernet(mac(1), mac(2));
   if (s.vlan) b.vlan(s.vlan);
+  if (s.tunnel) b.ipv4(IpAddr::from_host_v4(0xcb007100 + s.tunnel), kB4);
   if (s.version == 4) {
     b.ipv4(kA4, kB4).ip_id(uint16_t(s.id));
   } else {
@@ -193,6 +195,26 @@ TEST(IpDefrag, VlanSeparatesIdenticalIds) {
   EXPECT_EQ(bytes_of(h.outs[0]), bytes_of(whole(b)));
   EXPECT_EQ(bytes_of(h.outs[1]), bytes_of(whole(a)));
   EXPECT_EQ(h.d.stats().drops.total(), 0u);
+}
+
+TEST(IpDefrag, InnerFragmentsOfATunnelReassembleWithOuterLengthsFixed) {
+  for (int version : {4, 6}) {
+    Spec s{.version = version, .tunnel = 1};
+    Harness h;
+    h.push(piece(s, 64, 44));
+    h.push(piece(s, 0, 64));
+    ASSERT_EQ(h.outs.size(), 1u);
+    EXPECT_EQ(bytes_of(h.outs[0]), bytes_of(whole(s)));  // outer total length and checksum too
+  }
+}
+
+TEST(IpDefrag, DifferentTunnelEndpointsSeparateIdenticalIds) {
+  Spec a{.seed = 1, .tunnel = 1}, b{.seed = 2, .tunnel = 2};
+  Harness h;
+  h.push(piece(a, 0, 64));
+  h.push(piece(b, 64, 44));
+  EXPECT_EQ(h.d.stats().datagrams, 2u);
+  EXPECT_TRUE(h.outs.empty());
 }
 
 TEST(IpDefrag, ExactDuplicateIsCountedAndDiscarded) {
