@@ -15,6 +15,8 @@ TEST(DropReason, NamesRoundTripAndNumbersAreStable) {
   EXPECT_FALSE(drop_reason_from_name("no_such_reason").has_value());
   for (size_t i = 0; i < kDropReasonCount; ++i) {
     auto r = static_cast<DropReason>(i);
+    // Numbers are handed out in blocks per layer, so the table may have unused ones.
+    if (drop_reason_name(r) == "unknown") continue;
     EXPECT_EQ(drop_reason_from_name(drop_reason_name(r)), r) << i;
   }
 }

@@ -53,7 +53,17 @@
   X(PcapTruncated, 38, "pcap_truncated", "capture file ends inside a record")              \
   X(FilterRejected, 39, "filter_rejected", "packet did not match the filter")              \
   X(QueueFull, 40, "queue_full", "a queue or buffer was full")                             \
-  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)")
+  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)") \
+  X(FragOverlapMismatch, 60, "frag_overlap_mismatch", "overlapping IP fragment with different bytes") \
+  X(FragOverlapV6, 61, "frag_overlap_v6", "overlapping IPv6 fragment: datagram dropped (RFC 5722)") \
+  X(FragTooMany, 62, "frag_too_many", "more fragments in one datagram than the limit")   \
+  X(FragTableFull, 63, "frag_table_full", "too many datagrams in reassembly")            \
+  X(FragMemoryLimit, 64, "frag_memory_limit", "fragment bytes held reached the limit")   \
+  X(FragTimeout, 65, "frag_timeout", "datagram not complete within its time to live")   \
+  X(FragBadLength, 66, "frag_bad_length", "fragment empty, or not a multiple of 8 with MF") \
+  X(FragTooLong, 67, "frag_too_long", "fragment ends past the 65535-byte datagram limit") \
+  X(FragLengthConflict, 68, "frag_length_conflict", "fragments disagree on the datagram end") \
+  X(FragDfSet, 69, "frag_df_set", "IPv4 fragment with Don't Fragment set")
 
 namespace l45 {
 
