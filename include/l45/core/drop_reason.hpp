@@ -53,7 +53,14 @@
   X(PcapTruncated, 38, "pcap_truncated", "capture file ends inside a record")              \
   X(FilterRejected, 39, "filter_rejected", "packet did not match the filter")              \
   X(QueueFull, 40, "queue_full", "a queue or buffer was full")                             \
-  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)")
+  X(HeadersTooMany, 41, "headers_too_many", "more headers than one decode records (or past 64K)") \
+  X(StreamOooLimit, 70, "stream_ooo_limit", "out-of-order TCP data refused: stream buffer full") \
+  X(StreamBudget, 71, "stream_budget", "out-of-order TCP data refused: shared budget spent")   \
+  X(StreamRexmitMismatch, 72, "stream_rexmit_mismatch", "TCP bytes resent with other content") \
+  X(StreamRexmitUnverifiable, 73, "stream_rexmit_unverifiable",                              \
+    "TCP retransmission older than the kept history")                                       \
+  X(StreamDepth, 74, "stream_depth", "TCP data past the stream's depth limit")              \
+  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream")
 
 namespace l45 {
 
