@@ -21,7 +21,8 @@
 // stream_ooo_limit, stream_budget, stream_rexmit_mismatch, stream_rexmit_unverifiable,
 // stream_depth, stream_out_of_window. Every one is also counted in stats().
 //
-// Memory: sizeof(TcpStream) is checked in stream_test (<= 256 bytes). No heap when data comes
+// Memory: sizeof(TcpStream) is 248 bytes on x86-64 (stats 104, config 32, map 48, history
+// vector 24, offsets 40), checked in stream_test (<= 256). No heap when data comes
 // in order and history is 0; with history on, one allocation of `history` bytes at the first
 // delivery, never per segment. Out-of-order data costs one heap block per buffered chunk.
 //
@@ -83,9 +84,12 @@ class StreamBudget final : public StreamMemory {
 struct StreamConfig {
   OverlapPolicy policy = OverlapPolicy::First;
   uint32_t max_buffered = 1u << 20;  // out-of-order bytes held by this stream
-  uint32_t history = 4096;           // delivered bytes kept to verify retransmissions
-  uint64_t depth = 0;                // deliver at most this many bytes; 0 = no limit
-  StreamMemory* budget = nullptr;    // shared cap; not owned; must outlive the stream
+  // Out-of-order chunks held: bounds the per-chunk heap overhead (~80 B each) that byte
+  // accounting does not see, against a peer sending one-byte segments with holes between.
+  uint32_t max_chunks = 4096;
+  uint32_t history = 4096;         // delivered bytes kept to verify retransmissions
+  uint64_t depth = 0;              // deliver at most this many bytes; 0 = no limit
+  StreamMemory* budget = nullptr;  // shared cap; not owned; must outlive the stream
 };
 
 // Bytes at [offset, offset + length) arrived again with other content. `original` is what was
@@ -156,6 +160,7 @@ class TcpStream {
   uint64_t next_offset() const { return next_; }  // bytes delivered + gap bytes
   TcpSeq next_seq() const { return base_ + static_cast<uint32_t>(next_); }
   uint64_t buffered_bytes() const { return buffered_; }
+  size_t buffered_chunks() const { return chunks_.size(); }
   bool fin_seen() const { return fin_off_ != kNoFin; }
   // True once every byte before the FIN has been delivered or skipped.
   bool finished() const { return fin_seen() && next_ >= fin_off_; }

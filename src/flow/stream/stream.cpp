@@ -179,10 +179,15 @@ void TcpStream::retransmission(uint64_t off, Bytes data, StreamSink& sink, DropR
     data = data.subspan(n);
     off += n;
   }
-  std::vector<std::byte> orig(data.size());
-  for (uint64_t i = 0; i < data.size(); ++i)
-    orig[i] = history_[(off + i) % h];
-  if (std::equal(orig.begin(), orig.end(), data.begin())) return;
+  // The kept bytes are at most two runs of the ring; compare in place, copy only to report.
+  const uint64_t pos = off % h;
+  const uint64_t k = std::min<uint64_t>(data.size(), h - pos);
+  const std::byte* ring = history_.data();
+  if (std::memcmp(ring + pos, data.data(), k) == 0 &&
+      std::memcmp(ring, data.data() + k, data.size() - k) == 0)
+    return;
+  std::vector<std::byte> orig(ring + pos, ring + pos + k);
+  orig.insert(orig.end(), ring, ring + (data.size() - k));
   ++stats_.mismatches;
   note(why, DropReason::StreamRexmitMismatch);
   sink.on_mismatch({off, data.size(), Bytes(orig), data});
@@ -216,7 +221,9 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
   const uint64_t added = data.size() - overlap;
   if (added == 0 && cfg_.policy == OverlapPolicy::First) return why;
   DropReason refused = DropReason::None;
-  if (buffered_ + added > cfg_.max_buffered)
+  // Checked before the segment lands: Last adds at most two chunks (itself and a split tail),
+  // First one per hole it fills (at most held + 1), so the count stays under 2 * max_chunks + 2.
+  if (buffered_ + added > cfg_.max_buffered || chunks_.size() >= cfg_.max_chunks)
     refused = DropReason::StreamOooLimit;
   else if (added && cfg_.budget && !cfg_.budget->reserve(added))
     refused = DropReason::StreamBudget;

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <random>
 #include <sstream>
 #include <string>
@@ -16,6 +18,24 @@
 #include "l45/packet/builder.hpp"
 #include "l45/packet/decode.hpp"
 #include "testing.hpp"
+
+// Counts heap allocations made while `g_counting` is set (this binary only), so a test can
+// claim "no heap".
+namespace {
+bool g_counting = false;
+uint64_t g_allocations = 0;
+}  // namespace
+void* operator new(size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 
 namespace l45 {
 namespace {
@@ -94,6 +114,40 @@ TEST(TcpStream, InOrderSegmentsAreDeliveredAtOnceWithoutBuffering) {
   EXPECT_EQ(s.stats().bytes_delivered, 11u);
   EXPECT_EQ(s.stats().ooo_segments, 0u);
   EXPECT_EQ(s.stats().segments, 3u);
+}
+
+TEST(TcpStream, InOrderDeliveryWithoutHistoryTouchesNoHeap) {
+  StreamConfig cfg;
+  cfg.history = 0;
+  TcpStream s(cfg);
+  Collect out;
+  out.keep = false;
+  std::string payload(1460, 'p');
+  g_counting = true;
+  g_allocations = 0;
+  s.add(TcpSeq(9), kSyn, {}, out);
+  for (uint32_t i = 0; i < 100; ++i)
+    s.add(TcpSeq(10 + 1460 * i), 0, text(payload), out);
+  s.add(TcpSeq(10 + 1460 * 50), 0, text(payload), out);  // a retransmission too
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 0u);
+  EXPECT_EQ(s.stats().bytes_delivered, 146000u);
+}
+
+TEST(TcpStream, HistoryIsOneAllocationNotOnePerSegment) {
+  TcpStream s;  // default history: 4096 bytes
+  Collect out;
+  out.keep = false;
+  std::string payload(1460, 'p');
+  g_counting = true;
+  g_allocations = 0;
+  s.add(TcpSeq(9), kSyn, {}, out);
+  for (uint32_t i = 0; i < 100; ++i)
+    s.add(TcpSeq(10 + 1460 * i), 0, text(payload), out);
+  s.add(TcpSeq(10 + 1460 * 99), 0, text(payload), out);  // compared in place, no copy
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 1u);
+  EXPECT_EQ(s.stats().rexmit_bytes, 1460u);
 }
 
 // Table: segments in some order -> the delivered string, under each policy.
@@ -207,6 +261,70 @@ TEST(TcpStream, RandomPermutationsOfSegmentsEqualTheOriginal) {
     EXPECT_TRUE(out.mismatches.empty()) << round;
     EXPECT_EQ(s.buffered_bytes(), 0u);
   }
+}
+
+// Reference models: under First every offset shows the first copy that arrived; under Last
+// the last copy that arrived before the offset was delivered (delivered = every byte below it
+// had arrived).
+TEST(TcpStream, RandomOverlapsWithDifferentBytesFollowTheReferenceModelOfEachPolicy) {
+  std::mt19937 rng(777);
+  for (int round = 0; round < 200; ++round) {
+    const auto policy = round % 2 ? OverlapPolicy::Last : OverlapPolicy::First;
+    const uint32_t size = 1 + rng() % 3000;
+    std::vector<std::pair<uint32_t, std::string>> segs;
+    for (uint32_t off = 0; off < size;) {  // cover everything once ...
+      uint32_t len = std::min<uint32_t>(1 + rng() % 200, size - off);
+      segs.push_back({off, std::string(len, '\0')});
+      off += len;
+    }
+    for (int i = 0; i < 30; ++i) {  // ... then overlaps anywhere
+      uint32_t off = rng() % size;
+      segs.push_back({off, std::string(std::min<uint32_t>(1 + rng() % 300, size - off), '\0')});
+    }
+    std::shuffle(segs.begin(), segs.end(), rng);
+    for (auto& [off, bytes] : segs)
+      for (auto& ch : bytes)
+        ch = static_cast<char>('A' + rng() % 26);
+
+    std::string model(size, '\0');
+    std::vector<bool> have(size);
+    uint32_t frontier = 0;
+    for (const auto& [off, bytes] : segs) {
+      for (uint32_t i = 0; i < bytes.size(); ++i) {
+        const uint32_t o = off + i;
+        if (o < frontier) continue;  // delivered: a retransmission, never changes the stream
+        if (!have[o] || policy == OverlapPolicy::Last) model[o] = bytes[i];
+        have[o] = true;
+      }
+      while (frontier < size && have[frontier])
+        ++frontier;
+    }
+
+    StreamConfig cfg = cfg_with(policy);
+    cfg.history = 1u << 16;
+    TcpStream s(cfg);
+    Collect out;
+    const TcpSeq isn(rng());
+    s.init(isn);
+    for (const auto& [off, bytes] : segs)
+      s.add(isn + 1 + off, 0, text(bytes), out);
+    ASSERT_EQ(out.data.size(), model.size()) << round;
+    EXPECT_TRUE(out.data == model) << round;
+    EXPECT_EQ(s.buffered_bytes(), 0u);
+    EXPECT_GT(s.stats().mismatches, 0u);
+  }
+}
+
+TEST(TcpStream, OneByteSegmentsWithHolesHitTheChunkCap) {
+  StreamConfig cfg;
+  cfg.max_chunks = 8;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  for (uint32_t i = 0; i < 20; ++i)
+    s.add(TcpSeq(10 + 2 * i), 0, text("x"), out);
+  EXPECT_EQ(s.buffered_chunks(), 8u);
+  EXPECT_EQ(s.stats().refused_segments, 12u);
 }
 
 TEST(TcpStream, RetransmissionWithDifferentPayloadReportsBothVersionsAndOffsets) {
