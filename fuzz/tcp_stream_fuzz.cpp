@@ -4,8 +4,8 @@
 //   then records: seq offset from the ISN (2 bytes BE, as int16 so some land before it),
 //                 op (bit 0 SYN, bit 1 FIN, bit 2 skip_to instead of a segment, bit 3 flush),
 //                 length (1 byte), then that many payload bytes (fewer if the input ends)
-// Invariants: delivery is contiguous; delivered + gap bytes == next_offset(); the per-stream cap
-// and the shared budget are never exceeded and match what the stream says it holds.
+// Invariants: delivery is contiguous; delivered + gap bytes == next_offset(); the per-stream byte
+// and chunk caps and the shared budget are never exceeded and match what the stream holds.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -48,6 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
   cfg.history = kHistory[(d[0] >> 1) & 3];
   cfg.depth = d[0] & 8 ? 300 : 0;
   cfg.max_buffered = 512;
+  cfg.max_chunks = 16;
   cfg.budget = &budget;
   const l45::TcpSeq isn((uint32_t(d[1]) << 24) | (uint32_t(d[2]) << 16) | (d[3] << 8) | d[4]);
   Sink sink;
@@ -72,6 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
       }
       if (op & 8) s.flush(sink);
       require(s.buffered_bytes() <= cfg.max_buffered);
+      require(s.buffered_chunks() <= 2 * cfg.max_chunks + 2);
       require(budget.used() == s.buffered_bytes() && budget.used() <= budget.limit());
       require(sink.data + sink.gaps == s.next_offset());
       require(s.stats().bytes_delivered == sink.data && s.stats().gap_bytes == sink.gaps);

@@ -28,3 +28,5 @@ seed("gap_skip", 0, 0, rec(0, SYN), rec(1, 0, b"ab"), rec(6, 0, b"fg"), rec(9, S
 seed("depth", 8, 5, rec(0, SYN), rec(1, 0, b"x" * 200), rec(201, 0, b"y" * 200))
 seed("keepalive", 4, 0, rec(0, SYN), rec(1, 0, b"abc"), rec(3, 0, b"\0"), rec(4, 0, b"d"))
 seed("before_isn", 0, 100, rec(-20, 0, b"z" * 30), rec(10, FIN, b"q"))
+seed("many_holes", 0, 7, rec(0, SYN), *[rec(10 + 2 * i, 0, b"h") for i in range(40)],
+     rec(1, 0, b"x" * 100))
