@@ -175,6 +175,7 @@ class TcpStream {
   void deliver(Bytes data, StreamSink& sink);
   void gap_to(uint64_t off, StreamSink& sink);
   void drain(StreamSink& sink);
+  void release_next_chunk(StreamSink& sink);
   void remember(Bytes data);
   void free_buffer();
 

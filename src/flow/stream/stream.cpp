@@ -321,25 +321,30 @@ void TcpStream::drain(StreamSink& sink) {
   }
 }
 
+void TcpStream::release_next_chunk(StreamSink& sink) {
+  const uint64_t start = chunks_.begin()->first;
+  gap_to(start, sink);
+  // Chunks never lie past the depth limit, so the gap always reaches the chunk; should that
+  // ever fail, dropping the buffer beats looping forever.
+  if (next_ < start) return free_buffer();
+  drain(sink);
+}
+
 void TcpStream::skip_to(TcpSeq seq, StreamSink& sink) {
   if (!initialized_ || disabled_) return;
   const int32_t d = seq - next_seq();
   if (d <= 0 || d > kMaxAhead) return;
   const uint64_t target = next_ + static_cast<uint64_t>(d);
-  while (!chunks_.empty() && chunks_.begin()->first < target) {
-    gap_to(chunks_.begin()->first, sink);
-    drain(sink);
-  }
+  while (!chunks_.empty() && chunks_.begin()->first < target)
+    release_next_chunk(sink);
   gap_to(target, sink);
   drain(sink);
 }
 
 void TcpStream::flush(StreamSink& sink) {
   if (!initialized_ || disabled_) return;
-  while (!chunks_.empty()) {
-    gap_to(chunks_.begin()->first, sink);
-    drain(sink);
-  }
+  while (!chunks_.empty())
+    release_next_chunk(sink);
   if (fin_seen()) gap_to(fin_off_, sink);
 }
 

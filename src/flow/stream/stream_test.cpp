@@ -704,5 +704,21 @@ TEST(TcpStreamOracle, QuantumInsertRaisesMismatchWithInjectedAndRealPayload) {
   EXPECT_EQ(m.original.size(), m.replacement.size());
 }
 
+TEST(TcpStreamOracle, SuricataExactOverlapKeepsGoodAndReportsEvil) {
+  L45_NEED_PCAPS(d, "sv-exact-overlap");
+  for (auto policy : {OverlapPolicy::First, OverlapPolicy::Last}) {
+    Replay r(cfg_with(policy));
+    ASSERT_TRUE(replay(d / "tcp-overlap.pcap", {12345, 8080}, r));
+    // Suricata's default (bsd) policy reassembles "GOOD" (test.yaml). "GOOD" arrived in order,
+    // so it is delivered at once and Last cannot replace it: Suricata's old-linux "EVIL" comes
+    // from holding data until it is acked, which belongs to the engine above, not this buffer.
+    EXPECT_EQ(r.out.data, "GOOD");
+    ASSERT_EQ(r.out.mismatches.size(), 1u);
+    EXPECT_EQ(r.out.mismatches[0].offset, 0u);
+    EXPECT_EQ(r.out.mismatches[0].original, "GOOD");
+    EXPECT_EQ(r.out.mismatches[0].replacement, "EVIL");
+  }
+}
+
 }  // namespace
 }  // namespace l45
