@@ -12,14 +12,20 @@
 //
 // Config (StreamConfig): overlap policy (First: bytes already held win, the BSD/Windows-like
 // default; Last: new bytes replace buffered bytes not yet delivered -- old Linux/Solaris-like as
-// in Suricata's os-policy), max_buffered (out-of-order bytes per stream), history (recently
-// delivered bytes kept to compare retransmissions; a retransmission of older bytes is counted
-// as unverifiable, not compared), depth (stop delivering after this many bytes; 0 = none),
-// budget (shared accounting hook, may be null).
+// in Suricata's os-policy; bytes already delivered are never replaced, so an overlap of
+// in-order data is a mismatch under either policy), max_buffered and max_chunks (out-of-order
+// bytes and chunks per stream; chunk headers are bounded by max_chunks, not by the byte
+// accounting), history (recently delivered bytes kept to compare retransmissions; a
+// retransmission of older bytes, or of bytes once declared a gap, is counted as unverifiable,
+// not compared), depth (stop delivering after this many bytes, then ignore the stream; 0 = no
+// limit), budget (shared accounting hook, may be null). Per-OS policies beyond these two
+// (Suricata's linux, vista, hpux...) are not implemented.
 //
-// Anomalies: add() returns the first DropReason it met (None when the segment was taken whole):
-// stream_ooo_limit, stream_budget, stream_rexmit_mismatch, stream_rexmit_unverifiable,
-// stream_depth, stream_out_of_window. Every one is also counted in stats().
+// Anomalies: add() returns stream_rexmit_mismatch if the segment raised one, otherwise the first
+// DropReason it met (None when the segment was taken whole): stream_ooo_limit, stream_budget,
+// stream_rexmit_mismatch, stream_rexmit_unverifiable, stream_depth, stream_out_of_window. Every one
+// is also counted in stats(). Keep-alive probes (RFC 9293 3.8.4: seq = next - 1, at most one byte)
+// are counted and ignored, not compared.
 //
 // Memory: sizeof(TcpStream) is 248 bytes on x86-64 (stats 104, config 32, map 48, history
 // vector 24, offsets 40), checked in stream_test (<= 256). No heap when data comes
@@ -32,7 +38,7 @@
 //     void on_mismatch(const StreamMismatch& m) override { weird("rexmit_inconsistency"); }
 //   } out;
 //   TcpStream s;                       // default StreamConfig
-//   s.add(tcp.seq(), tcp.flags(), tcp.payload(), out);   // first segment: SYN -> init()
+//   s.add(tcp.seq(), tcp.flags(), view.payload(), out);  // first segment: SYN -> init()
 //   ...
 //   s.skip_to(ack, out);               // the peer acked past a hole: deliver it as a gap
 //   s.flush(out);                      // connection end: buffered data with gaps between
