@@ -3,7 +3,8 @@
 // reused or renumbered: scripts and logs depend on it), a name and a one-line description.
 // Every occurrence is counted (DropCounters) so the user can see it.
 //
-// Add a reason: append one X(...) line with the next free number.
+// Add a reason: append one X(...) line with a number from your layer's block: 1-59 packet,
+// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80 on: the next unit's block.
 #pragma once
 
 #include <array>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string_view>
 
+// clang-format off: one reason per line, aligned, is the table people read.
 #define L45_DROP_REASONS(X)                                                                  \
   X(None, 0, "none", "no error")                                                            \
   X(Truncated, 1, "truncated", "packet shorter than the header it claims")                 \
@@ -63,7 +65,15 @@
   X(FragBadLength, 66, "frag_bad_length", "fragment empty, or not a multiple of 8 with MF") \
   X(FragTooLong, 67, "frag_too_long", "fragment ends past the 65535-byte datagram limit") \
   X(FragLengthConflict, 68, "frag_length_conflict", "fragments disagree on the datagram end") \
-  X(FragDfSet, 69, "frag_df_set", "IPv4 fragment with Don't Fragment set")
+  X(FragDfSet, 69, "frag_df_set", "IPv4 fragment with Don't Fragment set") \
+  X(StreamOooLimit, 70, "stream_ooo_limit", "out-of-order TCP data refused: stream buffer full") \
+  X(StreamBudget, 71, "stream_budget", "out-of-order TCP data refused: shared budget spent")   \
+  X(StreamRexmitMismatch, 72, "stream_rexmit_mismatch", "TCP bytes resent with other content") \
+  X(StreamRexmitUnverifiable, 73, "stream_rexmit_unverifiable",                              \
+    "TCP retransmission older than the kept history")                                       \
+  X(StreamDepth, 74, "stream_depth", "TCP data past the stream's depth limit")              \
+  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream")
+// clang-format on
 
 namespace l45 {
 

@@ -1,0 +1,724 @@
+// TcpStream: ordering, overlap policies, retransmission checks, gaps, limits and sequence
+// wraparound, by hand-built segment tables; then real captures against other tools' output.
+#include "l45/flow/stream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <new>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "l45/io/pcap_file.hpp"
+#include "l45/packet/builder.hpp"
+#include "l45/packet/decode.hpp"
+#include "testing.hpp"
+
+// Counts heap allocations made while `g_counting` is set (this binary only), so a test can
+// claim "no heap".
+namespace {
+bool g_counting = false;
+uint64_t g_allocations = 0;
+}  // namespace
+void* operator new(size_t n) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
+
+namespace l45 {
+namespace {
+
+namespace fs = std::filesystem;
+using tcp_flag::kFin;
+using tcp_flag::kSyn;
+
+Bytes text(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+std::string str(Bytes b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+struct Gap {
+  uint64_t offset, length;
+  friend bool operator==(const Gap&, const Gap&) = default;
+};
+struct Mismatch {
+  uint64_t offset, length;
+  std::string original, replacement;
+};
+
+// Records everything; a gap shows in `data` as '#' bytes so one string says the whole story.
+struct Collect : StreamSink {
+  std::string data;
+  std::vector<Gap> gaps;
+  std::vector<Mismatch> mismatches;
+  uint64_t calls = 0;
+  bool keep = true;
+  uint64_t seen = 0;
+  void on_data(uint64_t off, Bytes b) override {
+    EXPECT_EQ(off, seen) << "delivery must be contiguous";
+    seen = off + b.size();
+    ++calls;
+    if (keep) data += str(b);
+  }
+  void on_gap(uint64_t off, uint64_t len) override {
+    EXPECT_EQ(off, seen);
+    seen = off + len;
+    gaps.push_back({off, len});
+    if (keep) data.append(len, '#');
+  }
+  void on_mismatch(const StreamMismatch& m) override {
+    mismatches.push_back({m.offset, m.length, str(m.original), str(m.replacement)});
+  }
+};
+
+struct Seg {
+  uint32_t seq;
+  uint8_t flags;
+  std::string payload;
+};
+
+StreamConfig cfg_with(OverlapPolicy p) {
+  StreamConfig c;
+  c.policy = p;
+  return c;
+}
+
+TEST(TcpStream, IdleStreamIsSmall) {
+  // The engine holds two per connection: keep the idle footprint a few cache lines.
+  EXPECT_LE(sizeof(TcpStream), 256u) << sizeof(TcpStream);
+}
+
+TEST(TcpStream, InOrderSegmentsAreDeliveredAtOnceWithoutBuffering) {
+  TcpStream s;
+  Collect out;
+  s.add(TcpSeq(1000), kSyn, {}, out);
+  EXPECT_EQ(s.add(TcpSeq(1001), 0, text("hello "), out), DropReason::None);
+  EXPECT_EQ(out.data, "hello ");  // before the next segment: delivered at once
+  s.add(TcpSeq(1007), 0, text("world"), out);
+  EXPECT_EQ(out.data, "hello world");
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+  EXPECT_EQ(s.stats().bytes_delivered, 11u);
+  EXPECT_EQ(s.stats().ooo_segments, 0u);
+  EXPECT_EQ(s.stats().segments, 3u);
+}
+
+TEST(TcpStream, InOrderDeliveryWithoutHistoryTouchesNoHeap) {
+  StreamConfig cfg;
+  cfg.history = 0;
+  TcpStream s(cfg);
+  Collect out;
+  out.keep = false;
+  std::string payload(1460, 'p');
+  g_counting = true;
+  g_allocations = 0;
+  s.add(TcpSeq(9), kSyn, {}, out);
+  for (uint32_t i = 0; i < 100; ++i)
+    s.add(TcpSeq(10 + 1460 * i), 0, text(payload), out);
+  s.add(TcpSeq(10 + 1460 * 50), 0, text(payload), out);  // a retransmission too
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 0u);
+  EXPECT_EQ(s.stats().bytes_delivered, 146000u);
+}
+
+TEST(TcpStream, HistoryIsOneAllocationNotOnePerSegment) {
+  TcpStream s;  // default history: 4096 bytes
+  Collect out;
+  out.keep = false;
+  std::string payload(1460, 'p');
+  g_counting = true;
+  g_allocations = 0;
+  s.add(TcpSeq(9), kSyn, {}, out);
+  for (uint32_t i = 0; i < 100; ++i)
+    s.add(TcpSeq(10 + 1460 * i), 0, text(payload), out);
+  s.add(TcpSeq(10 + 1460 * 99), 0, text(payload), out);  // compared in place, no copy
+  g_counting = false;
+  EXPECT_EQ(g_allocations, 1u);
+  EXPECT_EQ(s.stats().rexmit_bytes, 1460u);
+}
+
+// Table: segments in some order -> the delivered string, under each policy.
+struct Case {
+  const char* name;
+  OverlapPolicy policy;
+  std::vector<Seg> segs;
+  std::string want;
+  uint64_t mismatches;  // one per held chunk whose bytes differ
+};
+
+TEST(TcpStream, SegmentTablesReassembleAsEachPolicySays) {
+  const std::vector<Case> cases = {
+      {"reverse order",
+       OverlapPolicy::First,
+       {{7, 0, "ghi"}, {4, 0, "def"}, {1, 0, "abc"}},
+       "abcdefghi",
+       0},
+      {"hole filled later",
+       OverlapPolicy::First,
+       {{1, 0, "ab"}, {5, 0, "ef"}, {3, 0, "cd"}},
+       "abcdef",
+       0},
+      {"first: buffered bytes win over an overlap",
+       OverlapPolicy::First,
+       {{1, 0, "a"}, {3, 0, "GOOD"}, {3, 0, "EVIL"}, {2, 0, "b"}},
+       "abGOOD",
+       1},
+      {"last: new bytes replace buffered ones",
+       OverlapPolicy::Last,
+       {{1, 0, "a"}, {3, 0, "GOOD"}, {3, 0, "EVIL"}, {2, 0, "b"}},
+       "abEVIL",
+       1},
+      {"first: partial overlap keeps both ends",
+       OverlapPolicy::First,
+       {{1, 0, "a"}, {3, 0, "cd"}, {6, 0, "fg"}, {2, 0, "bXXXXXh"}},
+       "abcdXfgh",
+       2},
+      {"last: partial overlap cuts held chunks",
+       OverlapPolicy::Last,
+       {{1, 0, "a"}, {3, 0, "cd"}, {6, 0, "fg"}, {4, 0, "XYZ"}, {2, 0, "b"}},
+       "abcXYZg",
+       2},
+      {"last: new segment inside a held one splits it",
+       OverlapPolicy::Last,
+       {{1, 0, "a"}, {3, 0, "cdefg"}, {4, 0, "XY"}, {2, 0, "b"}},
+       "abcXYfg",
+       1},
+      {"in-order segment over a held chunk: first keeps the chunk",
+       OverlapPolicy::First,
+       {{1, 0, "a"}, {4, 0, "DE"}, {2, 0, "bcxyz"}},
+       "abcDEz",
+       1},
+      {"identical overlap is no mismatch",
+       OverlapPolicy::First,
+       {{1, 0, "a"}, {3, 0, "cde"}, {4, 0, "de"}, {2, 0, "b"}},
+       "abcde",
+       0},
+      {"zero-length segments change nothing",
+       OverlapPolicy::First,
+       {{1, 0, ""}, {1, 0, "ab"}, {9, 0, ""}, {3, 0, "c"}},
+       "abc",
+       0},
+      {"fin takes one sequence number after the data",
+       OverlapPolicy::First,
+       {{1, kFin, "ab"}},
+       "ab",
+       0},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    TcpStream s(cfg_with(c.policy));
+    Collect out;
+    s.init(TcpSeq(0));
+    for (const auto& g : c.segs)
+      s.add(TcpSeq(g.seq), g.flags, text(g.payload), out);
+    EXPECT_EQ(out.data, c.want);
+    EXPECT_EQ(out.mismatches.size(), c.mismatches);
+    EXPECT_EQ(s.buffered_bytes(), 0u);
+  }
+}
+
+TEST(TcpStream, RandomPermutationsOfSegmentsEqualTheOriginal) {
+  std::mt19937 rng(4242);
+  std::string original(20000, '\0');
+  for (auto& ch : original)
+    ch = static_cast<char>('a' + rng() % 26);
+  for (int round = 0; round < 50; ++round) {
+    // Cut into random sizes, add some duplicates and overlapping resends of the same bytes.
+    std::vector<std::pair<uint32_t, uint32_t>> segs;  // offset, length
+    for (uint32_t off = 0; off < original.size();) {
+      uint32_t len = std::min<uint32_t>(1 + rng() % 1500, original.size() - off);
+      segs.push_back({off, len});
+      off += len;
+    }
+    for (int i = 0; i < 20; ++i) {
+      uint32_t off = rng() % original.size();
+      segs.push_back({off, std::min<uint32_t>(1 + rng() % 3000, original.size() - off)});
+    }
+    std::shuffle(segs.begin(), segs.end(), rng);
+    const TcpSeq isn(0xfffff000u + rng() % 0x2000);  // sometimes across the wrap
+    StreamConfig cfg = cfg_with(round % 2 ? OverlapPolicy::Last : OverlapPolicy::First);
+    cfg.history = 1u << 16;
+    TcpStream s(cfg);
+    Collect out;
+    s.add(isn, kSyn, {}, out);
+    for (auto [off, len] : segs)
+      s.add(isn + 1 + off, 0, text(std::string_view(original).substr(off, len)), out);
+    ASSERT_EQ(out.data.size(), original.size()) << round;
+    EXPECT_TRUE(out.data == original) << round;
+    EXPECT_TRUE(out.mismatches.empty()) << round;
+    EXPECT_EQ(s.buffered_bytes(), 0u);
+  }
+}
+
+// Reference models: under First every offset shows the first copy that arrived; under Last
+// the last copy that arrived before the offset was delivered (delivered = every byte below it
+// had arrived).
+TEST(TcpStream, RandomOverlapsWithDifferentBytesFollowTheReferenceModelOfEachPolicy) {
+  std::mt19937 rng(777);
+  for (int round = 0; round < 200; ++round) {
+    const auto policy = round % 2 ? OverlapPolicy::Last : OverlapPolicy::First;
+    const uint32_t size = 1 + rng() % 3000;
+    std::vector<std::pair<uint32_t, std::string>> segs;
+    for (uint32_t off = 0; off < size;) {  // cover everything once ...
+      uint32_t len = std::min<uint32_t>(1 + rng() % 200, size - off);
+      segs.push_back({off, std::string(len, '\0')});
+      off += len;
+    }
+    for (int i = 0; i < 30; ++i) {  // ... then overlaps anywhere
+      uint32_t off = rng() % size;
+      segs.push_back({off, std::string(std::min<uint32_t>(1 + rng() % 300, size - off), '\0')});
+    }
+    std::shuffle(segs.begin(), segs.end(), rng);
+    for (auto& [off, bytes] : segs)
+      for (auto& ch : bytes)
+        ch = static_cast<char>('A' + rng() % 26);
+
+    std::string model(size, '\0');
+    std::vector<bool> have(size);
+    uint32_t frontier = 0;
+    for (const auto& [off, bytes] : segs) {
+      for (uint32_t i = 0; i < bytes.size(); ++i) {
+        const uint32_t o = off + i;
+        if (o < frontier) continue;  // delivered: a retransmission, never changes the stream
+        if (!have[o] || policy == OverlapPolicy::Last) model[o] = bytes[i];
+        have[o] = true;
+      }
+      while (frontier < size && have[frontier])
+        ++frontier;
+    }
+
+    StreamConfig cfg = cfg_with(policy);
+    cfg.history = 1u << 16;
+    TcpStream s(cfg);
+    Collect out;
+    const TcpSeq isn(rng());
+    s.init(isn);
+    for (const auto& [off, bytes] : segs)
+      s.add(isn + 1 + off, 0, text(bytes), out);
+    ASSERT_EQ(out.data.size(), model.size()) << round;
+    EXPECT_TRUE(out.data == model) << round;
+    EXPECT_EQ(s.buffered_bytes(), 0u);
+    EXPECT_GT(s.stats().mismatches, 0u);
+  }
+}
+
+TEST(TcpStream, OneByteSegmentsWithHolesHitTheChunkCap) {
+  StreamConfig cfg;
+  cfg.max_chunks = 8;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  for (uint32_t i = 0; i < 20; ++i)
+    s.add(TcpSeq(10 + 2 * i), 0, text("x"), out);
+  EXPECT_EQ(s.buffered_chunks(), 8u);
+  EXPECT_EQ(s.stats().refused_segments, 12u);
+}
+
+TEST(TcpStream, RetransmissionWithDifferentPayloadReportsBothVersionsAndOffsets) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(100));
+  s.add(TcpSeq(101), 0, text("GET /index"), out);
+  EXPECT_EQ(s.add(TcpSeq(105), 0, text("/EVIL"), out), DropReason::StreamRexmitMismatch);
+  ASSERT_EQ(out.mismatches.size(), 1u);
+  EXPECT_EQ(out.mismatches[0].offset, 4u);
+  EXPECT_EQ(out.mismatches[0].length, 5u);
+  EXPECT_EQ(out.mismatches[0].original, "/inde");
+  EXPECT_EQ(out.mismatches[0].replacement, "/EVIL");
+  EXPECT_EQ(s.stats().rexmit_bytes, 5u);
+  EXPECT_EQ(s.stats().mismatches, 1u);
+  EXPECT_EQ(out.data, "GET /index");  // what was delivered stays delivered
+}
+
+TEST(TcpStream, RetransmissionPartlyNewDeliversOnlyTheNewBytes) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("abcd"), out);
+  EXPECT_EQ(s.add(TcpSeq(3), 0, text("cdef"), out), DropReason::None);
+  EXPECT_EQ(out.data, "abcdef");
+  EXPECT_EQ(s.stats().rexmit_bytes, 2u);  // counted once, not delivered twice
+  EXPECT_EQ(s.stats().bytes_delivered, 6u);
+}
+
+TEST(TcpStream, RetransmissionOlderThanHistoryIsCountedUnverifiable) {
+  StreamConfig cfg;
+  cfg.history = 4;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("abcdefgh"), out);
+  // "abcd" left the 4-byte window: counted, not compared; "efgh" is still there.
+  EXPECT_EQ(s.add(TcpSeq(1), 0, text("XXXXXXgh"), out), DropReason::StreamRexmitMismatch);
+  EXPECT_EQ(s.stats().unverifiable_bytes, 4u);
+  ASSERT_EQ(out.mismatches.size(), 1u);
+  EXPECT_EQ(out.mismatches[0].offset, 4u);
+  EXPECT_EQ(out.mismatches[0].original, "efgh");
+  EXPECT_EQ(out.mismatches[0].replacement, "XXgh");
+  EXPECT_EQ(s.add(TcpSeq(1), 0, text("abc"), out), DropReason::StreamRexmitUnverifiable);
+  EXPECT_EQ(s.stats().unverifiable_bytes, 7u);
+}
+
+TEST(TcpStream, WraparoundAcrossTwoToTheThirtyTwoIsInvisible) {
+  TcpStream s;
+  Collect out;
+  s.add(TcpSeq(0xfffffffau), kSyn, {}, out);           // offset 0 = 0xfffffffb
+  s.add(TcpSeq(0x00000003u), 0, text("6789"), out);    // offset 8, ahead
+  s.add(TcpSeq(0xfffffffbu), 0, text("012345"), out);  // offsets 0..5, crosses 2^32
+  s.add(TcpSeq(0x00000001u), 0, text("XY"), out);      // offsets 6..7
+  EXPECT_EQ(out.data, "012345XY6789");
+  EXPECT_EQ(s.next_seq(), TcpSeq(7));
+}
+
+// A sink that only checks the sizes: 5 GiB are never stored.
+struct Count : StreamSink {
+  uint64_t bytes = 0, last_off = 0;
+  void on_data(uint64_t off, Bytes b) override {
+    last_off = off;
+    bytes += b.size();
+  }
+};
+
+TEST(TcpStream, OffsetsPastFourGibKeepCountingAndStayInOrder) {
+  TcpStream s;
+  Count out;
+  std::vector<std::byte> big(64 * 1024, std::byte{'z'});
+  const uint64_t total = 5ull << 30;
+  TcpSeq seq(0x7fff0000u);
+  s.add(seq, kSyn, {}, out);
+  seq += 1;
+  // One segment is held back and sent after its successor, past the 4 GiB mark.
+  const uint64_t swap_at = (4ull << 30) + big.size() * 3;
+  for (uint64_t off = 0; off < total; off += big.size()) {
+    if (off == swap_at) continue;
+    s.add(seq + static_cast<uint32_t>(off), 0, big, out);
+    if (off == swap_at + big.size()) s.add(seq + static_cast<uint32_t>(swap_at), 0, big, out);
+  }
+  EXPECT_EQ(out.bytes, total);
+  EXPECT_EQ(s.next_offset(), total);
+  EXPECT_EQ(s.stats().ooo_segments, 1u);
+  EXPECT_EQ(out.last_off, total - big.size());
+}
+
+TEST(TcpStream, SkipToDeliversAnExplicitGapThenContinues) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("ab"), out);
+  s.add(TcpSeq(6), 0, text("fg"), out);   // 3 missing bytes at offsets 2..4
+  s.add(TcpSeq(12), 0, text("lm"), out);  // and 3 more at 7..10
+  EXPECT_EQ(out.data, "ab");
+  s.skip_to(TcpSeq(9), out);  // the peer acked up to offset 8: the first hole is gone
+  EXPECT_EQ(out.data, "ab###fg#");
+  EXPECT_EQ(out.gaps, (std::vector<Gap>{{2, 3}, {7, 1}}));
+  s.add(TcpSeq(9), 0, text("ijk"), out);
+  EXPECT_EQ(out.data, "ab###fg#ijklm");
+  EXPECT_EQ(s.stats().gaps, 2u);
+  EXPECT_EQ(s.stats().gap_bytes, 4u);
+}
+
+TEST(TcpStream, FlushAtConnectionEndDeliversHeldDataAndTheHoleBeforeTheFin) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("ab"), out);
+  s.add(TcpSeq(5), 0, text("ef"), out);
+  s.add(TcpSeq(9), kFin, {}, out);  // FIN at offset 8: bytes 6..7 never came either
+  EXPECT_TRUE(s.fin_seen());
+  EXPECT_FALSE(s.finished());
+  s.flush(out);
+  EXPECT_EQ(out.data, "ab##ef##");
+  EXPECT_TRUE(s.finished());
+}
+
+TEST(TcpStream, DepthLimitStopsDeliveryAndCountsTheRest) {
+  StreamConfig cfg;
+  cfg.depth = 5;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  EXPECT_EQ(s.add(TcpSeq(1), 0, text("abc"), out), DropReason::None);
+  EXPECT_EQ(s.add(TcpSeq(4), 0, text("defg"), out), DropReason::StreamDepth);
+  EXPECT_EQ(s.add(TcpSeq(8), 0, text("hij"), out), DropReason::StreamDepth);
+  EXPECT_EQ(out.data, "abcde");
+  EXPECT_EQ(s.stats().depth_bytes, 5u);
+}
+
+TEST(TcpStream, PerStreamCapAndSharedBudgetRefuseAndCount) {
+  StreamBudget budget(6);
+  StreamConfig cfg;
+  cfg.max_buffered = 4;
+  cfg.budget = &budget;
+  TcpStream a(cfg), b(cfg);
+  Collect oa, ob;
+  a.init(TcpSeq(0));
+  b.init(TcpSeq(0));
+  EXPECT_EQ(a.add(TcpSeq(10), 0, text("xxxx"), oa), DropReason::None);
+  EXPECT_EQ(a.add(TcpSeq(20), 0, text("y"), oa), DropReason::StreamOooLimit);
+  EXPECT_EQ(b.add(TcpSeq(10), 0, text("zzz"), ob), DropReason::StreamBudget);  // 4 + 3 > 6
+  EXPECT_EQ(b.add(TcpSeq(10), 0, text("zz"), ob), DropReason::None);
+  EXPECT_EQ(budget.used(), 6u);
+  EXPECT_EQ(a.stats().refused_bytes, 1u);
+  EXPECT_EQ(b.stats().refused_segments, 1u);
+  a.flush(oa);  // delivered data gives its budget back
+  EXPECT_EQ(budget.used(), 2u);
+  b.disable();
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(b.add(TcpSeq(1), 0, text("q"), ob), DropReason::None);
+  EXPECT_EQ(ob.data, "");
+}
+
+TEST(TcpStream, SegmentFarBeyondAnyWindowIsRefused) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  EXPECT_EQ(s.add(TcpSeq(0x60000000u), 0, text("x"), out), DropReason::StreamOutOfWindow);
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+}
+
+TEST(TcpStream, KeepAliveProbeOneBelowNextIsNotAMismatch) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("abc"), out);
+  EXPECT_EQ(s.add(TcpSeq(3), 0, text("\0"), out), DropReason::None);  // garbage byte
+  EXPECT_EQ(s.add(TcpSeq(3), 0, {}, out), DropReason::None);
+  EXPECT_EQ(s.stats().keepalives, 2u);
+  EXPECT_TRUE(out.mismatches.empty());
+  EXPECT_EQ(out.data, "abc");
+}
+
+TEST(TcpStream, ZeroWindowProbeByteIsDeliveredOnceAndItsResendMatches) {
+  TcpStream s;
+  Collect out;
+  s.init(TcpSeq(0));
+  s.add(TcpSeq(1), 0, text("abc"), out);
+  s.add(TcpSeq(4), 0, text("d"), out);  // RFC 9293 3.8.6.1 probe: the next byte, alone
+  s.add(TcpSeq(4), 0, text("defg"), out);
+  EXPECT_EQ(out.data, "abcdefg");
+  EXPECT_EQ(s.stats().rexmit_bytes, 1u);
+  EXPECT_TRUE(out.mismatches.empty());
+}
+
+TEST(TcpStream, SynDataStartsAtIsnPlusOneAndRetransmittedSynIsHarmless) {
+  TcpStream s;
+  Collect out;
+  s.add(TcpSeq(500), kSyn, text("tfo"), out);  // RFC 7413 data on the SYN
+  s.add(TcpSeq(500), kSyn, text("tfo"), out);
+  s.add(TcpSeq(504), 0, text("!"), out);
+  EXPECT_EQ(out.data, "tfo!");
+  EXPECT_TRUE(out.mismatches.empty());
+}
+
+TEST(TcpStream, MidstreamPickupStartsAtTheFirstSegmentSeen) {
+  TcpStream s;
+  Collect out;
+  s.add(TcpSeq(7000), 0, text("later"), out);
+  EXPECT_EQ(s.add(TcpSeq(6990), 0, text("0123456789"), out),
+            DropReason::StreamRexmitUnverifiable);  // before the pickup point
+  EXPECT_EQ(out.data, "later");
+}
+
+TEST(TcpStream, MovedStreamKeepsItsBufferAndBudget) {
+  StreamBudget budget(100);
+  StreamConfig cfg;
+  cfg.budget = &budget;
+  TcpStream a(cfg);
+  Collect out;
+  a.init(TcpSeq(0));
+  a.add(TcpSeq(3), 0, text("cd"), out);
+  TcpStream b(std::move(a));
+  EXPECT_EQ(budget.used(), 2u);
+  b.add(TcpSeq(1), 0, text("ab"), out);
+  EXPECT_EQ(out.data, "abcd");
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(TcpStream, BuiltPacketsDecodeAndReassemble) {
+  PacketBuilder pb;
+  const auto c = *IpAddr::parse("192.0.2.1");
+  const auto sv = *IpAddr::parse("192.0.2.2");
+  std::vector<Packet> pkts;
+  pkts.push_back(pb.ipv4(c, sv).tcp(1234, 80).seq(TcpSeq(41)).flags(kSyn).build());
+  pkts.push_back(pb.ipv4(c, sv).tcp(1234, 80).seq(TcpSeq(46)).payload("world").build());
+  pkts.push_back(pb.ipv4(c, sv).tcp(1234, 80).seq(TcpSeq(42)).payload("hell").build());
+  TcpStream s;
+  Collect out;
+  for (const auto& p : pkts) {
+    auto v = PacketView::decode(p);
+    auto t = v.tcp();
+    ASSERT_TRUE(t);
+    s.add(t->seq(), t->flags(), v.payload(), out);
+  }
+  EXPECT_EQ(out.data, "hellworld");
+}
+
+// ---- Oracles from ../shared/pcaps ----------------------------------------------------------
+
+struct Side {
+  uint16_t src_port, dst_port;
+};
+
+// A test-only demultiplexer: one direction of one connection, chosen by ports.
+struct Replay {
+  Collect out;
+  TcpStream stream;
+  explicit Replay(const StreamConfig& cfg = {}) : stream(cfg) {}
+};
+
+bool replay(const fs::path& pcap, Side side, Replay& r) {
+  auto pkts = read_capture(pcap.string());
+  if (!pkts.ok()) {
+    ADD_FAILURE() << pkts.error().message();
+    return false;
+  }
+  for (const auto& p : *pkts) {
+    auto v = PacketView::decode(p);
+    auto t = v.tcp();
+    if (!t || t->src_port() != side.src_port || t->dst_port() != side.dst_port) continue;
+    if (t->rst()) continue;  // RFC 9293 3.5.3: data on a RST is diagnostic, not stream data
+    r.stream.add(t->seq(), t->flags(), v.payload(), r.out);
+  }
+  r.stream.flush(r.out);
+  return true;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+#define L45_NEED_PCAPS(dir, sub)                                                       \
+  auto dir##_root = testing::shared_pcaps_dir();                                       \
+  if (!dir##_root || !fs::exists(*dir##_root / sub))                                   \
+    GTEST_SKIP() << "no ../shared/pcaps/" << sub << " (set L45_PCAPS to point at it)"; \
+  const fs::path dir = *dir##_root / sub
+
+TEST(TcpStreamOracle, PcapPlusPlusPerSideFilesMatchBothDirections) {
+  L45_NEED_PCAPS(d, "ppp-tcpreassembly-example");
+  Replay c2s, s2c;
+  ASSERT_TRUE(replay(d / "tcp-reassembly.pcap", {64370, 80}, c2s));
+  ASSERT_TRUE(replay(d / "tcp-reassembly.pcap", {80, 64370}, s2c));
+  const auto want_c = slurp(d / "expected/sides/172.16.133.54.64370-23.21.118.18.80.txt");
+  const auto want_s = slurp(d / "expected/sides/23.21.118.18.80-172.16.133.54.64370.txt");
+  EXPECT_EQ(want_c.size(), 9997u);
+  EXPECT_EQ(want_s.size(), 29480u);
+  EXPECT_EQ(c2s.out.data.size(), want_c.size());
+  EXPECT_TRUE(c2s.out.data == want_c);
+  EXPECT_EQ(s2c.out.data.size(), want_s.size());
+  EXPECT_TRUE(s2c.out.data == want_s);
+  EXPECT_EQ(c2s.stream.stats().gaps + s2c.stream.stats().gaps, 0u);
+}
+
+TEST(TcpStreamOracle, ZeekFtpIpv6ControlContentsMatch) {
+  L45_NEED_PCAPS(d, "zeek-ftp-ipv6");
+  Replay orig, resp;
+  ASSERT_TRUE(replay(d / "ftp-ipv6.pcap", {49185, 21}, orig));
+  ASSERT_TRUE(replay(d / "ftp-ipv6.pcap", {21, 49185}, resp));
+  auto drop_header = [](std::string s) { return s.substr(s.find('\n') + 1); };
+  const auto want_o = drop_header(slurp(d / "expected/contents_control_orig.dat"));
+  const auto want_r = drop_header(slurp(d / "expected/contents_control_resp.dat"));
+  EXPECT_EQ(want_o.size(), 310u);
+  EXPECT_EQ(want_r.size(), 3448u);
+  EXPECT_EQ(orig.out.data, want_o);
+  EXPECT_EQ(resp.out.data, want_r);
+}
+
+// Suricata's tcp-data log: "<hdr>-ts:" / "-tc:" then hexdump lines, hex in columns 8..56.
+std::pair<std::string, std::string> suricata_tcp_data(const std::string& log) {
+  std::string ts, tc, *cur = nullptr;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.ends_with("-ts:")) {
+      cur = &ts;
+    } else if (line.ends_with("-tc:")) {
+      cur = &tc;
+    } else if (cur && line.size() > 8) {
+      std::istringstream hex(line.substr(7, 49));
+      for (std::string h; hex >> h;)
+        *cur += static_cast<char>(std::stoi(h, nullptr, 16));
+    }
+  }
+  return {ts, tc};
+}
+
+TEST(TcpStreamOracle, SuricataTcpDataLogMatchesPerDirection) {
+  L45_NEED_PCAPS(d, "sv-output-tcp-data");
+  Replay ts, tc;
+  ASSERT_TRUE(replay(d / "input.pcap", {59733, 80}, ts));
+  ASSERT_TRUE(replay(d / "input.pcap", {80, 59733}, tc));
+  auto [want_ts, want_tc] = suricata_tcp_data(slurp(d / "expected/tcp-data.log"));
+  EXPECT_EQ(want_ts.size(), 100u);
+  EXPECT_EQ(want_tc.size(), 363u);
+  EXPECT_EQ(ts.out.data, want_ts);
+  EXPECT_EQ(tc.out.data, want_tc);
+}
+
+TEST(TcpStreamOracle, MaxSeqCaptureWrapsAndEqualsTheUnwrappedOne) {
+  L45_NEED_PCAPS(d, "ppp-one-tcp-stream-max-seq");
+  const fs::path plain = d.parent_path() / "ppp-one-tcp-stream/one_tcp_stream.pcap";
+  if (!fs::exists(plain)) GTEST_SKIP() << "no ../shared/pcaps/ppp-one-tcp-stream";
+  Replay wc, ws, pc, ps;
+  ASSERT_TRUE(replay(d / "one_tcp_stream_max_seq.pcap", {61541, 80}, wc));
+  ASSERT_TRUE(replay(d / "one_tcp_stream_max_seq.pcap", {80, 61541}, ws));
+  ASSERT_TRUE(replay(plain, {61541, 80}, pc));
+  ASSERT_TRUE(replay(plain, {80, 61541}, ps));
+  // gen/*.streams.tsv (tshark follow): 9948 B client->server, 12444 B back; together the
+  // 22392 B of PcapPlusPlus's expected output.
+  EXPECT_EQ(wc.out.data.size(), 9948u);
+  EXPECT_EQ(ws.out.data.size(), 12444u);
+  EXPECT_EQ(wc.out.data.size() + ws.out.data.size(),
+            fs::file_size(d / "expected/one_tcp_stream_output.txt"));
+  EXPECT_TRUE(wc.out.data == pc.out.data);
+  EXPECT_TRUE(ws.out.data == ps.out.data);
+  EXPECT_EQ(wc.stream.stats().gaps + ws.stream.stats().gaps, 0u);
+}
+
+TEST(TcpStreamOracle, QuantumInsertRaisesMismatchWithInjectedAndRealPayload) {
+  L45_NEED_PCAPS(d, "zeek-quantum-insert");
+  Replay resp;
+  ASSERT_TRUE(replay(d / "qi_internet_SYNACK_curl_jsonip.pcap", {80, 39976}, resp));
+  ASSERT_GE(resp.out.mismatches.size(), 1u);
+  const auto& m = resp.out.mismatches[0];
+  EXPECT_EQ(m.offset, 0u);
+  // Zeek's t1 (first seen, injected) and t2 (the real server's answer), as in stdout.txt.
+  EXPECT_TRUE(m.original.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nBANG!"))
+      << m.original;
+  EXPECT_TRUE(m.replacement.starts_with("HTTP/1.1 200 OK\r\nServer: nginx/1.4.4\r\nDate:"))
+      << m.replacement;
+  EXPECT_EQ(m.original.size(), m.replacement.size());
+}
+
+TEST(TcpStreamOracle, SuricataExactOverlapKeepsGoodAndReportsEvil) {
+  L45_NEED_PCAPS(d, "sv-exact-overlap");
+  for (auto policy : {OverlapPolicy::First, OverlapPolicy::Last}) {
+    Replay r(cfg_with(policy));
+    ASSERT_TRUE(replay(d / "tcp-overlap.pcap", {12345, 8080}, r));
+    // Suricata's default (bsd) policy reassembles "GOOD" (test.yaml). "GOOD" arrived in order,
+    // so it is delivered at once and Last cannot replace it: Suricata's old-linux "EVIL" comes
+    // from holding data until it is acked, which belongs to the engine above, not this buffer.
+    EXPECT_EQ(r.out.data, "GOOD");
+    ASSERT_EQ(r.out.mismatches.size(), 1u);
+    EXPECT_EQ(r.out.mismatches[0].offset, 0u);
+    EXPECT_EQ(r.out.mismatches[0].original, "GOOD");
+    EXPECT_EQ(r.out.mismatches[0].replacement, "EVIL");
+  }
+}
+
+}  // namespace
+}  // namespace l45
