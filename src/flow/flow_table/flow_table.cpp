@@ -169,6 +169,9 @@ const char* close_reason_name(CloseReason r) {
 
 namespace detail {
 
+// The 72 bytes per flow the header promises.
+static_assert(sizeof(FlowTableCore::Record) == 72);
+
 FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg) {
   L45_CHECK(cfg.max_flows > 0 && cfg.max_flows < (1u << 30));
   recs_.resize(cfg.max_flows);
