@@ -8,14 +8,19 @@
 // first endpoint). ICMP/ICMPv6 echo (and timestamp) messages key on their identifier in place
 // of both ports; other informational ICMP on port 0. An ICMP error keys to the flow it QUOTES
 // (RFC 792, RFC 4443 2.4: the invoking packet's IP header and at least 8 bytes of transport),
-// travelling against the quoted packet's direction, with KeyedPacket::icmp_error set. With
+// travelling against the quoted packet's direction, with KeyedPacket::icmp_error set; a quote
+// too short for the ports gives no key. With
 // `key_vlan` the innermost VLAN id is part of the key. A non-first fragment has no ports:
 // key_of() returns nullopt for it (defragment first: ip_defrag.hpp), as for packets with no IP.
 // Keys are compared whole; the hash only picks where to look.
 //
-// Hash: four 64-bit multiply-xorshift rounds over the 40-byte key, then the murmur3 finaliser,
-// with a per-table seed (FlowTableConfig::hash_seed) so an attacker who does not know it cannot
-// aim colliding flows at one probe chain. No library needed.
+// Hash: one xxHash64 round per 64-bit word of the 40-byte key, then xxHash64's avalanche, with a
+// per-table seed (FlowTableConfig::hash_seed) so an attacker who does not know it cannot aim
+// colliding flows at one probe chain: the default seed is fixed (runs replay identically), a
+// live engine should draw a random one. Written here in 15 lines: no library needed.
+//
+// Config (FlowTableConfig): max_flows, when_full (EvictOldestIdle | RefuseNew), timeouts[]
+// (per class), hash_seed.
 //
 // Layout and why the payload is a template: FlowTable<T> keeps one fixed core record per slot
 // (key, last-seen time, LRU links, generation, timeout class: 72 bytes) and one user T per slot
@@ -36,7 +41,8 @@
 // an optional budget per call. A class per state (not a free Duration per flow) is what keeps
 // each list sorted by deadline and the order exact. Time is the caller's (packet time for
 // files); a touch older than the newest in its list is taken as that newest time (lists stay
-// sorted when the capture is reordered).
+// sorted when the capture is reordered). set_timeout_class() puts the flow at its new list's
+// tail, as a touch does: call it on the packet that changed the state.
 //
 // Caps: at max_flows a new key is either refused (RefuseNew: DropReason FlowTableFull) or the
 // flow idle longest over all classes is closed to make room (EvictOldestIdle: FlowEvicted,
