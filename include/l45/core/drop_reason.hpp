@@ -4,7 +4,8 @@
 // Every occurrence is counted (DropCounters) so the user can see it.
 //
 // Add a reason: append one X(...) line with a number from your layer's block: 1-59 packet,
-// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80 on: the next unit's block.
+// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80-89 flow table; 90 on: the
+// next unit's block.
 #pragma once
 
 #include <array>
@@ -72,7 +73,11 @@
   X(StreamRexmitUnverifiable, 73, "stream_rexmit_unverifiable",                              \
     "TCP retransmission older than the kept history")                                       \
   X(StreamDepth, 74, "stream_depth", "TCP data past the stream's depth limit")              \
-  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream")
+  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream") \
+  X(FlowTableFull, 80, "flow_table_full", "new flow refused: flow table at max_flows")      \
+  X(FlowEvicted, 81, "flow_evicted", "flow closed early to make room for a new one")        \
+  X(FlowIdleTimeout, 82, "flow_idle_timeout", "flow closed after its idle timeout")         \
+  X(FlowNoKey, 83, "flow_no_key", "packet with no flow key: no IP header, or a non-first fragment")
 // clang-format on
 
 namespace l45 {

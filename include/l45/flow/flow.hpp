@@ -1,5 +1,6 @@
 // The flow layer (DESIGN.md: flow/): what a stateful middlebox knows of a connection. It sits
 // on packet/ and knows nothing of where packets came from (io/). Building blocks so far:
 //   ip_defrag.hpp   IPv4/IPv6 fragment reassembly with limits and overlap anomalies
+//   flow_table.hpp  flows by canonical 5-tuple key: handles, LRU caps, idle timeouts
 //   stream.hpp      one side's TCP byte stream: ordering, overlaps, gaps, retransmissions
 #pragma once

@@ -1,0 +1,348 @@
+#include "l45/flow/flow_table.hpp"
+
+#include <bit>
+#include <cstring>
+
+#include "l45/core/assert.hpp"
+#include "l45/packet/decode.hpp"
+
+namespace l45 {
+
+namespace {
+
+IpAddr addr_from(const std::array<uint8_t, 16>& b, uint8_t family) {
+  const auto* p = reinterpret_cast<const std::byte*>(b.data());
+  return family == 4 ? IpAddr::v4(p) : family == 6 ? IpAddr::v6(p) : IpAddr{};
+}
+
+void copy_addr(std::array<uint8_t, 16>& out, const IpAddr& a) {
+  auto b = a.bytes();
+  std::memcpy(out.data(), b.data(), b.size());
+}
+
+// Ports (or the echo id standing in for them) of a transport header at `l4` inside `data`,
+// read directly: a quoted packet is cut after 8 bytes, so the decoder has no view for it.
+bool ports_at(Bytes data, size_t l4, uint8_t proto, uint8_t ip_version, uint16_t* sport,
+              uint16_t* dport) {
+  if (l4 > data.size()) return false;
+  Bytes t = data.subspan(l4);
+  if (proto == ip_proto::kTcp || proto == ip_proto::kUdp) {
+    if (t.size() < 4) return false;
+    *sport = load_be16(t.data());
+    *dport = load_be16(t.data() + 2);
+    return true;
+  }
+  bool icmp4 = proto == ip_proto::kIcmp && ip_version == 4;
+  bool icmp6 = proto == ip_proto::kIcmpv6 && ip_version == 6;
+  if (icmp4 || icmp6) {
+    if (t.size() < 8) return false;
+    uint8_t type = load_u8(t.data());
+    bool echo = icmp4 ? (type == icmp_type::kEchoRequest || type == icmp_type::kEchoReply ||
+                         type == icmp_type::kTimestamp || type == icmp_type::kTimestampReply)
+                      : (type == icmpv6_type::kEchoRequest || type == icmpv6_type::kEchoReply);
+    *sport = *dport = echo ? load_be16(t.data() + 4) : 0;
+    return true;
+  }
+  *sport = *dport = 0;  // a protocol without ports: the flow is the address pair
+  return true;
+}
+
+// The key of the packet an ICMP error quotes (RFC 792: IP header + 8 bytes; RFC 4443 2.4(c)).
+std::optional<KeyedPacket> quoted_key(Bytes quoted, uint16_t vlan) {
+  // The quote is cut: a wire length past it makes the decoder read the cut as a snap cut and
+  // keep the IP header it did read.
+  PacketView q = PacketView::decode(LinkType::Raw, quoted, 65535);
+  auto ips = q.ip_layers();
+  if (ips.empty()) return std::nullopt;
+  const IpLayer& ip = ips.back();
+  FragmentInfo f = q.fragment();
+  if (f.is_fragment && f.offset_bytes != 0) return std::nullopt;
+  uint16_t sp = 0, dp = 0;
+  if (!ports_at(q.data(), size_t(ip.offset) + ip.header_len, ip.proto, ip.version, &sp, &dp))
+    return std::nullopt;
+  KeyedPacket k = make_flow_key(ip.proto, ip.src(), sp, ip.dst(), dp, vlan);
+  // The error travels back toward the quoted packet's sender.
+  k.dir = reverse(k.dir);
+  k.icmp_error = true;
+  return k;
+}
+
+constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull;  // xxHash64 primes
+constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4Full;
+constexpr uint64_t kP4 = 0x85EBCA77C2B2AE63ull;
+
+}  // namespace
+
+IpAddr FlowKey::a() const {
+  return addr_from(addr_a, family);
+}
+IpAddr FlowKey::b() const {
+  return addr_from(addr_b, family);
+}
+
+KeyedPacket make_flow_key(uint8_t proto, IpAddr src, uint16_t sport, IpAddr dst, uint16_t dport,
+                          uint16_t vlan) {
+  KeyedPacket k;
+  bool src_first = src < dst || (src == dst && sport <= dport);
+  const IpAddr& a = src_first ? src : dst;
+  const IpAddr& b = src_first ? dst : src;
+  copy_addr(k.key.addr_a, a);
+  copy_addr(k.key.addr_b, b);
+  k.key.port_a = src_first ? sport : dport;
+  k.key.port_b = src_first ? dport : sport;
+  k.key.vlan = vlan;
+  k.key.proto = proto;
+  k.key.family = uint8_t(src.family());
+  k.dir = src_first ? FlowDir::Forward : FlowDir::Reverse;
+  return k;
+}
+
+std::optional<KeyedPacket> key_of(const PacketView& v, const FlowKeyOptions& opt) {
+  auto ips = v.ip_layers();
+  if (ips.empty()) return std::nullopt;
+  const IpLayer& ip = ips.back();
+  uint16_t vlan = opt.key_vlan && !v.vlan_ids().empty() ? v.vlan_ids().back() : 0;
+  FragmentInfo f = v.fragment();
+  if (f.is_fragment && f.offset_bytes != 0) return std::nullopt;
+  uint16_t sp = 0, dp = 0;
+  switch (ip.proto) {
+    case ip_proto::kTcp:
+    case ip_proto::kUdp:
+      // Only a transport header the decoder accepted gives ports.
+      if (!v.tcp() && !v.udp()) return std::nullopt;
+      sp = v.src_port();
+      dp = v.dst_port();
+      break;
+    case ip_proto::kIcmp:
+      if (ip.version == 4) {
+        auto ic = v.icmp();
+        if (!ic) return std::nullopt;
+        if (ic->is_error()) return quoted_key(ic->quoted(), vlan);
+        if (ic->is_echo()) sp = dp = ic->echo_id();
+      }
+      break;
+    case ip_proto::kIcmpv6:
+      if (ip.version == 6) {
+        auto ic = v.icmpv6();
+        if (!ic) return std::nullopt;
+        if (ic->is_error()) return quoted_key(ic->quoted(), vlan);
+        if (ic->is_echo()) sp = dp = ic->echo_id();
+      }
+      break;
+    default:
+      break;
+  }
+  return make_flow_key(ip.proto, ip.src(), sp, ip.dst(), dp, vlan);
+}
+
+uint64_t flow_key_hash(const FlowKey& k, uint64_t seed) {
+  uint64_t w[5];
+  static_assert(sizeof(w) == sizeof(FlowKey));
+  std::memcpy(w, &k, sizeof(w));
+  uint64_t h = seed + kP4;
+  for (uint64_t x : w) {
+    // xxHash64's round and merge; then its avalanche finaliser.
+    uint64_t r = std::rotl(x * kP2, 31) * kP1;
+    h = std::rotl(h ^ r, 27) * kP1 + kP4;
+  }
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  h *= 0x165667B19E3779F9ull;
+  h ^= h >> 32;
+  return h;
+}
+
+const char* close_reason_name(CloseReason r) {
+  switch (r) {
+    case CloseReason::IdleTimeout:
+      return "idle_timeout";
+    case CloseReason::Evicted:
+      return "evicted";
+    case CloseReason::Erased:
+      return "erased";
+    case CloseReason::Cleared:
+      return "cleared";
+  }
+  return "?";
+}
+
+namespace detail {
+
+// The 72 bytes per flow the header promises.
+static_assert(sizeof(FlowTableCore::Record) == 72);
+
+FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg) {
+  L45_CHECK(cfg.max_flows > 0 && cfg.max_flows < (1u << 30));
+  recs_.resize(cfg.max_flows);
+  for (uint32_t i = 0; i < cfg.max_flows; ++i)
+    recs_[i].next = i + 1 < cfg.max_flows ? i + 1 : kNil;
+  free_head_ = 0;
+  // At most half full: linear probes stay short and always end at an empty bucket.
+  buckets_.resize(std::bit_ceil(size_t(cfg.max_flows) * 2));
+  mask_ = uint32_t(buckets_.size() - 1);
+}
+
+uint64_t FlowTableCore::hash(const FlowKey& k) const {
+  return cfg_.hash_for_test ? cfg_.hash_for_test(k, cfg_.hash_seed)
+                            : flow_key_hash(k, cfg_.hash_seed);
+}
+
+uint32_t FlowTableCore::find(const FlowKey& k) {
+  ++stats_.lookups;
+  uint32_t tag = uint32_t(hash(k));
+  for (uint32_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
+    const Bucket& b = buckets_[pos];
+    if (b.slot_plus1 == 0) return kNil;
+    if (b.hash == tag && recs_[b.slot_plus1 - 1].key == k) {
+      ++stats_.hits;
+      return b.slot_plus1 - 1;
+    }
+  }
+}
+
+uint32_t FlowTableCore::insert_new(const FlowKey& k, FlowDir initiator, Timestamp now) {
+  if (free_head_ == kNil) return kNil;
+  uint32_t i = free_head_;
+  Record& r = recs_[i];
+  free_head_ = r.next;
+  r.key = k;
+  r.last_seen = now;
+  r.cls = 0;
+  r.initiator = uint8_t(initiator);
+  r.live = true;
+  r.bucket_hash = uint32_t(hash(k));
+  uint32_t pos = r.bucket_hash & mask_;
+  while (buckets_[pos].slot_plus1 != 0)
+    pos = (pos + 1) & mask_;
+  buckets_[pos] = {i + 1, r.bucket_hash};
+  link_tail(i);
+  ++stats_.created;
+  if (++stats_.active > stats_.peak) stats_.peak = stats_.active;
+  return i;
+}
+
+void FlowTableCore::index_erase(uint32_t i) {
+  uint32_t j = recs_[i].bucket_hash & mask_;
+  while (buckets_[j].slot_plus1 != i + 1)
+    j = (j + 1) & mask_;
+  // Backward-shift deletion (Knuth 6.4 algorithm R): pull later entries of the run back into
+  // the hole unless that would move one before its home bucket.
+  for (uint32_t k = j;;) {
+    buckets_[j] = {};
+    for (;;) {
+      k = (k + 1) & mask_;
+      if (buckets_[k].slot_plus1 == 0) return;
+      uint32_t home = buckets_[k].hash & mask_;
+      bool stays = j <= k ? (j < home && home <= k) : (j < home || home <= k);
+      if (!stays) break;
+    }
+    buckets_[j] = buckets_[k];
+    j = k;
+  }
+}
+
+void FlowTableCore::link_tail(uint32_t i) {
+  Record& r = recs_[i];
+  List& l = lists_[r.cls];
+  // Keep the list sorted by last-seen time even when the caller's time steps back.
+  if (l.tail != kNil && recs_[l.tail].last_seen > r.last_seen)
+    r.last_seen = recs_[l.tail].last_seen;
+  r.prev = l.tail;
+  r.next = kNil;
+  if (l.tail != kNil)
+    recs_[l.tail].next = i;
+  else
+    l.head = i;
+  l.tail = i;
+}
+
+void FlowTableCore::unlink(uint32_t i) {
+  Record& r = recs_[i];
+  List& l = lists_[r.cls];
+  if (r.prev != kNil)
+    recs_[r.prev].next = r.next;
+  else
+    l.head = r.next;
+  if (r.next != kNil)
+    recs_[r.next].prev = r.prev;
+  else
+    l.tail = r.prev;
+  r.prev = r.next = kNil;
+}
+
+void FlowTableCore::release(uint32_t i) {
+  Record& r = recs_[i];
+  L45_CHECK(r.live);
+  index_erase(i);
+  unlink(i);
+  r.live = false;
+  if (++r.generation == 0) r.generation = 1;  // 0 is the null handle's
+  r.next = free_head_;
+  free_head_ = i;
+  --stats_.active;
+}
+
+uint32_t FlowTableCore::oldest() const {
+  uint32_t best = kNil;
+  for (const List& l : lists_)
+    if (l.head != kNil && (best == kNil || recs_[l.head].last_seen < recs_[best].last_seen))
+      best = l.head;
+  return best;
+}
+
+uint32_t FlowTableCore::oldest_expired(Timestamp now) const {
+  uint32_t best = kNil;
+  for (size_t c = 0; c < kMaxTimeoutClasses; ++c) {
+    uint32_t h = lists_[c].head;
+    Duration t = cfg_.timeouts[c];
+    if (h == kNil || t.ns <= 0 || !(now - recs_[h].last_seen > t)) continue;
+    if (best == kNil || recs_[h].last_seen < recs_[best].last_seen) best = h;
+  }
+  return best;
+}
+
+void FlowTableCore::touch(uint32_t i, Timestamp now) {
+  Record& r = recs_[i];
+  if (now > r.last_seen) r.last_seen = now;
+  if (lists_[r.cls].tail == i) return;
+  unlink(i);
+  link_tail(i);
+}
+
+void FlowTableCore::set_class(uint32_t i, uint8_t cls) {
+  if (recs_[i].cls == cls) return;
+  unlink(i);
+  recs_[i].cls = cls;
+  link_tail(i);
+}
+
+size_t FlowTableCore::memory_bytes() const {
+  return sizeof(*this) + recs_.capacity() * sizeof(Record) + buckets_.capacity() * sizeof(Bucket);
+}
+
+void FlowTableCore::count_close(CloseReason r) {
+  switch (r) {
+    case CloseReason::IdleTimeout:
+      ++stats_.expired;
+      stats_.drops.add(DropReason::FlowIdleTimeout);
+      break;
+    case CloseReason::Evicted:
+      ++stats_.evicted;
+      stats_.drops.add(DropReason::FlowEvicted);
+      break;
+    case CloseReason::Erased:
+      ++stats_.erased;
+      break;
+    case CloseReason::Cleared:
+      break;
+  }
+}
+
+void FlowTableCore::count_refused() {
+  ++stats_.refused;
+  stats_.drops.add(DropReason::FlowTableFull);
+}
+
+}  // namespace detail
+}  // namespace l45
