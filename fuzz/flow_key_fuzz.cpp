@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   KeyedPacket back = make_flow_key(key.proto, b, key.port_b, a, key.port_a, key.vlan);
   check(back.key == key);
   // Sent by the second endpoint: Reverse, unless both endpoints are the same one.
-  check(back.dir == FlowDir::Reverse || (a == b && key.port_a == key.port_b));
+  check(back.dir == KeyDir::Reverse || (a == b && key.port_a == key.port_b));
 
   Timestamp now{++clock * 1000000000};
   auto r = table.find_or_insert(key, k->dir, now);

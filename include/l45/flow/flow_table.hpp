@@ -4,7 +4,7 @@
 //
 // Key (FlowKey, key_of()): IP version, protocol, both addresses and both ports in canonical
 // order (the lower (address, port) endpoint first), so both directions of a connection give the
-// same key; key_of() also says which endpoint sent the packet (FlowDir: Forward = the key's
+// same key; key_of() also says which endpoint sent the packet (KeyDir: Forward = the key's
 // first endpoint). ICMP/ICMPv6 echo (and timestamp) messages key on their identifier in place
 // of both ports; other informational ICMP on port 0. An ICMP error keys to the flow it QUOTES
 // (RFC 792, RFC 4443 2.4: the invoking packet's IP header and at least 8 bytes of transport),
@@ -70,17 +70,18 @@
 
 #include "l45/core/drop_reason.hpp"
 #include "l45/core/time.hpp"
+#include "l45/flow/direction.hpp"
 #include "l45/packet/ip_addr.hpp"
 
 namespace l45 {
 
 class PacketView;
 
-enum class Side : uint8_t { Client, Server };
-// Forward: sent by the key's first (lower) endpoint; Reverse: by the second.
-enum class FlowDir : uint8_t { Forward, Reverse };
-constexpr FlowDir reverse(FlowDir d) {
-  return d == FlowDir::Forward ? FlowDir::Reverse : FlowDir::Forward;
+// Forward: sent by the key's first (lower) endpoint; Reverse: by the second. (Not FlowDir, which
+// is relative to the flow's first packet: flow_dir() converts.)
+enum class KeyDir : uint8_t { Forward, Reverse };
+constexpr KeyDir reverse(KeyDir d) {
+  return d == KeyDir::Forward ? KeyDir::Reverse : KeyDir::Forward;
 }
 
 // 40 bytes, no padding: compared and hashed as five 64-bit words.
@@ -102,7 +103,7 @@ static_assert(sizeof(FlowKey) == 40);
 // The key of endpoints (src, sport) -> (dst, dport): canonical order, and which side sent it.
 struct KeyedPacket {
   FlowKey key;
-  FlowDir dir = FlowDir::Forward;
+  KeyDir dir = KeyDir::Forward;
   bool icmp_error = false;  // an ICMP/ICMPv6 error keyed to the flow it quotes
 };
 KeyedPacket make_flow_key(uint8_t proto, IpAddr src, uint16_t sport, IpAddr dst, uint16_t dport,
@@ -170,7 +171,7 @@ class FlowTableCore {
   uint32_t find(const FlowKey& k);
   // A free slot for `k` (not present: the caller checked), linked at the tail of class 0, or
   // kNil when the table is full (the caller evicts or refuses).
-  uint32_t insert_new(const FlowKey& k, FlowDir initiator, Timestamp now);
+  uint32_t insert_new(const FlowKey& k, KeyDir initiator, Timestamp now);
   // Unlinks and frees slot i; its generation moves on, so handles to it go stale.
   void release(uint32_t i);
   // Oldest last-seen flow over all classes (kNil when empty).
@@ -188,7 +189,7 @@ class FlowTableCore {
   const FlowKey& key(uint32_t i) const { return recs_[i].key; }
   Timestamp last_seen(uint32_t i) const { return recs_[i].last_seen; }
   uint8_t timeout_class(uint32_t i) const { return recs_[i].cls; }
-  FlowDir initiator(uint32_t i) const { return FlowDir(recs_[i].initiator); }
+  KeyDir initiator(uint32_t i) const { return KeyDir(recs_[i].initiator); }
   size_t memory_bytes() const;
   uint32_t capacity() const { return uint32_t(recs_.size()); }
 
@@ -253,13 +254,13 @@ class FlowTable {
   // (on_close(handle, CloseReason::Evicted, value) before its slot is reused); RefuseNew
   // returns a null handle. Does not touch an existing flow.
   template <typename OnClose>
-  InsertResult find_or_insert(const FlowKey& k, FlowDir initiator, Timestamp now,
+  InsertResult find_or_insert(const FlowKey& k, KeyDir initiator, Timestamp now,
                               OnClose&& on_close) {
     if (uint32_t i = core_.find(k); i != detail::FlowTableCore::kNil)
       return {core_.handle(i), false};
     return insert_absent(k, initiator, now, on_close);
   }
-  InsertResult find_or_insert(const FlowKey& k, FlowDir initiator, Timestamp now) {
+  InsertResult find_or_insert(const FlowKey& k, KeyDir initiator, Timestamp now) {
     return find_or_insert(k, initiator, now, [](FlowHandle, CloseReason, T&) {});
   }
 
@@ -270,7 +271,13 @@ class FlowTable {
   const FlowKey* key(FlowHandle h) const { return core_.live(h) ? &core_.key(h.index) : nullptr; }
 
   // Client when `dir` is the direction of the packet that created the flow.
-  Side side_of(FlowHandle h, FlowDir dir) const {
+  // The packet's direction relative to the flow's first packet (what TcpConnection takes).
+  FlowDir flow_dir(FlowHandle h, KeyDir dir) const {
+    return core_.live(h) && core_.initiator(h.index) == dir ? FlowDir::Forward : FlowDir::Reverse;
+  }
+  // The first sender as Client: right for UDP and ICMP; TCP roles (a SYN-ACK seen before its
+  // SYN) come from TcpConnection::side_of().
+  Side side_of(FlowHandle h, KeyDir dir) const {
     return core_.live(h) && core_.initiator(h.index) == dir ? Side::Client : Side::Server;
   }
 
@@ -331,8 +338,7 @@ class FlowTable {
 
  private:
   template <typename OnClose>
-  InsertResult insert_absent(const FlowKey& k, FlowDir initiator, Timestamp now,
-                             OnClose& on_close) {
+  InsertResult insert_absent(const FlowKey& k, KeyDir initiator, Timestamp now, OnClose& on_close) {
     uint32_t i = core_.insert_new(k, initiator, now);
     if (i == detail::FlowTableCore::kNil) {
       uint32_t victim = core_.oldest();

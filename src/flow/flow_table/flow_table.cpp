@@ -93,7 +93,7 @@ KeyedPacket make_flow_key(uint8_t proto, IpAddr src, uint16_t sport, IpAddr dst,
   k.key.vlan = vlan;
   k.key.proto = proto;
   k.key.family = uint8_t(src.family());
-  k.dir = src_first ? FlowDir::Forward : FlowDir::Reverse;
+  k.dir = src_first ? KeyDir::Forward : KeyDir::Reverse;
   return k;
 }
 
@@ -201,7 +201,7 @@ uint32_t FlowTableCore::find(const FlowKey& k) {
   }
 }
 
-uint32_t FlowTableCore::insert_new(const FlowKey& k, FlowDir initiator, Timestamp now) {
+uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp now) {
   if (free_head_ == kNil) return kNil;
   uint32_t i = free_head_;
   Record& r = recs_[i];

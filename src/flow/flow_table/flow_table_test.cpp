@@ -79,7 +79,7 @@ TEST(FlowKey, BothDirectionsOfATcpV4ConnectionGiveOneKeyAndOppositeDirs) {
   EXPECT_EQ(c2s->key.family, 4);
   EXPECT_EQ(c2s->key.a(), ip("192.0.2.10"));  // the lower address comes first
   EXPECT_EQ(c2s->key.port_a, 40000);
-  EXPECT_EQ(c2s->dir, FlowDir::Forward);
+  EXPECT_EQ(c2s->dir, KeyDir::Forward);
   EXPECT_FALSE(c2s->icmp_error);
 }
 
@@ -88,8 +88,8 @@ TEST(FlowKey, BothDirectionsOfAUdpV6FlowGiveOneKey) {
   auto rev = key_of_packet(udp_packet("2001:db8::1", 53, "2001:db8::2", 5353));
   ASSERT_TRUE(fwd && rev);
   EXPECT_EQ(fwd->key, rev->key);
-  EXPECT_EQ(fwd->dir, FlowDir::Reverse);
-  EXPECT_EQ(rev->dir, FlowDir::Forward);
+  EXPECT_EQ(fwd->dir, KeyDir::Reverse);
+  EXPECT_EQ(rev->dir, KeyDir::Forward);
   EXPECT_EQ(fwd->key.family, 6);
   EXPECT_EQ(fwd->key.b(), ip("2001:db8::2"));
 }
@@ -287,7 +287,7 @@ TEST(FlowTable, FullKeyCompareSeparatesFlowsWhoseHashesAllCollide) {
   FlowTable<Val> t({.max_flows = 64, .hash_for_test = constant_hash});
   std::vector<FlowHandle> h;
   for (uint32_t n = 0; n < 40; ++n) {
-    auto r = t.find_or_insert(key_n(n), FlowDir::Forward, at(0));
+    auto r = t.find_or_insert(key_n(n), KeyDir::Forward, at(0));
     ASSERT_TRUE(r.created);
     t.get(r.handle)->id = n;
     h.push_back(r.handle);
@@ -325,7 +325,7 @@ TEST(FlowTable, RandomOperationsAgreeWithAStdMap) {
         model.erase(it);
       }
     } else {
-      auto r = t.find_or_insert(key_n(n), FlowDir::Forward, at(step));
+      auto r = t.find_or_insert(key_n(n), KeyDir::Forward, at(step));
       if (model.count(n)) {
         ASSERT_FALSE(r.created);
         ASSERT_EQ(r.handle, model[n]);
@@ -346,13 +346,13 @@ TEST(FlowTable, RandomOperationsAgreeWithAStdMap) {
 
 TEST(FlowTable, HandleToAnErasedFlowGoesStaleWhenTheKeyIsInsertedAgain) {
   FlowTable<Val> t({.max_flows = 4});
-  auto first = t.find_or_insert(key_n(1), FlowDir::Forward, at(0));
+  auto first = t.find_or_insert(key_n(1), KeyDir::Forward, at(0));
   t.get(first.handle)->id = 111;
   ASSERT_TRUE(t.erase(first.handle));
   EXPECT_FALSE(t.get(first.handle));
   EXPECT_FALSE(t.erase(first.handle));
   // The 4-tuple reused after close is a new connection: same slot, new generation.
-  auto second = t.find_or_insert(key_n(1), FlowDir::Reverse, at(1));
+  auto second = t.find_or_insert(key_n(1), KeyDir::Reverse, at(1));
   ASSERT_TRUE(second.created);
   EXPECT_EQ(second.handle.index, first.handle.index);
   EXPECT_NE(second.handle.generation, first.handle.generation);
@@ -380,7 +380,7 @@ TEST(FlowTable, EvictOldestIdleClosesTheLeastRecentlySeenFlow) {
   FlowTable<Val> t({.max_flows = 3, .when_full = FullPolicy::EvictOldestIdle});
   std::vector<FlowHandle> h;
   for (uint32_t n = 0; n < 3; ++n) {
-    h.push_back(t.find_or_insert(key_n(n), FlowDir::Forward, at(n)).handle);
+    h.push_back(t.find_or_insert(key_n(n), KeyDir::Forward, at(n)).handle);
     t.get(h.back())->id = n;
   }
   t.touch(h[0], at(10));  // flow 1 is now the one idle longest, then 2, then 0
@@ -390,10 +390,10 @@ TEST(FlowTable, EvictOldestIdleClosesTheLeastRecentlySeenFlow) {
     EXPECT_TRUE(t.contains(fh));  // still readable during the callback
     closed.push_back(v.id);
   };
-  auto r3 = t.find_or_insert(key_n(3), FlowDir::Forward, at(11), on_close);
+  auto r3 = t.find_or_insert(key_n(3), KeyDir::Forward, at(11), on_close);
   ASSERT_TRUE(r3.created);
   t.get(r3.handle)->id = 3;
-  auto r4 = t.find_or_insert(key_n(4), FlowDir::Forward, at(12), on_close);
+  auto r4 = t.find_or_insert(key_n(4), KeyDir::Forward, at(12), on_close);
   ASSERT_TRUE(r4.created);
   EXPECT_EQ(closed, (std::vector<uint64_t>{1, 2}));
   EXPECT_FALSE(t.get(h[1]));
@@ -407,14 +407,14 @@ TEST(FlowTable, EvictOldestIdleClosesTheLeastRecentlySeenFlow) {
 
 TEST(FlowTable, RefuseNewCountsFlowTableFullAndKeepsEveryExistingFlow) {
   FlowTable<Val> t({.max_flows = 2, .when_full = FullPolicy::RefuseNew});
-  auto a = t.find_or_insert(key_n(0), FlowDir::Forward, at(0));
-  auto b = t.find_or_insert(key_n(1), FlowDir::Forward, at(1));
-  auto c = t.find_or_insert(key_n(2), FlowDir::Forward, at(2));
+  auto a = t.find_or_insert(key_n(0), KeyDir::Forward, at(0));
+  auto b = t.find_or_insert(key_n(1), KeyDir::Forward, at(1));
+  auto c = t.find_or_insert(key_n(2), KeyDir::Forward, at(2));
   EXPECT_FALSE(c.handle);
   EXPECT_FALSE(c.created);
   EXPECT_TRUE(t.get(a.handle) && t.get(b.handle));
   // An existing key is still found when full.
-  EXPECT_EQ(t.find_or_insert(key_n(1), FlowDir::Reverse, at(3)).handle, b.handle);
+  EXPECT_EQ(t.find_or_insert(key_n(1), KeyDir::Reverse, at(3)).handle, b.handle);
   EXPECT_EQ(t.stats().refused, 1u);
   EXPECT_EQ(t.stats().drops.get(DropReason::FlowTableFull), 1u);
   EXPECT_EQ(t.stats().evicted, 0u);
@@ -428,7 +428,7 @@ TEST(FlowTable, ExpireClosesFlowsIdlePastTheirClassTimeoutOldestFirst) {
   FlowTable<Val> t(cfg);
   std::vector<FlowHandle> h;
   for (uint32_t n = 0; n < 6; ++n) {
-    h.push_back(t.find_or_insert(key_n(n), FlowDir::Forward, at(n)).handle);
+    h.push_back(t.find_or_insert(key_n(n), KeyDir::Forward, at(n)).handle);
     t.get(h.back())->id = n;
   }
   t.set_timeout_class(h[1], 1);
@@ -458,8 +458,8 @@ TEST(FlowTable, ExpireClosesFlowsIdlePastTheirClassTimeoutOldestFirst) {
 
 TEST(FlowTable, ATouchWithAnOlderTimeKeepsTheFlowsLastSeenTime) {
   FlowTable<Val> t({.max_flows = 4});
-  auto a = t.find_or_insert(key_n(0), FlowDir::Forward, at(10)).handle;
-  auto b = t.find_or_insert(key_n(1), FlowDir::Forward, at(5)).handle;  // reordered capture
+  auto a = t.find_or_insert(key_n(0), KeyDir::Forward, at(10)).handle;
+  auto b = t.find_or_insert(key_n(1), KeyDir::Forward, at(5)).handle;  // reordered capture
   EXPECT_EQ(*t.last_seen(a), at(10));
   EXPECT_EQ(*t.last_seen(b), at(10));  // not older than the flow before it in its list
   t.touch(a, at(7));
@@ -469,7 +469,7 @@ TEST(FlowTable, ATouchWithAnOlderTimeKeepsTheFlowsLastSeenTime) {
 TEST(FlowTable, ClearClosesEveryFlow) {
   FlowTable<Val> t({.max_flows = 8});
   for (uint32_t n = 0; n < 5; ++n)
-    t.find_or_insert(key_n(n), FlowDir::Forward, at(n));
+    t.find_or_insert(key_n(n), KeyDir::Forward, at(n));
   int n = 0;
   t.clear([&](FlowHandle, CloseReason why, Val&) {
     EXPECT_EQ(why, CloseReason::Cleared);
@@ -483,7 +483,7 @@ TEST(FlowTable, OneMillionConcurrentFlowsFitInOneGibibyte) {
   constexpr uint32_t kFlows = 1'000'000;
   FlowTable<Val> t({.max_flows = kFlows, .when_full = FullPolicy::RefuseNew});
   for (uint32_t n = 0; n < kFlows; ++n) {
-    auto r = t.find_or_insert(key_n(n), FlowDir::Forward, at(n / 1000));
+    auto r = t.find_or_insert(key_n(n), KeyDir::Forward, at(n / 1000));
     ASSERT_TRUE(r.created) << n;
   }
   EXPECT_EQ(t.size(), kFlows);
