@@ -4,7 +4,8 @@
 // Every occurrence is counted (DropCounters) so the user can see it.
 //
 // Add a reason: append one X(...) line with a number from your layer's block: 1-59 packet,
-// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80 on: the next unit's block.
+// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 90-99 TCP
+// connection state (tcp_state); 80-89 and 100 on: the next units' blocks.
 #pragma once
 
 #include <array>
@@ -72,7 +73,12 @@
   X(StreamRexmitUnverifiable, 73, "stream_rexmit_unverifiable",                              \
     "TCP retransmission older than the kept history")                                       \
   X(StreamDepth, 74, "stream_depth", "TCP data past the stream's depth limit")              \
-  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream")
+  X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream") \
+  X(TcpRstOutOfWindow, 90, "tcp_rst_out_of_window", "TCP RST outside the receiver's window: ignored (RFC 5961 3.2)") \
+  X(TcpFinOutOfWindow, 91, "tcp_fin_out_of_window", "TCP FIN outside the receiver's window: ignored") \
+  X(TcpPawsReject, 92, "tcp_paws_reject", "TCP RST/FIN with a stale timestamp (RFC 7323 5): ignored") \
+  X(TcpWscaleRange, 93, "tcp_wscale_range", "TCP window scale shift above 14, clamped (RFC 7323 2.3)") \
+  X(TcpBadFlags, 94, "tcp_bad_flags", "TCP SYN with FIN or RST: not acted on")
 // clang-format on
 
 namespace l45 {

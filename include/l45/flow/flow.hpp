@@ -2,4 +2,5 @@
 // on packet/ and knows nothing of where packets came from (io/). Building blocks so far:
 //   ip_defrag.hpp   IPv4/IPv6 fragment reassembly with limits and overlap anomalies
 //   stream.hpp      one side's TCP byte stream: ordering, overlaps, gaps, retransmissions
+//   tcp_state.hpp   both endpoints' TCP state, window/PAWS checks, Zeek history and conn_state
 #pragma once
