@@ -32,8 +32,9 @@
 //    synchronized states; l45 does not, since a monitor that keeps a connection a RST with a
 //    stale timestamp would not tear down loses little, and one that drops it is open to the
 //    Suricata bug 3286 evasion.
-//  * A RST whose sequence number is the ACK of a segment just refused from the peer is that
-//    peer's reply to an unacceptable ACK (RFC 9293 3.10.7.3): no state change, no anomaly.
+//  * A RST from a SynSent side whose sequence number is the ACK of a segment just refused from
+//    the peer is its reply to an unacceptable ACK (RFC 9293 3.10.7.3): no state change, no
+//    anomaly.
 //  * SYN with FIN or RST: tcp_bad_flags, history only.
 //  * Window scale (RFC 7323 2.2/2.3): used once both SYNs carried the option; a shift above 14 is
 //    clamped to 14 and reported as tcp_wscale_range (Zeek's TCP_scale_range weird).

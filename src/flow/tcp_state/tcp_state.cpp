@@ -285,9 +285,10 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
 
   TcpResult res;
   if (rst) {
-    // The peer answering an unacceptable ACK of ours with <SEQ=SEG.ACK><CTL=RST> (RFC 9293
-    // 3.10.7.3) says nothing about its own state.
-    if (refused_ack_[r] && tcp.seq() == *refused_ack_[r]) {
+    // A SYN-SENT endpoint answering an unacceptable ACK with <SEQ=SEG.ACK><CTL=RST> (RFC 9293
+    // 3.10.7.3) stays in SYN-SENT. Only there: elsewhere it would let a forged segment hide a
+    // genuine RST.
+    if (S.state == TS::SynSent && refused_ack_[r] && tcp.seq() == *refused_ack_[r]) {
       refused_ack_[r].reset();
       return res;
     }

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -371,6 +372,41 @@ TEST(TcpState, RetransmittedDataAndZeroWindowAndGapAreHistoryLetters) {
                                 {R, kAck, 5001, 1011, 0, 0},
                                 {F, kAck, 1011, 5101}}));
   EXPECT_EQ(c.history(), "ShADTawg");
+}
+
+TEST(TcpState, SynSentReplyRstToARefusedSegmentKeepsTheAttemptAlive) {
+  TcpConnection c;
+  feed_all(c, {{F, kSyn, 1000, 0, 0, 8192, std::nullopt, TcpTimestamps{100000, 0}}});
+  EXPECT_EQ(feed(c, {R, kFA, 0, 1001, 0, 8192, std::nullopt, TcpTimestamps{100, 100}}).outcome,
+            TcpOutcome::Ignored);
+  EXPECT_EQ(feed(c, {F, kRst, 1001}).outcome, TcpOutcome::Ok);
+  EXPECT_EQ(client(c), ES::SynSent);
+  feed_all(c, {{R, kSA, 5000, 1001}, {F, kAck, 1001, 5001}});
+  EXPECT_EQ(client(c), ES::Established);
+  EXPECT_EQ(server(c), ES::Established);
+}
+
+// Untrusted input: any sequence of segments is taken without a crash (run under ASan too), and
+// refused ones leave a named anomaly.
+TEST(TcpState, RandomSegmentsNeverCrashAndRefusalsAreNamed) {
+  std::mt19937 rng(45);
+  const uint8_t flag_set[] = {kSyn, kSA, kAck, kPA, kFA, kRst, kRA, kSyn | kFin, kFin | kRst, 0};
+  for (int conn = 0; conn < 200; ++conn) {
+    TcpConnection c;
+    for (int i = 0; i < 30; ++i) {
+      Seg s{rng() % 2 ? F : R,
+            flag_set[rng() % std::size(flag_set)],
+            rng() % 4 ? 1000 + rng() % 3000 : uint32_t(rng()),
+            1000 + rng() % 6000,
+            uint32_t(rng() % 3 ? 0 : rng() % 50),
+            uint16_t(rng() % 3 ? 8192 : rng()),
+            rng() % 5 ? std::nullopt : std::optional<uint8_t>(rng() % 20),
+            rng() % 3 ? std::nullopt : std::optional<TcpTimestamps>({rng(), rng()})};
+      auto r = feed(c, s);
+      if (r.outcome == TcpOutcome::Ignored) EXPECT_NE(r.anomaly, DropReason::None);
+    }
+    (void)c.conn_state();
+  }
 }
 
 // ---- Oracles from ../shared/pcaps ----
