@@ -47,7 +47,10 @@
 // c g t w i q and '^'; S/H/F/R repeat when the sequence number differs (Zeek's rule); the
 // power-of-ten repeats of t, w, g are not produced. conn_state() is computed from a Zeek-style
 // endpoint model (Inactive, SynSent, SynAckSent, Partial, Established, Closed, Reset) that only
-// segments accepted above update, so a refused evasion RST does not make it RSTO/RSTR.
+// segments accepted above update, so a refused evasion RST does not make it RSTO/RSTR (Zeek,
+// which has no window check, would). Two deliberate differences from Zeek: the originator of a
+// flow picked up mid-stream is its first sender (Zeek guesses by "likely server ports"), and
+// 'g' means "the peer acknowledged bytes never seen" rather than Zeek's reassembler gap report.
 //
 // Drop reasons (anomalies; counted in anomalies()): tcp_rst_out_of_window,
 // tcp_fin_out_of_window, tcp_paws_reject, tcp_wscale_range, tcp_bad_flags.
