@@ -146,10 +146,19 @@ struct TcpEndpoint {
 
 class TcpConnection {
  public:
-  // `bad_checksum`: the caller verified the checksum and it failed; recorded (history 'c') and
-  // the segment is otherwise ignored, as Zeek does.
+  // What the caller knows beyond the header. `captured_len`: payload bytes actually captured
+  // (a snap length can cut them); bytes not captured are a content gap ('g') once the peer
+  // acknowledges them, as Zeek reports them. `bad_checksum`: the caller verified the checksum
+  // and it failed; recorded (history 'c') and the segment is otherwise ignored, as Zeek does.
+  struct SegmentMeta {
+    uint32_t captured_len = UINT32_MAX;  // default: all of payload_len
+    bool bad_checksum = false;
+  };
   TcpResult on_segment(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts,
-                       bool bad_checksum = false);
+                       SegmentMeta meta);
+  TcpResult on_segment(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts) {
+    return on_segment(dir, tcp, payload_len, ts, SegmentMeta{});
+  }
 
   const TcpEndpoint& endpoint(Side s) const { return ep_[index(s)]; }
   Side side_of(FlowDir d) const {
@@ -174,7 +183,8 @@ class TcpConnection {
   };
   struct HistoryState {
     std::optional<TcpSeq> last_syn, last_fin, last_rst;
-    TcpSeq max_data_end;  // one past the highest payload byte seen ('t')
+    std::optional<TcpSeq> uncaptured;  // first payload byte not captured, not yet acked
+    TcpSeq max_data_end;               // one past the highest payload byte seen ('t')
     bool data_seen = false;
     uint64_t size = 0;  // sequence-space payload bytes (Zeek's endpoint size)
     TcpSeq data_base;

@@ -147,6 +147,12 @@ void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
   const TcpSeq ack = tcp.ack();
   // Content gap: the receiver acknowledges bytes of the other side that were never seen.
   if (R.seen && ack > R.snd_nxt) letter(r, 'g');
+  // Bytes that went by without being captured (snap length): Zeek's reassembler reports the
+  // gap when they are acknowledged.
+  if (hs_[r].uncaptured && ack > *hs_[r].uncaptured) {
+    letter(r, 'g');
+    hs_[r].uncaptured.reset();
+  }
   if (!R.peer_acked || ack > R.snd_una) R.snd_una = ack;
   R.peer_acked = true;
   if (!R.isn_known && (R.state == TS::Listen || R.state == TS::SynSent) && !R.seen) {
@@ -236,7 +242,7 @@ void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
 }
 
 TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp ts,
-                                    bool bad_checksum) {
+                                    SegmentMeta meta) {
   const bool syn = tcp.syn(), ack = tcp.has_ack(), fin = tcp.fin(), rst = tcp.rst();
   const bool first = !started_;
   if (first) {
@@ -261,12 +267,14 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
 
   ++S.packets;
   S.last_seen = ts;
-  if (bad_checksum) {
+  if (meta.bad_checksum) {
     letter(s, 'c');
     anomalies_.add(DropReason::BadChecksum);
     return {TcpOutcome::Ignored, DropReason::BadChecksum};
   }
   record_history(s, tcp, len);
+  if (meta.captured_len < len && !rst && !hs_[s].uncaptured)
+    hs_[s].uncaptured = tcp.seq() + (syn ? 1 : 0) + meta.captured_len;
   if (syn && (fin || rst)) return refuse(DropReason::TcpBadFlags, tcp, s);
 
   TcpOptions opt;

@@ -11,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "l45/io/pcap_file.hpp"
@@ -374,6 +375,29 @@ TEST(TcpState, RetransmittedDataAndZeroWindowAndGapAreHistoryLetters) {
   EXPECT_EQ(c.history(), "ShADTawg");
 }
 
+TEST(TcpState, BadChecksumIsHistoryCAndChangesNothing) {
+  TcpConnection c;
+  Packet p = build({F, kSyn, 1000});
+  auto v = PacketView::decode(p);
+  auto r = c.on_segment(F, *v.tcp(), 0, Timestamp{}, {.bad_checksum = true});
+  EXPECT_EQ(r.outcome, TcpOutcome::Ignored);
+  EXPECT_EQ(r.anomaly, DropReason::BadChecksum);
+  EXPECT_EQ(client(c), ES::Listen);
+  EXPECT_EQ(c.history(), "C");
+}
+
+TEST(TcpState, UncapturedPayloadBecomesAGapWhenAcked) {
+  TcpConnection c;
+  feed_all(c, kHandshake);
+  Packet p = build({F, kPA, 1001, 5001, 100});
+  auto v = PacketView::decode(p);
+  EXPECT_EQ(c.on_segment(F, *v.tcp(), 100, Timestamp{}, {.captured_len = 0}).outcome,
+            TcpOutcome::Ok);
+  EXPECT_EQ(c.history(), "ShAD");
+  feed_all(c, {{R, kAck, 5001, 1101}});
+  EXPECT_EQ(c.history(), "ShADaG");
+}
+
 TEST(TcpState, SynSentReplyRstToARefusedSegmentKeepsTheAttemptAlive) {
   TcpConnection c;
   feed_all(c, {{F, kSyn, 1000, 0, 0, 8192, std::nullopt, TcpTimestamps{100000, 0}}});
@@ -452,7 +476,8 @@ std::vector<Conn> replay(const fs::path& pcap) {
     for (int tries = 0; tries < 2; ++tries) {
       Conn& c = conns[by_tuple[k]];
       FlowDir dir = (c.first_src == s && c.first_sport == t->src_port()) ? F : R;
-      auto r = c.tcp.on_segment(dir, *t, v.payload_len(), p.meta().ts);
+      auto r = c.tcp.on_segment(dir, *t, v.payload_len(), p.meta().ts,
+                                {.captured_len = uint32_t(v.payload().size())});
       if (r.outcome != TcpOutcome::NewConnection) break;
       start();
     }
@@ -602,6 +627,29 @@ TEST(TcpStateOracle, ZeekWikipediaEveryTcpConnectionAgrees) {
     if (e.path().extension() == ".trace" || e.path().extension() == ".pcap") pcap = e.path();
   ASSERT_FALSE(pcap.empty());
   expect_conn_log_agrees(pcap, d / "expected/conn.log", 10);
+}
+
+// Zeek's own regression traces with conn.log baselines: all TCP connections agree.
+TEST(TcpStateOracle, ZeekFtpPop3GreIrcConnLogsAgree) {
+  const std::tuple<const char*, const char*, size_t> cases[] = {
+      {"zeek-ftp-ipv4", "ftp-ipv4.pcap", 5},
+      {"zeek-ftp-ipv6", "ftp-ipv6.pcap", 6},
+      {"zeek-pop3", "pop3.pcap", 7},
+      {"zeek-gre-sample", "gre-sample.pcap", 1},
+      {"zeek-irc-dcc", "irc-dcc-send.pcapng", 3},
+  };
+  for (const auto& [sub, file, n] : cases) {
+    L45_NEED_PCAPS(d, sub);
+    SCOPED_TRACE(sub);
+    expect_conn_log_agrees(d / file, d / "expected/conn.log", n);
+  }
+}
+
+// Headers-only capture (snap length 54): the uncaptured payload is Zeek's content gap (G, g),
+// and the responder's resent data is 't'.
+TEST(TcpStateOracle, ZeekRetransmitFast009HasGapsAndRetransmissionLikeZeek) {
+  L45_NEED_PCAPS(d, "zeek-retransmit-fast009");
+  expect_conn_log_agrees(d / "retransmit-fast009.pcap", d / "expected/conn.log", 1);
 }
 
 TEST(TcpStateOracle, ZeekHttpGetAgrees) {
