@@ -375,6 +375,10 @@ TEST(TcpState, RetransmittedDataAndZeroWindowAndGapAreHistoryLetters) {
   EXPECT_EQ(c.history(), "ShADTawg");
 }
 
+TEST(TcpState, ConnectionStateFitsInAFewHundredBytes) {
+  EXPECT_LE(sizeof(TcpConnection), 384u) << "per-flow memory: see the header";
+}
+
 TEST(TcpState, BadChecksumIsHistoryCAndChangesNothing) {
   TcpConnection c;
   Packet p = build({F, kSyn, 1000});
