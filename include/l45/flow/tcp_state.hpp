@@ -29,9 +29,9 @@
 //    or, when the receiver is in SynSent and put a timestamp on its SYN, whose TSecr does not
 //    echo one of the receiver's TSvals (Linux's PAWS-active check in tcp_rcv_synsent_state_
 //    process), is tcp_paws_reject, no state change. RFC 7323 5.3 R1 exempts RSTs in
-//    synchronized states; l45 does not, since a monitor that keeps a connection a RST with a
-//    stale timestamp would not tear down loses little, and one that drops it is open to the
-//    Suricata bug 3286 evasion.
+//    synchronized states; l45 does not: keeping a connection past a stale-timestamp RST costs a
+//    monitor little, while honouring it opens the Suricata bug 3286 evasion. TS.Recent moves
+//    only on segments inside the window (RFC 7323 4.3).
 //  * A RST from a SynSent side whose sequence number is the ACK of a segment just refused from
 //    the peer is its reply to an unacceptable ACK (RFC 9293 3.10.7.3): no state change, no
 //    anomaly.
@@ -50,13 +50,15 @@
 // segments accepted above update, so a refused evasion RST does not make it RSTO/RSTR (Zeek,
 // which has no window check, would). Two deliberate differences from Zeek: the originator of a
 // flow picked up mid-stream is its first sender (Zeek guesses by "likely server ports"), and
-// 'g' means "the peer acknowledged bytes never seen" rather than Zeek's reassembler gap report.
+// 'g' means "the peer acknowledged bytes that were never seen or not captured" rather than
+// coming from a reassembler as Zeek's does (they agree on every oracle trace).
 //
 // Memory: sizeof(TcpConnection) is 336 bytes on x86-64 (checked <= 384 in the test); the history
 // string allocates only past 15 letters (SSO), nothing else is on the heap.
 //
 // Drop reasons (anomalies; counted in anomalies()): tcp_rst_out_of_window,
-// tcp_fin_out_of_window, tcp_paws_reject, tcp_wscale_range, tcp_bad_flags.
+// tcp_fin_out_of_window, tcp_paws_reject, tcp_wscale_range, tcp_bad_flags, and bad_checksum when
+// the caller reports one (SegmentMeta).
 //
 //   TcpConnection c;
 //   auto r = c.on_segment(FlowDir::Forward, *view.tcp(), view.payload_len(), ts,
