@@ -4,8 +4,8 @@
 // Every occurrence is counted (DropCounters) so the user can see it.
 //
 // Add a reason: append one X(...) line with a number from your layer's block: 1-59 packet,
-// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80-89 flow table; 90 on: the
-// next unit's block.
+// io and core; 60-69 IP defragmentation; 70-79 TCP streams; 80-89 flow table; 90-99 TCP
+// connection state; 100 on: the next unit's block.
 #pragma once
 
 #include <array>
@@ -77,7 +77,12 @@
   X(FlowTableFull, 80, "flow_table_full", "new flow refused: flow table at max_flows")      \
   X(FlowEvicted, 81, "flow_evicted", "flow closed early to make room for a new one")        \
   X(FlowIdleTimeout, 82, "flow_idle_timeout", "flow closed after its idle timeout")         \
-  X(FlowNoKey, 83, "flow_no_key", "packet with no flow key: no IP header, or a non-first fragment")
+  X(FlowNoKey, 83, "flow_no_key", "packet with no flow key: no IP header, or a non-first fragment") \
+  X(TcpRstOutOfWindow, 90, "tcp_rst_out_of_window", "TCP RST outside the receiver's window: ignored (RFC 5961 3.2)") \
+  X(TcpFinOutOfWindow, 91, "tcp_fin_out_of_window", "TCP FIN outside the receiver's window: ignored") \
+  X(TcpPawsReject, 92, "tcp_paws_reject", "TCP RST/FIN with a stale timestamp (RFC 7323 5): ignored") \
+  X(TcpWscaleRange, 93, "tcp_wscale_range", "TCP window scale shift above 14, clamped (RFC 7323 2.3)") \
+  X(TcpBadFlags, 94, "tcp_bad_flags", "TCP SYN with FIN or RST: not acted on")
 // clang-format on
 
 namespace l45 {

@@ -3,4 +3,5 @@
 //   ip_defrag.hpp   IPv4/IPv6 fragment reassembly with limits and overlap anomalies
 //   flow_table.hpp  flows by canonical 5-tuple key: handles, LRU caps, idle timeouts
 //   stream.hpp      one side's TCP byte stream: ordering, overlaps, gaps, retransmissions
+//   tcp_state.hpp   both endpoints' TCP state, window/PAWS checks, Zeek history and conn_state
 #pragma once

@@ -1,0 +1,56 @@
+// libFuzzer target for TcpConnection: the input is one connection's segments in arrival order.
+//   records: byte 0  bit 0 direction (Reverse), bit 1 bad checksum, bit 2 payload not captured
+//            byte 1  TCP header length L (taken mod 41, plus 20: 20..60 bytes)
+//            2 bytes payload length (big-endian)
+//            then L bytes of raw TCP header (fewer ends the input); TcpView::parse decides
+// Invariants: a refused segment always names its anomaly; NewConnection changes nothing; every
+// state and conn_state has a name; the history only ever grows.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <string>
+
+#include "l45/flow/tcp_state.hpp"
+#include "l45/packet/tcp.hpp"
+
+namespace {
+
+void require(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
+  l45::TcpConnection c;
+  size_t i = 0;
+  while (i + 4 <= n) {
+    const uint8_t meta = d[i];
+    const size_t hl = 20 + d[i + 1] % 41;
+    const uint32_t len = (uint32_t(d[i + 2]) << 8) | d[i + 3];
+    i += 4;
+    if (i + hl > n) break;
+    auto bytes = std::as_bytes(std::span(d + i, hl));
+    i += hl;
+    auto t = l45::TcpView::parse(bytes);
+    if (!t) continue;
+    const std::string before = c.history();
+    const auto client_before = c.endpoint(l45::Side::Client).state;
+    l45::TcpConnection::SegmentMeta m;
+    m.bad_checksum = meta & 2;
+    if (meta & 4) m.captured_len = 0;
+    auto r = c.on_segment(meta & 1 ? l45::FlowDir::Reverse : l45::FlowDir::Forward, *t, len,
+                          l45::Timestamp{}, m);
+    if (r.outcome == l45::TcpOutcome::Ignored) require(r.anomaly != l45::DropReason::None);
+    if (r.outcome == l45::TcpOutcome::NewConnection) {
+      require(c.history() == before);
+      require(c.endpoint(l45::Side::Client).state == client_before);
+    }
+    require(c.history().compare(0, before.size(), before) == 0);
+    require(l45::tcp_endpoint_state_name(c.endpoint(l45::Side::Client).state) != "?");
+    require(l45::tcp_endpoint_state_name(c.endpoint(l45::Side::Server).state) != "?");
+    require(!l45::zeek_conn_state_name(c.conn_state()).empty());
+  }
+  return 0;
+}

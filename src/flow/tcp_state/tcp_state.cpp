@@ -1,0 +1,412 @@
+#include "l45/flow/tcp_state.hpp"
+
+#include <algorithm>
+
+namespace l45 {
+namespace {
+
+using TS = TcpEndpointState;
+
+// RFC 7323 2.3: a shift above 14 would let the window exceed 2^30, more than the sequence
+// space can disambiguate.
+constexpr uint8_t kMaxWindowShift = 14;
+
+bool over(TS s) {
+  return s == TS::TimeWait || s == TS::Closed || s == TS::Reset;
+}
+
+// Zeek's history letters, in the bit order used for "seen once" (one bit per side and letter).
+constexpr std::string_view kLetters = "shadfrcgtwiq";
+
+}  // namespace
+
+std::string_view tcp_endpoint_state_name(TcpEndpointState s) {
+  switch (s) {
+    case TS::Listen:
+      return "LISTEN";
+    case TS::SynSent:
+      return "SYN_SENT";
+    case TS::SynRcvd:
+      return "SYN_RCVD";
+    case TS::Established:
+      return "ESTABLISHED";
+    case TS::FinWait1:
+      return "FIN_WAIT_1";
+    case TS::FinWait2:
+      return "FIN_WAIT_2";
+    case TS::Closing:
+      return "CLOSING";
+    case TS::TimeWait:
+      return "TIME_WAIT";
+    case TS::CloseWait:
+      return "CLOSE_WAIT";
+    case TS::LastAck:
+      return "LAST_ACK";
+    case TS::Closed:
+      return "CLOSED";
+    case TS::Reset:
+      return "RESET";
+  }
+  return "?";
+}
+
+std::string_view zeek_conn_state_name(ZeekConnState s) {
+  constexpr std::string_view kNames[] = {"S0",   "S1",     "SF",    "REJ", "S2",  "S3", "RSTO",
+                                         "RSTR", "RSTOS0", "RSTRH", "SH",  "SHR", "OTH"};
+  return kNames[static_cast<size_t>(s)];
+}
+
+void TcpConnection::letter(size_t i, char c) {
+  const size_t pos = kLetters.find(c);
+  const uint32_t bit = 1u << (pos + (i ? 16 : 0));
+  if (hist_seen_ & bit) return;
+  hist_seen_ |= bit;
+  history_ += i == 0 ? char(c - 'a' + 'A') : c;
+}
+
+// Zeek adds S, H, F and R again when the sequence number differs from the last one of that
+// kind (a new SYN, a FIN at another place): a sign of reuse or of an odd stack.
+void TcpConnection::repeatable(size_t i, char c, std::optional<TcpSeq>& last, TcpSeq seq) {
+  const size_t pos = kLetters.find(c);
+  const uint32_t bit = 1u << (pos + (i ? 16 : 0));
+  if (!(hist_seen_ & bit)) {
+    letter(i, c);
+  } else if (!last || *last != seq) {
+    history_ += i == 0 ? char(c - 'a' + 'A') : c;
+  }
+  last = seq;
+}
+
+void TcpConnection::record_history(size_t i, const TcpView& tcp, uint32_t len) {
+  HistoryState& h = hs_[i];
+  const int bits = int(tcp.syn()) + int(tcp.fin()) + int(tcp.rst());
+  if (bits > 1) {
+    letter(i, tcp.fin() && tcp.rst() ? 'i' : 'q');
+  } else if (bits == 1) {
+    if (tcp.syn()) repeatable(i, tcp.has_ack() ? 'h' : 's', h.last_syn, tcp.seq());
+    // The FIN's own sequence number is after the data it carries.
+    if (tcp.fin()) repeatable(i, 'f', h.last_fin, tcp.seq() + len);
+    if (tcp.rst()) repeatable(i, 'r', h.last_rst, tcp.seq());
+  } else if (len) {
+    letter(i, 'd');
+  } else if (tcp.has_ack()) {
+    letter(i, 'a');
+  }
+  if (tcp.window() == 0 && !tcp.rst() && !tcp.syn()) letter(i, 'w');
+  if (len && !tcp.syn() && !tcp.rst()) {
+    const TcpSeq end = tcp.seq() + len;
+    if (!h.base_set) {
+      h.data_base = tcp.seq();
+      h.base_set = true;
+    }
+    if (h.data_seen && tcp.seq() < h.max_data_end) letter(i, 't');
+    if (!h.data_seen || end > h.max_data_end) h.max_data_end = end;
+    h.data_seen = true;
+    const int32_t sz = end - h.data_base;
+    if (sz > 0) h.size = std::max<uint64_t>(h.size, uint64_t(sz));
+  }
+}
+
+TcpResult TcpConnection::refuse(DropReason r, const TcpView& tcp, size_t sender) {
+  anomalies_.add(r);
+  if (tcp.has_ack()) refused_ack_[sender] = tcp.ack();
+  return {TcpOutcome::Ignored, r};
+}
+
+// Lenient window test (see the header): within the receiver's largest advertised window either
+// side of the highest sequence number the sender reached, or of what the receiver acked of it.
+bool TcpConnection::in_window(size_t s, size_t r, TcpSeq seq) const {
+  const TcpEndpoint& S = ep_[s];
+  const TcpEndpoint& R = ep_[r];
+  if (!R.seen) return true;  // nothing known of the receiver's window
+  TcpSeq ref;
+  if (S.seen) {
+    ref = S.snd_nxt;
+  } else if (S.peer_acked) {
+    ref = S.snd_una;
+  } else {
+    return true;
+  }
+  const uint32_t wnd = R.max_window;
+  TcpSeq lo = ref - wnd;
+  if (S.peer_acked && S.snd_una < ref && S.snd_una - lo < 0) lo = S.snd_una;
+  return between(seq, lo, ref + wnd);
+}
+
+bool TcpConnection::rst_in_window(size_t s, size_t r, const TcpView& tcp) const {
+  const TcpEndpoint& R = ep_[r];
+  // RFC 9293 3.10.7.3: in SYN-SENT a RST is acceptable only if it acknowledges the SYN.
+  if (R.state == TS::SynSent && !ep_[s].isn_known && R.isn_known)
+    return tcp.has_ack() && tcp.ack() == R.isn + 1;
+  return in_window(s, r, tcp.seq());
+}
+
+void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
+  TcpEndpoint& S = ep_[s];
+  TcpEndpoint& R = ep_[r];
+  const TcpSeq ack = tcp.ack();
+  // Content gap: the receiver acknowledges bytes of the other side that were never seen.
+  if (R.seen && ack > R.snd_nxt) letter(r, 'g');
+  // Bytes that went by without being captured (snap length): Zeek's reassembler reports the
+  // gap when they are acknowledged.
+  if (hs_[r].uncaptured && ack > *hs_[r].uncaptured) {
+    letter(r, 'g');
+    hs_[r].uncaptured.reset();
+  }
+  if (!R.peer_acked || ack > R.snd_una) R.snd_una = ack;
+  R.peer_acked = true;
+  if (!R.isn_known && (R.state == TS::Listen || R.state == TS::SynSent) && !R.seen) {
+    // One-sided capture: the peer's SYN(-ACK) went another way; its ISN is what is acked.
+    R.isn = ack - 1;
+    R.isn_known = true;
+  }
+  const bool acks_syn = R.isn_known && ack >= R.isn + 1;
+  if (!tcp.syn() && S.state == TS::SynSent && acks_syn) {
+    // The final ACK of the three-way handshake (RFC 9293 3.5 figure 6).
+    S.state = TS::Established;
+    if (R.state == TS::Listen) R.state = TS::Established;  // its SYN-ACK was not seen
+  }
+  if (R.state == TS::SynRcvd && acks_syn) R.state = TS::Established;
+  if (R.fin_sent && ack >= R.fin_seq + 1) {
+    // RFC 9293 3.10.7.4: the ACK of our FIN moves FIN-WAIT-1, CLOSING and LAST-ACK on.
+    if (R.state == TS::FinWait1)
+      R.state = TS::FinWait2;
+    else if (R.state == TS::Closing)
+      R.state = TS::TimeWait;
+    else if (R.state == TS::LastAck)
+      R.state = TS::Closed;
+  }
+}
+
+void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len) {
+  TcpEndpoint& S = ep_[s];
+  TcpEndpoint& R = ep_[r];
+  const TcpSeq fin = tcp.seq() + len;
+  if (S.fin_sent && fin == S.fin_seq) return;  // retransmitted FIN
+  S.fin_sent = true;
+  S.fin_seq = fin;
+  const bool acks_peer_fin = R.fin_sent && tcp.has_ack() && tcp.ack() >= R.fin_seq + 1;
+  switch (S.state) {
+    case TS::CloseWait:
+      // Its FIN crossed the peer's (the ACK does not cover it): simultaneous close, RFC 9293
+      // 3.6 figure 13, both go through CLOSING.
+      S.state = (R.fin_sent && !acks_peer_fin) ? TS::Closing : TS::LastAck;
+      break;
+    case TS::SynSent:
+    case TS::SynRcvd:
+    case TS::Established:
+    case TS::Listen:
+      S.state = TS::FinWait1;
+      break;
+    default:
+      break;
+  }
+  switch (R.state) {
+    case TS::SynRcvd:
+    case TS::Established:
+      R.state = TS::CloseWait;
+      break;
+    case TS::FinWait1:
+      R.state = TS::Closing;
+      break;
+    case TS::FinWait2:
+      R.state = TS::TimeWait;
+      break;
+    default:
+      break;
+  }
+}
+
+// Zeek's TCP endpoint model (analyzer/protocol/tcp/TCP.cc, UpdateStateMachine), kept only to
+// compute conn_state exactly as Zeek does.
+void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
+  ZeekState& e = zs_[s];
+  ZeekState& p = zs_[r];
+  if (tcp.rst()) {
+    e = ZeekState::Reset;
+    return;
+  }
+  if (e == ZeekState::Inactive) {
+    if (tcp.syn()) {
+      if (s == 0) {
+        e = tcp.has_ack() ? ZeekState::SynAckSent : ZeekState::SynSent;
+      } else {
+        if (p == ZeekState::SynSent) p = ZeekState::Established;
+        e = ZeekState::Established;
+      }
+    } else {
+      e = ZeekState::Partial;
+    }
+  }
+  if (tcp.fin() && e != ZeekState::Reset) e = ZeekState::Closed;
+}
+
+TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp ts,
+                                    SegmentMeta meta) {
+  const bool syn = tcp.syn(), ack = tcp.has_ack(), fin = tcp.fin(), rst = tcp.rst();
+  const bool first = !started_;
+  if (first) {
+    started_ = true;
+    if (syn && ack && !rst && !fin) {
+      flipped_ = true;  // the SYN-ACK's sender is the server
+      history_ += '^';
+    } else if (!syn) {
+      partial_ = true;
+      ep_[0].state = ep_[1].state = TS::Established;
+    }
+  }
+  const size_t s = index(side_of(dir));
+  const size_t r = 1 - s;
+  TcpEndpoint& S = ep_[s];
+  TcpEndpoint& R = ep_[r];
+
+  // Reuse (RFC 9293 3.6.1, TIME-WAIT assassination aside): a fresh SYN after the end.
+  if (syn && !ack && !rst && !fin && (over(S.state) || over(R.state)) &&
+      !(S.isn_known && tcp.seq() == S.isn))
+    return {TcpOutcome::NewConnection, DropReason::None};
+
+  ++S.packets;
+  S.last_seen = ts;
+  if (meta.bad_checksum) {
+    letter(s, 'c');
+    anomalies_.add(DropReason::BadChecksum);
+    return {TcpOutcome::Ignored, DropReason::BadChecksum};
+  }
+  record_history(s, tcp, len);
+  if (meta.captured_len < len && !rst && !hs_[s].uncaptured)
+    hs_[s].uncaptured = tcp.seq() + (syn ? 1 : 0) + meta.captured_len;
+  if (syn && (fin || rst)) return refuse(DropReason::TcpBadFlags, tcp, s);
+
+  TcpOptions opt;
+  if (tcp.header_len() > TcpView::kMinHeaderLen) opt = tcp.options();
+
+  if ((rst || fin) && opt.timestamps) {
+    const TcpTimestamps t = *opt.timestamps;
+    // RFC 7323 5.3 R1: older than the sender's last TSval.
+    bool stale = S.ts_seen && int32_t(t.value - S.ts_recent) < 0;
+    // Receiver in SYN-SENT: the echo must be one of its own TSvals (0 means "no echo").
+    if (R.state == TS::SynSent && R.syn_ts && ack && t.echo != 0 &&
+        uint32_t(t.echo - R.syn_tsval) > uint32_t(R.ts_recent - R.syn_tsval))
+      stale = true;
+    if (stale) return refuse(DropReason::TcpPawsReject, tcp, s);
+  }
+
+  TcpResult res;
+  if (rst) {
+    // A SYN-SENT endpoint answering an unacceptable ACK with <SEQ=SEG.ACK><CTL=RST> (RFC 9293
+    // 3.10.7.3) stays in SYN-SENT. Only there: elsewhere it would let a forged segment hide a
+    // genuine RST.
+    if (S.state == TS::SynSent && refused_ack_[r] && tcp.seq() == *refused_ack_[r]) {
+      refused_ack_[r].reset();
+      return res;
+    }
+    if (!rst_in_window(s, r, tcp)) return refuse(DropReason::TcpRstOutOfWindow, tcp, s);
+    S.state = TS::Reset;
+    if (R.state != TS::Listen) R.state = TS::Reset;  // RFC 9293 3.10.7.2: LISTEN ignores RST
+    update_zeek(s, r, tcp);
+    return res;
+  }
+  if (fin) {
+    const bool peer_syn_sent = R.state == TS::SynSent && !S.isn_known && R.isn_known;
+    if (peer_syn_sent || !in_window(s, r, tcp.seq() + len))
+      return refuse(DropReason::TcpFinOutOfWindow, tcp, s);
+  }
+
+  if (syn) {
+    if (!syn_seen_[s]) {
+      syn_seen_[s] = true;
+      if (opt.window_scale) {
+        uint8_t shift = *opt.window_scale;
+        if (shift > kMaxWindowShift) {
+          shift = kMaxWindowShift;
+          anomalies_.add(DropReason::TcpWscaleRange);
+          res.anomaly = DropReason::TcpWscaleRange;
+        }
+        syn_wscale_[s] = shift;
+      }
+      // RFC 7323 2.2: scaling is in force only when both SYNs carried the option.
+      if (syn_seen_[r] && syn_wscale_[0] && syn_wscale_[1]) {
+        ep_[0].wscale = *syn_wscale_[0];
+        ep_[1].wscale = *syn_wscale_[1];
+      }
+      if (opt.timestamps) {
+        S.syn_ts = true;
+        S.syn_tsval = opt.timestamps->value;
+      }
+    }
+    S.isn = tcp.seq();
+    S.isn_known = true;
+    if (!ack) {
+      if (S.state == TS::Listen) S.state = TS::SynSent;
+      if (R.state == TS::SynSent && s != 0) sim_open_ = true;  // RFC 9293 3.5 figure 7
+    } else {
+      if (first) {
+        // Flipped start: the client's SYN was missed; it is what the SYN-ACK acknowledges.
+        R.state = TS::SynSent;
+        R.isn = tcp.ack() - 1;
+        R.isn_known = true;
+      }
+      const bool peer_acked_syn = S.peer_acked && S.snd_una >= S.isn + 1;
+      if (S.state == TS::Listen || S.state == TS::SynSent)
+        S.state = (sim_open_ && peer_acked_syn) ? TS::Established : TS::SynRcvd;
+    }
+  }
+  if (ack) on_ack(s, r, tcp);
+  // A SYN-RCVD endpoint sends data or FIN only once ESTABLISHED (RFC 9293 3.10.7.4): the ACK
+  // that got it there was not seen.
+  if (!syn && S.state == TS::SynRcvd && (len || fin)) {
+    S.state = TS::Established;
+    if (R.state == TS::SynSent) R.state = TS::Established;
+  }
+  if (fin) on_fin(s, r, tcp, len);
+
+  const TcpSeq end = tcp.seq() + len + (syn ? 1 : 0) + (fin ? 1 : 0);
+  const bool ts_in_window = in_window(s, r, tcp.seq());
+  if (!S.seen || end > S.snd_nxt) S.snd_nxt = end;
+  S.seen = true;
+  const uint32_t wnd = syn ? tcp.window() : uint32_t(tcp.window()) << S.wscale;
+  S.max_window = std::max(S.max_window, wnd);
+  // TS.Recent moves only on segments in the window (RFC 7323 4.3), so a forged far-away
+  // segment cannot make later genuine ones look stale.
+  if (opt.timestamps && ts_in_window &&
+      (!S.ts_seen || int32_t(opt.timestamps->value - S.ts_recent) > 0)) {
+    S.ts_recent = opt.timestamps->value;
+    S.ts_seen = true;
+  }
+  update_zeek(s, r, tcp);
+  return res;
+}
+
+ZeekConnState TcpConnection::conn_state() const {
+  using Z = ZeekState;
+  const Z os = zs_[0], rs = zs_[1];
+  const bool o_inactive = os == Z::Inactive || os == Z::Partial;
+  const bool r_inactive = rs == Z::Inactive || rs == Z::Partial;
+  if (rs == Z::Reset) {
+    if (os == Z::SynSent || os == Z::SynAckSent ||
+        (os == Z::Reset && hs_[0].size == 0 && hs_[1].size == 0))
+      return ZeekConnState::REJ;
+    return o_inactive ? ZeekConnState::RSTRH : ZeekConnState::RSTR;
+  }
+  if (os == Z::Reset) {
+    if (!r_inactive) return ZeekConnState::RSTO;
+    // Zeek: history matches /^\^?S[^HAFGIQ]*R.*/ (a SYN, then a RST before any answer).
+    size_t i = !history_.empty() && history_[0] == '^' ? 1 : 0;
+    if (i < history_.size() && history_[i] == 'S') {
+      for (++i; i < history_.size(); ++i) {
+        const char c = history_[i];
+        if (c == 'R') return ZeekConnState::RSTOS0;
+        if (std::string_view("HAFGIQ").find(c) != std::string_view::npos) break;
+      }
+    }
+    return ZeekConnState::OTH;
+  }
+  if (rs == Z::Closed && os == Z::Closed) return ZeekConnState::SF;
+  if (os == Z::Closed) return r_inactive ? ZeekConnState::SH : ZeekConnState::S2;
+  if (rs == Z::Closed) return o_inactive ? ZeekConnState::SHR : ZeekConnState::S3;
+  if (os == Z::SynSent && rs == Z::Inactive) return ZeekConnState::S0;
+  if (os == Z::Established && rs == Z::Established) return ZeekConnState::S1;
+  return ZeekConnState::OTH;
+}
+
+}  // namespace l45
