@@ -13,7 +13,8 @@
 #include <optional>
 #include <string_view>
 
-// clang-format off: one reason per line, aligned, is the table people read.
+// One reason per line, aligned: the table people read.
+// clang-format off
 #define L45_DROP_REASONS(X)                                                                  \
   X(None, 0, "none", "no error")                                                            \
   X(Truncated, 1, "truncated", "packet shorter than the header it claims")                 \
