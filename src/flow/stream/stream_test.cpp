@@ -25,6 +25,10 @@ namespace {
 bool g_counting = false;
 uint64_t g_allocations = 0;
 }  // namespace
+// These replace the global allocation functions to count heap use, so free() here pairs with
+// the malloc() above: g++'s -Wmismatched-new-delete cannot see that.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t n) {
   if (g_counting) ++g_allocations;
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -36,6 +40,7 @@ void operator delete(void* p) noexcept {
 void operator delete(void* p, size_t) noexcept {
   std::free(p);
 }
+#pragma GCC diagnostic pop
 
 namespace l45 {
 namespace {
