@@ -190,20 +190,6 @@ Result<std::unique_ptr<Sink>> IoRegistry::open_sink(const SourceSpec& spec) cons
   return Error::invalid(fmt::format("unknown sink '{}:' (known: {})", spec.scheme, known(sinks_)));
 }
 
-std::vector<Registration> IoRegistry::sources() const {
-  std::vector<Registration> r;
-  for (const auto& e : sources_)
-    r.push_back({e.scheme, e.help});
-  return r;
-}
-
-std::vector<Registration> IoRegistry::sinks() const {
-  std::vector<Registration> r;
-  for (const auto& e : sinks_)
-    r.push_back({e.scheme, e.help});
-  return r;
-}
-
 Result<std::unique_ptr<Source>> open_source(std::string_view spec) {
   L45_TRY(auto s, parse_source_spec(spec));
   return IoRegistry::instance().open_source(s);

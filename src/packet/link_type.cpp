@@ -24,19 +24,4 @@ std::string_view link_type_name(LinkType t) {
   return "UNKNOWN";
 }
 
-bool link_type_supported(uint32_t lt) {
-  switch (static_cast<LinkType>(lt)) {
-    case LinkType::Null:
-    case LinkType::Ethernet:
-    case LinkType::Raw:
-    case LinkType::Loop:
-    case LinkType::LinuxSll:
-    case LinkType::Ipv4:
-    case LinkType::Ipv6:
-    case LinkType::LinuxSll2:
-      return true;
-  }
-  return false;
-}
-
 }  // namespace l45

@@ -184,11 +184,7 @@ void run_decode(const DecodeArgs& a) {
                  "l45: decoded %llu packets, %llu with a bad checksum, %llu not fully parsed\n",
                  static_cast<unsigned long long>(shown), static_cast<unsigned long long>(bad_csum),
                  static_cast<unsigned long long>(decode_errors.total()));
-    decode_errors.for_each_nonzero([](DropReason d, uint64_t n) {
-      std::fprintf(stderr, "l45:   %-24s %llu  (%s)\n", std::string(drop_reason_name(d)).c_str(),
-                   static_cast<unsigned long long>(n),
-                   std::string(drop_reason_description(d)).c_str());
-    });
+    print_drops(decode_errors);
   }
   if (!r.ok()) fail(r.error());
 }

@@ -67,8 +67,13 @@ void print_source_stats(const Source& src) {
     std::fprintf(stderr, ", %llu dropped by the kernel",
                  static_cast<unsigned long long>(s.kernel_dropped));
   std::fputc('\n', stderr);
-  s.drops.for_each_nonzero([](DropReason d, uint64_t n) {
-    std::fprintf(stderr, "l45:   skipped %llu: %s\n", static_cast<unsigned long long>(n),
+  print_drops(s.drops);
+}
+
+void print_drops(const DropCounters& drops) {
+  drops.for_each_nonzero([](DropReason d, uint64_t n) {
+    std::fprintf(stderr, "l45:   %-26s %llu  (%s)\n", std::string(drop_reason_name(d)).c_str(),
+                 static_cast<unsigned long long>(n),
                  std::string(drop_reason_description(d)).c_str());
   });
 }

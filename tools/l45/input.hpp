@@ -27,5 +27,7 @@ std::unique_ptr<Source> open_input(const InputArgs& in);
 Result<void> for_each_packet(Source& src, uint64_t limit,
                              const std::function<void(const Packet&)>& f);
 void print_source_stats(const Source& src);
+// One line per non-zero reason on stderr: "l45:   <name> <count>  (<description>)".
+void print_drops(const DropCounters& drops);
 
 }  // namespace l45::cli

@@ -33,11 +33,6 @@ Result<SourceSpec> parse_source_spec(std::string_view spec);
 using SourceFactory = std::function<Result<std::unique_ptr<Source>>(const SourceSpec&)>;
 using SinkFactory = std::function<Result<std::unique_ptr<Sink>>(const SourceSpec&)>;
 
-struct Registration {
-  std::string scheme;
-  std::string help;
-};
-
 class IoRegistry {
  public:
   static IoRegistry& instance();
@@ -45,8 +40,6 @@ class IoRegistry {
   bool add_sink(std::string scheme, std::string help, SinkFactory f);
   Result<std::unique_ptr<Source>> open_source(const SourceSpec& spec) const;
   Result<std::unique_ptr<Sink>> open_sink(const SourceSpec& spec) const;
-  std::vector<Registration> sources() const;
-  std::vector<Registration> sinks() const;
 
  private:
   struct Entry {

@@ -20,6 +20,5 @@ enum class LinkType : uint32_t {
 };
 
 std::string_view link_type_name(LinkType t);  // "EN10MB", "RAW", "LINUX_SLL", ...
-bool link_type_supported(uint32_t linktype);
 
 }  // namespace l45
