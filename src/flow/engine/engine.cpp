@@ -351,7 +351,10 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     ++stats_.icmp_packets;
   else
     ++stats_.other_packets;
-  c.payload_bytes += v.payload_len();
+  // UDP: the datagram's payload; ICMP: what follows its 8-byte header (Zeek's ICMP bytes).
+  const bool icmp = f->proto_ == ip_proto::kIcmp || f->proto_ == ip_proto::kIcmpv6;
+  const uint32_t len = v.payload_len();
+  c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
   if (!f->stopped_) obs_->on_packet(*f, from, v);
 }
 
