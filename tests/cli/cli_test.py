@@ -142,6 +142,9 @@ def conn_json(*args):
 
 tmp = tempfile.mkdtemp(prefix="l45-cli-")
 os.chmod(tmp, 0o755)
+# tshark with an empty profile: no user preferences (name resolution, columns) change its output,
+# and an unreadable ~/.config/wireshark cannot cut it short.
+TSHARK_ENV = dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp)
 
 # -- l45 conn: TSV with Zeek's header lines
 ZEEK_FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
@@ -166,7 +169,8 @@ def tshark_tcp_streams(path):
     t = subprocess.run(["tshark", "-r", path, "-Y", "tcp", "-T", "fields", "-e", "tcp.stream",
                         "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst",
                         "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "tcp.flags.syn",
-                        "-e", "tcp.flags.ack"], capture_output=True, text=True, timeout=120)
+                        "-e", "tcp.flags.ack"], capture_output=True, text=True, timeout=120,
+                       env=TSHARK_ENV)
     streams = {}
     for l in t.stdout.splitlines():
         s, s4, s6, sp, d4, d6, dp, syn, ack = l.split("\t")
@@ -192,7 +196,7 @@ check("conn --json and TSV agree on every field they both have",
           (k == "ts" and f"{c[k]:.6f}" == tsv_by_uid[c["uid"]][k])
           for c in conns for k in c), conns[:2])
 tshark_tcp = len(subprocess.run(["tshark", "-r", SAMPLE, "-Y", "tcp"], capture_output=True,
-                                text=True, timeout=120).stdout.splitlines())
+                                text=True, timeout=120, env=TSHARK_ENV).stdout.splitlines())
 tcp_conns = [c for c in conns if c["proto"] == "tcp"]
 pkts = sum(c["orig_pkts"] + c["resp_pkts"] for c in tcp_conns)
 check(f"conn --json: orig_pkts + resp_pkts over TCP connections = tshark's {tshark_tcp} TCP packets",
@@ -207,7 +211,7 @@ def tshark_follow(path, n_streams):
     args = ["tshark", "-r", path, "-q"]
     for i in range(n_streams):
         args += ["-z", f"follow,tcp,raw,{i}"]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=TSHARK_ENV).stdout
     streams, cur = {}, None
     for line in out.splitlines():
         if line.startswith("Filter: tcp.stream eq "):
@@ -341,8 +345,18 @@ for target in (ro, os.path.join(ro, "sub")):
     err_lines = [l for l in p.stderr.splitlines() if l.startswith("l45: error:")]
     check(f"follow -o unwritable {os.path.relpath(target, tmp)}: exactly one error line",
           len(err_lines) == 1, p.stderr)
+    # No line on stdout may claim a connection's bytes were followed when no file was written.
+    check(f"follow -o unwritable {os.path.relpath(target, tmp)}: no summary lines for unwritten streams",
+          p.stdout == "", p.stdout)
 check("follow --overlap middle: exit 2, one line", *one_error_line(
     run("follow", "-r", SAMPLE, "-o", out_dir, "--overlap", "middle"), "--overlap"))
+check("midstat --every -1: exit 2, one line", *one_error_line(
+    run("midstat", "-r", SAMPLE, "--every=-1"), "--every"))
+nested = os.path.join(tmp, "new", "nested")
+p = run("follow", "-r", SAMPLE, "-o", nested)
+check("follow -o a missing nested directory creates it",
+      p.returncode == 0 and len([f for f in os.listdir(nested) if f.endswith(".orig")]) == len(fobjs),
+      p.stderr)
 for cmd in ("conn", "midstat"):
     check(f"{cmd} --when-full drop: exit 2, one line", *one_error_line(
         run(cmd, "-r", SAMPLE, "--when-full", "drop"), "--when-full"))
