@@ -91,10 +91,17 @@ void run_midstat(const MidstatArgs& a) {
     const Timestamp now = live ? wall.now() : pkt_now;
     if (now.ns == 0) return;
     if (next.ns == 0) next = now + period;
-    if (now < next) return;
-    print_table(engine, a, now);
-    while (!(now < next))
-      next = next + period;
+    if (live) {
+      if (now < next) return;
+      print_table(engine, a, now);
+      while (!(now < next))
+        next = next + period;
+      return;
+    }
+    // A file: one table per period boundary the capture's clock passes, each showing the flows
+    // as they were at that moment (the packet at `now` is not processed yet).
+    for (; !(now < next); next = next + period)
+      print_table(engine, a, next);
   };
   auto r = run_engine(*src, engine, tick, false, live);
   print_table(engine, a, live ? wall.now() : engine.now());

@@ -48,13 +48,11 @@ EngineConfig engine_config(const EngineArgs& a) {
 Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick,
                 bool finish, bool live_clock) {
   SystemClock wall;
-  // A file's clock is its packets': the tick runs after each one. A live clock is the wall's:
-  // the tick runs after each read (at least once a second).
   auto r = for_each_packet(
       src, 0,
       [&](const Packet& p) {
+        if (tick && !live_clock && engine.now() < p.meta().ts) tick(p.meta().ts);
         engine.process(p.share());
-        if (tick && !live_clock) tick(engine.now());
       },
       [&] {
         if (!live_clock) return;

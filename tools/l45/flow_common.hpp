@@ -29,8 +29,10 @@ void add_engine_options(CLI::App& app, EngineArgs& a, bool with_stream);
 EngineConfig engine_config(const EngineArgs& a);
 
 // Feeds every packet of `src` to `engine` and calls engine.finish() at the end (unless
-// `finish` is false). `tick(now)` runs after each read: live sources read at least once a
-// second, so it is the place for periodic output. A source error comes back after every packet
+// `finish` is false). `tick(now)` is the place for periodic output: for a file it runs BEFORE
+// each packet with that packet's time (so a table at a period boundary shows the flows as they
+// were then); live (`live_clock`) it runs after each read with the wall clock (live sources
+// read at least once a second). A source error comes back after every packet
 // before it was processed: the caller prints what it has, then must()s the result.
 Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick = {},
                 bool finish = true, bool live_clock = false);
