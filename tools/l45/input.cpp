@@ -34,7 +34,8 @@ std::unique_ptr<Source> open_input(const InputArgs& in) {
 }
 
 Result<void> for_each_packet(Source& src, uint64_t limit,
-                             const std::function<void(const Packet&)>& f) {
+                             const std::function<void(const Packet&)>& f,
+                             const std::function<void()>& after_read) {
   g_stop = 0;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -50,6 +51,7 @@ Result<void> for_each_packet(Source& src, uint64_t limit,
       ++seen;
     }
     if (!n.ok()) return n.error();
+    if (after_read) after_read();
     if (limit && seen >= limit) return {};
     if (*n == 0 && src.at_end()) break;
   }

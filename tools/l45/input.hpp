@@ -24,8 +24,11 @@ std::unique_ptr<Source> open_input(const InputArgs& in);
 // Calls f for every packet until the source ends, `limit` packets were seen (0 = no limit),
 // or the user pressed Ctrl-C. An error from the source (e.g. a corrupt record) comes back
 // after every packet before it was handed to f.
+// `after_read`, when given, runs after every read from the source, packets or not (a live
+// source returns within its poll interval): the place for timers.
 Result<void> for_each_packet(Source& src, uint64_t limit,
-                             const std::function<void(const Packet&)>& f);
+                             const std::function<void(const Packet&)>& f,
+                             const std::function<void()>& after_read = {});
 void print_source_stats(const Source& src);
 // One line per non-zero reason on stderr: "l45:   <name> <count>  (<description>)".
 void print_drops(const DropCounters& drops);

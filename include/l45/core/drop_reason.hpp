@@ -83,7 +83,8 @@
   X(TcpFinOutOfWindow, 91, "tcp_fin_out_of_window", "TCP FIN outside the receiver's window: ignored") \
   X(TcpPawsReject, 92, "tcp_paws_reject", "TCP RST/FIN with a stale timestamp (RFC 7323 5): ignored") \
   X(TcpWscaleRange, 93, "tcp_wscale_range", "TCP window scale shift above 14, clamped (RFC 7323 2.3)") \
-  X(TcpBadFlags, 94, "tcp_bad_flags", "TCP SYN with FIN or RST: not acted on")
+  X(TcpBadFlags, 94, "tcp_bad_flags", "TCP SYN with FIN or RST: not acted on") \
+  X(IcmpErrorNoFlow, 100, "icmp_error_no_flow", "ICMP error quoting a flow that is not tracked")
 // clang-format on
 
 namespace l45 {

@@ -327,6 +327,14 @@ class FlowTable {
     }
   }
 
+  // Calls f(handle, value) for every live flow, in slot order (O(max_flows): for reports, not
+  // per packet).
+  template <typename F>
+  void for_each(F&& f) const {
+    for (uint32_t i = 0; i < core_.capacity(); ++i)
+      if (core_.live(core_.handle(i))) f(core_.handle(i), values_[i]);
+  }
+
   const FlowTableStats& stats() const { return core_.stats(); }
   uint32_t size() const { return core_.size(); }
   uint32_t max_flows() const { return core_.capacity(); }

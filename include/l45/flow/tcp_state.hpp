@@ -199,6 +199,9 @@ class TcpConnection {
   bool flipped() const { return flipped_; }  // the client sent the second direction
   bool partial() const { return partial_; }  // picked up mid-stream
   bool simultaneous_open() const { return sim_open_; }
+  // Payload bytes in sequence space (highest data sequence minus the first), gaps included:
+  // Zeek's endpoint size, conn.log's orig_bytes / resp_bytes.
+  uint64_t payload_size(Side s) const { return hs_[index(s)].size; }
   const std::string& history() const { return history_; }
   ZeekConnState conn_state() const;
   const TcpAnomalies& anomalies() const { return anomalies_; }

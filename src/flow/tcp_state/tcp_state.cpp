@@ -260,9 +260,12 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
 
-  // Reuse (RFC 9293 3.6.1, TIME-WAIT assassination aside): a fresh SYN after the end.
+  // Reuse (RFC 9293 3.6.1, TIME-WAIT assassination aside): a fresh SYN after the end. After a
+  // reset even the same ISN starts a new attempt (the application connected again, as Zeek
+  // reads it: one REJ per attempt); after a normal close the same ISN is a stale retransmission.
+  const bool reset = S.state == TS::Reset || R.state == TS::Reset;
   if (syn && !ack && !rst && !fin && (over(S.state) || over(R.state)) &&
-      !(S.isn_known && tcp.seq() == S.isn))
+      (reset || !(S.isn_known && tcp.seq() == S.isn)))
     return {TcpOutcome::NewConnection, DropReason::None};
 
   ++S.packets;

@@ -1,0 +1,266 @@
+// Engine: the flow engine a stateful middlebox runs every packet through (mOS's stack, one
+// worker). It glues the flow units together in a fixed order per packet:
+//
+//   decode (tunnels followed) -> IP defragmentation -> key (innermost 5-tuple, VLAN optional)
+//   -> expire idle flows -> find or create the flow -> per-side counters -> TCP: both
+//   endpoints' state (TcpConnection), then the sender's reassembly (TcpStream), then gaps the
+//   receiver's ACK proves -> observer callbacks.
+//
+// Flows: TCP, UDP, ICMP (echo keyed on its id) and other IP protocols (addresses only). An ICMP
+// error is attributed to the flow it quotes (FlowObserver::on_icmp_error, Flow::icmp_errors); it
+// never creates a flow. A TCP SYN that reuses the 4-tuple of a connection that is closed, reset
+// or in TIME_WAIT (TcpOutcome::NewConnection) closes the old flow (FlowEnd::Reused) and starts
+// a new one. The outer path of a tunnelled flow (VLAN ids, MPLS labels, outer IP pairs and the
+// tunnel kinds, as "vlan:10 gre:192.0.2.1>192.0.2.2") is interned once and kept as flow
+// metadata (Flow::tunnel, Engine::tunnel_path()).
+//
+// Time: the engine's clock is packet time (max of the timestamps seen: a replay is exact);
+// advance(now) moves it for a live source with no traffic. Idle timeouts depend on the state
+// (EngineTimeouts): a TCP flow is "opening" until both sides are established, "established",
+// then "closing" after the first FIN and "closed" once both sides are closed or reset, kept that
+// long (Zeek's tcp_close_delay) so late retransmissions still find it.
+//
+// Caps (EngineConfig): max_flows with when_full (EvictOldestIdle | RefuseNew), and one byte
+// budget for buffered stream data (out-of-order chunks and retransmission history) over every
+// flow; a segment the budget refuses is not buffered (DropReason stream_budget, counted) and its
+// bytes become a gap once the peer's ACK passes them. Every refusal, eviction and expiry is
+// counted in stats().
+//
+// Per flow control: stop_tracking() (the flow keeps its slot so its packets are recognised, but
+// nothing more is computed or delivered), disable_side() (one side's reassembly off), and
+// StreamConfig::depth for a byte limit per side. All counted.
+//
+// Drop reasons and anomalies: decode errors (packet layer), defragmentation (60-69), stream
+// (70-79), flow table (80-89), TCP state (90-99), and the engine's own (100-109):
+// IcmpErrorNoFlow (an ICMP error quoting no tracked flow). All are in stats().drops.
+//
+//   struct Log : FlowObserver {
+//     void on_close(const Flow& f, FlowEnd why) override { print(f); }
+//   } log;
+//   Engine engine({}, &log);
+//   for (auto& pkt : packets) engine.process(std::move(pkt));
+//   engine.finish();  // closes (and logs) what is still open
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "l45/core/drop_reason.hpp"
+#include "l45/core/time.hpp"
+#include "l45/flow/direction.hpp"
+#include "l45/flow/flow_table.hpp"
+#include "l45/flow/ip_defrag.hpp"
+#include "l45/flow/stream.hpp"
+#include "l45/flow/tcp_state.hpp"
+#include "l45/packet/decode.hpp"
+#include "l45/packet/packet.hpp"
+
+namespace l45 {
+
+// Why a flow ended.
+enum class FlowEnd : uint8_t {
+  Closed,       // TCP: both sides closed (FIN) or reset, and the close delay passed
+  IdleTimeout,  // no packet for its state's timeout
+  Evicted,      // the table was full and this was the oldest idle flow
+  Reused,       // a new connection took its 4-tuple
+  EndOfInput,   // finish(): the capture ended with the flow open
+};
+std::string_view flow_end_name(FlowEnd e);  // "closed", "idle_timeout", ...
+
+struct EngineTimeouts {
+  Duration tcp_opening = Duration::seconds(30);  // until both sides are established
+  Duration tcp_established = Duration::seconds(3600);
+  Duration tcp_closing = Duration::seconds(240);  // a FIN seen, not both sides closed
+  Duration tcp_closed = Duration::seconds(5);     // both closed or reset (Zeek tcp_close_delay)
+  Duration udp = Duration::seconds(60);
+  Duration icmp = Duration::seconds(30);
+  Duration other = Duration::seconds(60);
+};
+
+struct EngineConfig {
+  uint32_t max_flows = 65536;  // preallocated: about 512 bytes each
+  FullPolicy when_full = FullPolicy::EvictOldestIdle;
+  uint64_t max_buffered_bytes = 64ull << 20;  // all streams' buffers together
+  EngineTimeouts timeouts;
+  StreamConfig stream;  // per side; its budget is set by the engine
+  bool reassemble = true;
+  bool key_vlan = false;          // innermost VLAN id is part of the flow key
+  bool verify_checksums = false;  // bad TCP/UDP/IP checksums: history 'c', segment ignored
+  bool defragment = true;
+  DefragLimits defrag;
+  uint64_t hash_seed = 0x9e3779b97f4a7c15ull;  // fixed: runs replay identically
+};
+
+// Per side of a flow (indexed by Side: the client sent the first packet, or the SYN).
+struct FlowSideCounters {
+  uint64_t packets = 0;
+  uint64_t ip_bytes = 0;       // IP total length, as Zeek's *_ip_bytes
+  uint64_t payload_bytes = 0;  // UDP/ICMP payload bytes (TCP: see Flow::payload_size)
+};
+
+// One flow as observers and the engine's users see it. Read-only outside the engine.
+class Flow {
+ public:
+  FlowHandle handle() const { return handle_; }
+  uint8_t proto() const { return proto_; }  // IP protocol
+  // Addresses and ports by role (ICMP: type and code / echo id as ports; see conn docs).
+  IpAddr addr(Side s) const { return s == Side::Client ? client_ : server_; }
+  uint16_t port(Side s) const { return s == Side::Client ? client_port_ : server_port_; }
+  uint16_t vlan() const { return vlan_; }
+  Timestamp first_seen() const { return first_; }
+  Timestamp last_seen() const { return last_; }
+  uint64_t serial() const { return serial_; }  // 1, 2, ... in creation order
+  // Zeek-style connection id ("C" + 17 base62 characters), a function of the serial only, so
+  // a replay gives the same ids.
+  std::string uid() const;
+  const FlowSideCounters& counters(Side s) const { return side_[size_t(s)]; }
+  uint32_t icmp_errors() const { return icmp_errors_; }
+  uint32_t tunnel() const { return tunnel_; }  // 0: none; else Engine::tunnel_path(id)
+  uint8_t icmp_type() const { return icmp_type_; }
+  uint8_t icmp_code() const { return icmp_code_; }
+
+  bool is_tcp() const { return tcp_ != nullptr; }
+  const TcpConnection* tcp() const { return tcp_.get(); }
+  const TcpStream* stream(Side s) const { return tcp_ ? &tcp_->streams[size_t(s)] : nullptr; }
+  // TCP: sequence-space payload bytes (Zeek's orig_bytes/resp_bytes); else payload_bytes.
+  uint64_t payload_size(Side s) const;
+  // Bytes declared missing by reassembly, both sides (Zeek's missed_bytes).
+  uint64_t missed_bytes() const;
+  bool tracking_stopped() const { return stopped_; }
+  bool side_disabled(Side s) const { return disabled_[size_t(s)]; }
+
+ private:
+  friend class Engine;
+  struct Tcp : TcpConnection {
+    TcpStream streams[2];
+  };
+  FlowHandle handle_;
+  IpAddr client_, server_;
+  uint16_t client_port_ = 0, server_port_ = 0;
+  uint16_t vlan_ = 0;
+  uint8_t proto_ = 0;
+  uint8_t icmp_type_ = 0, icmp_code_ = 0;
+  bool stopped_ = false;
+  bool disabled_[2] = {false, false};
+  bool roles_fixed_ = false;
+  uint32_t tunnel_ = 0;
+  uint32_t icmp_errors_ = 0;
+  uint64_t serial_ = 0;
+  Timestamp first_, last_;
+  FlowSideCounters side_[2];
+  std::unique_ptr<Tcp> tcp_;
+};
+
+// What the engine tells its user. Every callback runs inside process()/advance()/finish(); the
+// Flow reference and the byte spans are valid only during the call. Default: nothing.
+class FlowObserver {
+ public:
+  virtual ~FlowObserver() = default;
+  virtual void on_open(const Flow& f) { (void)f; }
+  // Every packet of the flow, after its state was updated. `from`: the sender's role.
+  virtual void on_packet(const Flow& f, Side from, const PacketView& v) { (void)f, (void)from, (void)v; }
+  // Reassembled bytes of one side, in order; `offset` counts from the side's first byte.
+  virtual void on_data(const Flow& f, Side from, uint64_t offset, Bytes data) {
+    (void)f, (void)from, (void)offset, (void)data;
+  }
+  virtual void on_gap(const Flow& f, Side from, uint64_t offset, uint64_t length) {
+    (void)f, (void)from, (void)offset, (void)length;
+  }
+  virtual void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) {
+    (void)f, (void)from, (void)m;
+  }
+  // A named anomaly of this flow's packet (TCP state refusals, stream anomalies).
+  virtual void on_anomaly(const Flow& f, Side from, DropReason why) { (void)f, (void)from, (void)why; }
+  virtual void on_icmp_error(const Flow& f, Side from, const PacketView& v) {
+    (void)f, (void)from, (void)v;
+  }
+  // The flow ends: streams were flushed (remaining buffered data and gaps delivered) first.
+  virtual void on_close(const Flow& f, FlowEnd why) { (void)f, (void)why; }
+};
+
+struct EngineStats {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;         // wire lengths
+  uint64_t non_ip = 0;        // decoded fine, no IP (ARP, LLDP, ...): not flows
+  uint64_t flow_packets = 0;  // packets that reached a flow
+  uint64_t tcp_packets = 0, udp_packets = 0, icmp_packets = 0, other_packets = 0;
+  uint64_t flows_created = 0;
+  uint64_t flows_closed[5] = {};  // by FlowEnd
+  uint64_t flows_reused = 0;      // = flows_closed[Reused]
+  uint64_t flows_refused = 0;
+  uint64_t flows_stopped = 0;
+  uint64_t sides_disabled = 0;
+  uint64_t icmp_errors = 0;  // attributed to a flow
+  uint64_t tcp_partial = 0;  // picked up without a handshake
+  uint64_t stream_bytes = 0;      // reassembled bytes delivered, both sides
+  uint64_t stream_gaps = 0, stream_gap_bytes = 0;
+  uint64_t stream_mismatches = 0;
+  uint64_t buffered_bytes = 0, buffered_peak = 0;  // stream buffers (budget) now and at most
+  DropCounters drops;  // every drop, refusal and anomaly, by reason
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& cfg = {}, FlowObserver* observer = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // One captured packet (link type and timestamp in its meta). The engine may keep it (IP
+  // fragments wait for their datagram); a borrowed packet's bytes must outlive the engine then.
+  void process(Packet pkt);
+  // A live source with no traffic: move the clock and expire idle flows.
+  void advance(Timestamp now);
+  // End of input: every open flow is flushed and closed (FlowEnd::EndOfInput), oldest first.
+  void finish();
+
+  // Per flow control (no-ops on a stale handle).
+  void stop_tracking(FlowHandle h);
+  void disable_side(FlowHandle h, Side s);
+
+  const Flow* flow(FlowHandle h) const { return table_.get(h); }
+  template <typename F>
+  void for_each_flow(F&& f) const {
+    table_.for_each([&](FlowHandle, const Flow& fl) { f(fl); });
+  }
+  size_t active_flows() const { return table_.size(); }
+  Timestamp now() const { return now_; }
+
+  const std::string& tunnel_path(uint32_t id) const { return tunnels_.at(id); }
+  const EngineStats& stats() const;
+  const EngineConfig& config() const { return cfg_; }
+  const FlowTableStats& table_stats() const { return table_.stats(); }
+  const DefragStats& defrag_stats() const { return defrag_.stats(); }
+  // Bytes the engine holds: the flow table (preallocated), TCP state, stream buffers.
+  size_t memory_bytes() const;
+
+ private:
+  class Sink;
+  void handle(Packet& pkt, const PacketView& v);
+  void track(const PacketView& v, const KeyedPacket& kp);
+  bool start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
+  void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
+  void close_flow(Flow& f, FlowEnd why);
+  void expire();
+  uint8_t timeout_class(const Flow& f) const;
+  uint32_t intern_tunnel(const PacketView& v);
+
+  EngineConfig cfg_;
+  FlowObserver* obs_;
+  FlowObserver none_;
+  FlowTable<Flow> table_;
+  IpDefragmenter defrag_;
+  StreamBudget budget_;
+  std::vector<std::string> tunnels_{""};
+  std::vector<std::pair<std::string, uint32_t>> tunnel_index_;
+  Timestamp now_{};
+  Timestamp pkt_ts_{};
+  uint64_t serial_ = 0;
+  size_t tcp_flows_ = 0;
+  mutable EngineStats stats_;
+};
+
+}  // namespace l45

@@ -1,0 +1,438 @@
+#include "l45/flow/engine.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "l45/packet/icmp.hpp"
+#include "l45/packet/ip_proto.hpp"
+#include "l45/packet/tcp.hpp"
+
+namespace l45 {
+
+namespace {
+
+// Timeout classes (FlowTable), one per state group.
+enum : uint8_t {
+  kTcpOpening,
+  kTcpEstablished,
+  kTcpClosing,
+  kTcpClosed,
+  kUdp,
+  kIcmp,
+  kOther,
+};
+
+constexpr std::string_view kEndNames[] = {"closed", "idle_timeout", "evicted", "reused",
+                                          "end_of_input"};
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+bool closed_state(TcpEndpointState s) {
+  return s == TcpEndpointState::Closed || s == TcpEndpointState::TimeWait ||
+         s == TcpEndpointState::Reset;
+}
+
+FlowTableConfig table_config(const EngineConfig& c) {
+  FlowTableConfig t;
+  t.max_flows = c.max_flows;
+  t.when_full = c.when_full;
+  t.hash_seed = c.hash_seed;
+  t.timeouts[kTcpOpening] = c.timeouts.tcp_opening;
+  t.timeouts[kTcpEstablished] = c.timeouts.tcp_established;
+  t.timeouts[kTcpClosing] = c.timeouts.tcp_closing;
+  t.timeouts[kTcpClosed] = c.timeouts.tcp_closed;
+  t.timeouts[kUdp] = c.timeouts.udp;
+  t.timeouts[kIcmp] = c.timeouts.icmp;
+  t.timeouts[kOther] = c.timeouts.other;
+  return t;
+}
+
+}  // namespace
+
+std::string_view flow_end_name(FlowEnd e) {
+  return kEndNames[static_cast<size_t>(e)];
+}
+
+std::string Flow::uid() const {
+  static constexpr char kB62[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  uint64_t a = splitmix64(serial_), b = splitmix64(a ^ serial_);
+  std::string s = "C";
+  for (int i = 0; i < 17; ++i) {
+    uint64_t& w = i < 9 ? a : b;
+    s += kB62[w % 62];
+    w /= 62;
+  }
+  return s;
+}
+
+uint64_t Flow::payload_size(Side s) const {
+  return tcp_ ? tcp_->payload_size(s) : side_[size_t(s)].payload_bytes;
+}
+
+uint64_t Flow::missed_bytes() const {
+  if (!tcp_) return 0;
+  return tcp_->streams[0].stats().gap_bytes + tcp_->streams[1].stats().gap_bytes;
+}
+
+// Adapts one side's stream delivery to the observer and the engine's counters.
+class Engine::Sink final : public StreamSink {
+ public:
+  Sink(Engine& e, const Flow& f, Side s) : e_(e), f_(f), s_(s) {}
+  void on_data(uint64_t off, Bytes b) override {
+    e_.stats_.stream_bytes += b.size();
+    e_.obs_->on_data(f_, s_, off, b);
+  }
+  void on_gap(uint64_t off, uint64_t len) override {
+    ++e_.stats_.stream_gaps;
+    e_.stats_.stream_gap_bytes += len;
+    e_.obs_->on_gap(f_, s_, off, len);
+  }
+  void on_mismatch(const StreamMismatch& m) override {
+    ++e_.stats_.stream_mismatches;
+    e_.obs_->on_mismatch(f_, s_, m);
+  }
+
+ private:
+  Engine& e_;
+  const Flow& f_;
+  Side s_;
+};
+
+Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
+    : cfg_(cfg),
+      obs_(observer ? observer : &none_),
+      table_(table_config(cfg)),
+      defrag_(cfg.defrag),
+      budget_(cfg.max_buffered_bytes) {
+  cfg_.stream.budget = &budget_;
+}
+
+Engine::~Engine() = default;
+
+const EngineStats& Engine::stats() const {
+  stats_.buffered_bytes = budget_.used();
+  return stats_;
+}
+
+size_t Engine::memory_bytes() const {
+  return table_.memory_bytes() + tcp_flows_ * (sizeof(Flow::Tcp) + 16) + budget_.used();
+}
+
+void Engine::process(Packet pkt) {
+  ++stats_.packets;
+  stats_.bytes += pkt.meta().wire_len;
+  pkt_ts_ = pkt.meta().ts;
+  if (pkt_ts_ > now_) now_ = pkt_ts_;
+  expire();
+
+  DecodeOptions opt;
+  opt.verify_checksums = cfg_.verify_checksums;
+  PacketView v = PacketView::decode(pkt, opt);
+  if (!v.ok()) {
+    stats_.drops.add(v.error());
+    return;
+  }
+  if (v.fragment().is_fragment && cfg_.defragment) {
+    std::optional<Packet> whole;
+    PushResult r = defrag_.push(std::move(pkt), v, now_, &whole);
+    if (r.anomaly != DropReason::None) stats_.drops.add(r.anomaly);
+    if (r.outcome == DefragOutcome::Dropped) stats_.drops.add(r.reason);
+    if (!whole) return;
+    PacketView w = PacketView::decode(*whole, opt);
+    if (!w.ok()) {
+      stats_.drops.add(w.error());
+      return;
+    }
+    handle(*whole, w);
+    return;
+  }
+  handle(pkt, v);
+}
+
+void Engine::handle(Packet& pkt, const PacketView& v) {
+  (void)pkt;
+  if (v.ip_layers().empty()) {
+    ++stats_.non_ip;
+    return;
+  }
+  FlowKeyOptions ko;
+  ko.key_vlan = cfg_.key_vlan;
+  auto kp = key_of(v, ko);
+  if (!kp) {
+    stats_.drops.add(DropReason::FlowNoKey);
+    return;
+  }
+  if (kp->icmp_error) {
+    FlowHandle h = table_.find(kp->key);
+    Flow* f = table_.get(h);
+    if (!f) {
+      stats_.drops.add(DropReason::IcmpErrorNoFlow);
+      return;
+    }
+    ++f->icmp_errors_;
+    ++stats_.icmp_errors;
+    ++stats_.flow_packets;
+    const FlowDir dir = table_.flow_dir(h, kp->dir);
+    const Side from = f->tcp_ ? f->tcp_->side_of(dir) : (dir == FlowDir::Forward ? Side::Client
+                                                                                   : Side::Server);
+    if (!f->stopped_) obs_->on_icmp_error(*f, from, v);
+    return;
+  }
+  track(v, *kp);
+}
+
+uint32_t Engine::intern_tunnel(const PacketView& v) {
+  auto ips = v.ip_layers();
+  if (v.vlan_ids().empty() && v.mpls_labels().empty() && ips.size() <= 1) return 0;
+  std::string path;
+  auto add = [&path](const std::string& s) {
+    if (!path.empty()) path += ' ';
+    path += s;
+  };
+  for (uint16_t id : v.vlan_ids())
+    add("vlan:" + std::to_string(id));
+  for (uint32_t l : v.mpls_labels())
+    add("mpls:" + std::to_string(l));
+  // Outer IP headers: which tunnel they carry is the next layer after each of them.
+  auto layers = v.layers();
+  size_t ip_seen = 0;
+  for (size_t i = 0; i < layers.size() && ip_seen + 1 < ips.size(); ++i) {
+    if (layers[i].kind != LayerKind::Ipv4 && layers[i].kind != LayerKind::Ipv6) continue;
+    std::string kind = "ipip";
+    if (i + 1 < layers.size()) {
+      LayerKind k = layers[i + 1].kind;
+      if (k == LayerKind::Gre) kind = "gre";
+      if (k == LayerKind::Udp && i + 2 < layers.size() && layers[i + 2].kind == LayerKind::Vxlan)
+        kind = "vxlan";
+    }
+    const IpLayer& ip = ips[ip_seen++];
+    add(kind + ":" + ip.src().to_string() + ">" + ip.dst().to_string());
+  }
+  for (const auto& [p, id] : tunnel_index_)
+    if (p == path) return id;
+  tunnels_.push_back(path);
+  tunnel_index_.emplace_back(path, uint32_t(tunnels_.size() - 1));
+  return uint32_t(tunnels_.size() - 1);
+}
+
+bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp) {
+  f.handle_ = h;
+  f.proto_ = kp.key.proto;
+  f.client_ = v.src_addr();
+  f.server_ = v.dst_addr();
+  if (auto t = v.tcp()) {
+    f.client_port_ = t->src_port(), f.server_port_ = t->dst_port();
+  } else if (auto u = v.udp()) {
+    f.client_port_ = u->src_port(), f.server_port_ = u->dst_port();
+  } else {
+    f.client_port_ = kp.dir == KeyDir::Forward ? kp.key.port_a : kp.key.port_b;
+    f.server_port_ = kp.dir == KeyDir::Forward ? kp.key.port_b : kp.key.port_a;
+  }
+  if (auto ic = v.icmp()) {
+    f.icmp_type_ = ic->type();
+    f.icmp_code_ = ic->code();
+  } else if (auto ic6 = v.icmpv6()) {
+    f.icmp_type_ = ic6->type();
+    f.icmp_code_ = ic6->code();
+  }
+  f.vlan_ = v.vlan_ids().empty() ? 0 : v.vlan_ids().back();
+  f.serial_ = ++serial_;
+  f.first_ = f.last_ = pkt_ts_;
+  f.tunnel_ = intern_tunnel(v);
+  if (f.proto_ == ip_proto::kTcp) {
+    f.tcp_ = std::make_unique<Flow::Tcp>();
+    for (auto& s : f.tcp_->streams)
+      s = TcpStream(cfg_.stream);
+    ++tcp_flows_;
+  }
+  ++stats_.flows_created;
+  table_.set_timeout_class(h, timeout_class(f));
+  return true;
+}
+
+uint8_t Engine::timeout_class(const Flow& f) const {
+  if (f.tcp_) {
+    const TcpEndpoint& c = f.tcp_->endpoint(Side::Client);
+    const TcpEndpoint& s = f.tcp_->endpoint(Side::Server);
+    if (c.state == TcpEndpointState::Reset || s.state == TcpEndpointState::Reset ||
+        (closed_state(c.state) && closed_state(s.state)) || (c.fin_sent && s.fin_sent))
+      return kTcpClosed;
+    if (c.fin_sent || s.fin_sent) return kTcpClosing;
+    if (c.state == TcpEndpointState::Established && s.state == TcpEndpointState::Established)
+      return kTcpEstablished;
+    return kTcpOpening;
+  }
+  if (f.proto_ == ip_proto::kUdp) return kUdp;
+  if (f.proto_ == ip_proto::kIcmp || f.proto_ == ip_proto::kIcmpv6) return kIcmp;
+  return kOther;
+}
+
+void Engine::track(const PacketView& v, const KeyedPacket& kp) {
+  auto on_evict = [this](FlowHandle, CloseReason, Flow& f) { close_flow(f, FlowEnd::Evicted); };
+  auto r = table_.find_or_insert(kp.key, kp.dir, now_, on_evict);
+  if (!r.handle) {
+    ++stats_.flows_refused;
+    return;
+  }
+  Flow* f = table_.get(r.handle);
+  if (r.created) {
+    start_flow(r.handle, *f, v, kp);
+    obs_->on_open(*f);
+  }
+  ++stats_.flow_packets;
+  table_.touch(r.handle, now_);
+  if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
+  const FlowDir dir = table_.flow_dir(r.handle, kp.dir);
+
+  if (f->tcp_) {
+    ++stats_.tcp_packets;
+    if (f->stopped_) {
+      f->side_[size_t(f->tcp_->side_of(dir))].packets++;
+      return;
+    }
+    auto t = v.tcp();
+    TcpConnection::SegmentMeta meta;
+    meta.captured_len = uint32_t(v.payload().size());
+    meta.bad_checksum = cfg_.verify_checksums && (v.l4_checksum_status() == ChecksumStatus::Bad ||
+                                                  v.ip_checksum_status() == ChecksumStatus::Bad);
+    const bool was_flipped = f->tcp_->flipped();
+    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
+    TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
+    if (res.outcome == TcpOutcome::NewConnection) {
+      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next.
+      ++stats_.flows_reused;
+      close_flow(*f, FlowEnd::Reused);
+      table_.erase(r.handle);
+      track(v, kp);
+      return;
+    }
+    if (f->tcp_->flipped() != was_flipped) {
+      std::swap(f->client_, f->server_);
+      std::swap(f->client_port_, f->server_port_);
+      std::swap(f->side_[0], f->side_[1]);
+    }
+    if (r.created && f->tcp_->partial()) ++stats_.tcp_partial;
+    const Side from = f->tcp_->side_of(dir);
+    FlowSideCounters& c = f->side_[size_t(from)];
+    ++c.packets;
+    c.ip_bytes += v.ip_total_len();
+    if (res.anomaly != DropReason::None) {
+      stats_.drops.add(res.anomaly);
+      obs_->on_anomaly(*f, from, res.anomaly);
+    }
+    if (res.outcome == TcpOutcome::Ok) tcp_segment(*f, dir, v);
+    obs_->on_packet(*f, from, v);
+    const uint8_t cls = timeout_class(*f);
+    if (cls == kTcpClosed && cls_before != kTcpClosed && cfg_.reassemble) {
+      // Both sides are done: what is buffered will not be completed.
+      for (int s = 0; s < 2; ++s) {
+        Sink sink(*this, *f, Side(s));
+        f->tcp_->streams[s].flush(sink);
+      }
+    }
+    table_.set_timeout_class(r.handle, cls);
+    return;
+  }
+
+  const Side from = dir == FlowDir::Forward ? Side::Client : Side::Server;
+  FlowSideCounters& c = f->side_[size_t(from)];
+  ++c.packets;
+  c.ip_bytes += v.ip_total_len();
+  if (f->proto_ == ip_proto::kUdp)
+    ++stats_.udp_packets;
+  else if (f->proto_ == ip_proto::kIcmp || f->proto_ == ip_proto::kIcmpv6)
+    ++stats_.icmp_packets;
+  else
+    ++stats_.other_packets;
+  // UDP: the datagram's payload; ICMP: what follows its 8-byte header (Zeek's ICMP bytes).
+  const bool icmp = f->proto_ == ip_proto::kIcmp || f->proto_ == ip_proto::kIcmpv6;
+  const uint32_t len = v.payload_len();
+  c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
+  if (!f->stopped_) obs_->on_packet(*f, from, v);
+}
+
+void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
+  if (!cfg_.reassemble) return;
+  auto t = v.tcp();
+  Flow::Tcp& tcp = *f.tcp_;
+  const Side from = tcp.side_of(dir);
+  const size_t s = size_t(from), r = 1 - s;
+  if (!f.disabled_[s]) {
+    Sink sink(*this, f, from);
+    DropReason why = tcp.streams[s].add(t->seq(), t->flags(), v.payload(), sink);
+    if (why != DropReason::None) {
+      stats_.drops.add(why);
+      obs_->on_anomaly(f, from, why);
+    }
+    if (budget_.used() > stats_.buffered_peak) stats_.buffered_peak = budget_.used();
+  }
+  // The receiver acknowledged bytes of the other side: what is still missing below its ACK
+  // was lost to the capture; deliver it as a gap. Never past what the peer was seen to send
+  // (a bogus ACK must not push the stream ahead), nor past its FIN.
+  TcpStream& peer = tcp.streams[r];
+  if (t->has_ack() && !f.disabled_[r] && peer.initialized() && !peer.disabled()) {
+    const TcpEndpoint& pe = tcp.endpoint(Side(r));
+    TcpSeq limit = pe.fin_sent ? pe.fin_seq : pe.snd_nxt;
+    TcpSeq ack = t->ack();
+    if (limit - ack < 0) ack = limit;
+    if (ack - peer.next_seq() > 0) {
+      Sink sink(*this, f, Side(r));
+      peer.skip_to(ack, sink);
+    }
+  }
+}
+
+void Engine::close_flow(Flow& f, FlowEnd why) {
+  if (f.tcp_ && !f.stopped_ && cfg_.reassemble) {
+    for (int s = 0; s < 2; ++s) {
+      Sink sink(*this, f, Side(s));
+      f.tcp_->streams[s].flush(sink);
+    }
+  }
+  if (!f.stopped_) obs_->on_close(f, why);
+  ++stats_.flows_closed[size_t(why)];
+  if (f.tcp_) --tcp_flows_;
+}
+
+void Engine::expire() {
+  table_.expire(now_, [this](FlowHandle, CloseReason, Flow& f) {
+    close_flow(f, timeout_class(f) == kTcpClosed ? FlowEnd::Closed : FlowEnd::IdleTimeout);
+  });
+}
+
+void Engine::advance(Timestamp now) {
+  if (now > now_) now_ = now;
+  expire();
+  defrag_.expire(now_);
+}
+
+void Engine::finish() {
+  table_.clear([this](FlowHandle, CloseReason, Flow& f) { close_flow(f, FlowEnd::EndOfInput); });
+}
+
+void Engine::stop_tracking(FlowHandle h) {
+  Flow* f = table_.get(h);
+  if (!f || f->stopped_) return;
+  f->stopped_ = true;
+  ++stats_.flows_stopped;
+  if (f->tcp_)
+    for (auto& s : f->tcp_->streams)
+      s.disable();
+}
+
+void Engine::disable_side(FlowHandle h, Side s) {
+  Flow* f = table_.get(h);
+  if (!f || f->disabled_[size_t(s)]) return;
+  f->disabled_[size_t(s)] = true;
+  ++stats_.sides_disabled;
+  if (f->tcp_) f->tcp_->streams[size_t(s)].disable();
+}
+
+}  // namespace l45
