@@ -125,7 +125,8 @@ class Follower final : public FlowObserver {
   void write_file(const fs::path& p, const void* data, size_t n, bool append) {
     if (failed()) return;
     FILE* f = std::fopen(p.c_str(), append ? "ab" : "wb");
-    if (!f || std::fwrite(data, 1, n, f) != n) error_ = fmt::format("{}: {}", p.string(), std::strerror(errno));
+    if (!f || (n && std::fwrite(data, 1, n, f) != n))
+      error_ = fmt::format("{}: {}", p.string(), std::strerror(errno));
     if (f && std::fclose(f) != 0 && error_.empty())
       error_ = fmt::format("{}: {}", p.string(), std::strerror(errno));
   }
