@@ -25,6 +25,7 @@ connection (as Zeek logs it), the field and the reason. Kinds:
   (upper = originator), and conn_state mirrored (FLIP_STATE).
 
 Usage: conn_oracle.py L45_BINARY PCAPS_DIR   (exit 77 = skipped: no pcaps)
+       conn_oracle.py --self-test PCAPS_DIR   (checks the readers on the baselines themselves)
 """
 import ipaddress
 import json
@@ -237,7 +238,39 @@ def rst_expectations(root):
     return [(p, *[x.strip() for x in ln.split(",")]) for p, ln in zip(RST_PCAPS, lines)]
 
 
+def self_test(root):
+    counts = {os.path.relpath(log, root): len(read_zeek_tsv(log)) for _, _, log in baselines(root)}
+    want = {"zeek-ftp-ipv4/expected/conn.log": 5, "zeek-ftp-ipv6/expected/conn.log": 6,
+            "zeek-gre-sample/expected/conn.log": 7, "zeek-http-get/expected/conn.log": 1,
+            "zeek-irc-dcc/expected/conn.log": 3, "zeek-missing-syn/expected/conn.log": 1,
+            "zeek-pop3/expected/conn.log": 11, "zeek-q-in-q/expected/conn.log": 2,
+            "zeek-retransmit-fast009/expected/conn.log": 1,
+            "zeek-wikipedia/expected/conn.log": 34, "zeek-udp-dns-dhcp/expected/dhcp.conn.log": 4}
+    checks = [("baseline row counts", counts == want)]
+    rows = read_zeek_tsv(os.path.join(root, "zeek-udp-dns-dhcp", "expected", "dhcp.conn.log"))
+    f = flipped(rows[1])
+    checks.append(("flip of a '^d' DHCP row", key(f) == ("udp", "128.2.6.152", 67, "128.2.6.97", 68)
+                   and f["history"] == "D" and f["conn_state"] == "S0" and f["orig_pkts"] == 1
+                   and f["duration"] is None))
+    checks.append(("unset fields",
+                   rows[1]["orig_bytes"] is None and rows[0]["duration"] == 5.099034))
+    checks.append(("RST expectations", rst_expectations(root)[3] ==
+                   ("syn-then-stuff-then-rst.pcap", "SaFR", "OTH")))
+    checks.append(("encapsulated", encapsulated("vlan:1 gre:1.1.1.1>2.2.2.2")
+                   and not encapsulated("vlan:13 vlan:10") and not encapsulated(None)))
+    for name, ok in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} self-test {name}")
+    failed = sum(1 for _, ok in checks if not ok)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main():
+    if sys.argv[1] == "--self-test":
+        if not os.path.isdir(sys.argv[2]):
+            print(f"SKIP: no shared captures at {sys.argv[2]}")
+            return 77
+        return self_test(sys.argv[2])
     l45, root = sys.argv[1], sys.argv[2]
     if not os.path.isdir(root):
         print(f"SKIP: no shared captures at {root}")

@@ -19,13 +19,20 @@ connection and prints one JSON object per connection. The bytes are compared wit
 - Arkime's client.bytes/server.bytes totals (arkime-wireshark-retrans);
 - tshark follow (every gen/*.streams.tsv: stream node0 node1 dir bytes md5), streams matched
   by their two endpoints, in order; captures tshark cannot follow are skipped, named in
-  TSHARK_SKIP.
+  TSHARK_SKIP. Where l45 reports gaps, the side is compared the way tshark prints holes
+  (tshark_views(): its "[N bytes missing in capture file]" marker, and its stopping for good at
+  a hole it waits on), still by md5; a tshark stream that holds several SYN retries of a 4-tuple
+  is allowed to be several l45 connections only where TSHARK_ONE_STREAM_PER_RETRY says so.
+Every l45 connection must have <uid>.orig, .resp and .json, the .json equal to its --json line,
+and "bytes" equal to the size of the side's file.
 
 Missing bytes (gaps) are not part of any oracle's stream, so our side is the delivered bytes
 only (delivered()); PcapPlusPlus's test writes "[N bytes missing]" in their place, so for its
 files the gaps of l45's .json are written the same way (with_ppp_markers()).
 
 Usage: follow_oracle.py L45_BINARY PCAPS_DIR   (exit 77 = skipped: no pcaps)
+       follow_oracle.py --self-test PCAPS_DIR   (checks this script's readers, matcher and
+                                                recipe builders against the oracle files)
 """
 import hashlib
 import ipaddress
@@ -171,11 +178,22 @@ class Follower:
                 if not os.path.isfile(path):
                     raise RuntimeError(f"{uid}: no {side} file in {out}")
                 with open(path, "rb") as f:
-                    sides.append(delivered(f.read(), meta.get(side, {}).get("gaps", [])))
-            for side in ("orig", "resp"):
-                if not os.path.isfile(os.path.join(out, f"{uid}.json")):
-                    raise RuntimeError(f"{uid}: no {uid}.json in {out}")
+                    data = f.read()
+                if meta[side]["bytes"] != len(data):
+                    raise RuntimeError(f"{uid}.{side}: {len(data)} B, the summary says "
+                                       f"{meta[side]['bytes']}")
+                sides.append(delivered(data, meta[side]["gaps"]))
+            jpath = os.path.join(out, f"{uid}.json")
+            if not os.path.isfile(jpath):
+                raise RuntimeError(f"{uid}: no {uid}.json in {out}")
+            with open(jpath, encoding="utf-8") as f:
+                if json.load(f) != meta:
+                    raise RuntimeError(f"{uid}.json differs from the --json line on stdout")
             conns.append(Conn(meta, *sides))
+        files = len(os.listdir(out))
+        if files != 3 * len(conns):
+            raise RuntimeError(f"{files} files in the output directory for {len(conns)} "
+                               "connections (3 each)")
         self.cache[k] = conns
         return conns
 
@@ -743,7 +761,74 @@ def checks(follow, root, tmp):
     return out
 
 
+def self_test(root):
+    """The parsing parts against the oracle files themselves; no l45 needed."""
+    P = os.path.join
+    bad, total = [], []
+
+    def expect(name, cond):
+        total.append(name)
+        print(f"{'ok  ' if cond else 'FAIL'} self-test {name}")
+        if not cond:
+            bad.append(name)
+
+    expect("interleaves: simple", interleaves(b"abcd", b"ac", b"bd") is None)
+    expect("interleaves: ambiguous prefix", interleaves(b"aabab", b"aab", b"ab") is None)
+    expect("interleaves: wrong order", interleaves(b"ba", b"ab", b"") is not None)
+    expect("interleaves: length", interleaves(b"abc", b"ab", b"") is not None)
+    d = P(root, "ppp-tcpreassembly-example", "expected")
+    c2s = open(P(d, "sides", "172.16.133.54.64370-23.21.118.18.80.txt"), "rb").read()
+    s2c = open(P(d, "sides", "23.21.118.18.80-172.16.133.54.64370.txt"), "rb").read()
+    whole = open(P(d, "combined", "172.16.133.54.64370-23.21.118.18.80.txt"), "rb").read()
+    expect("interleaves: PcapPlusPlus combined = its sides", interleaves(whole, c2s, s2c) is None)
+    expect("interleaves: one byte changed", interleaves(
+        whole[:5000] + bytes([whole[5000] ^ 1]) + whole[5001:], c2s, s2c) is not None)
+    tsv = read_tshark_streams(P(root, "ppp-tcpreassembly-example", "gen",
+                                "tcp-reassembly.pcap.streams.tsv"))
+    src, dst = parse_ppp_side_name("172.16.133.54.64370-23.21.118.18.80.txt")
+    expect("sides name + tshark tsv", tsv[0][3][(src, dst)] == (len(c2s), md5(c2s)))
+    hd = read_suricata_hexdump(P(root, "sv-output-tcp-data", "expected", "tcp-data.log"))
+    tsv = read_tshark_streams(P(root, "sv-output-tcp-data", "gen", "input.pcap.streams.tsv"))
+    ok = sorted(len(v) for v in hd.values()) == [100, 363]
+    for (cl, sv, direction), v in hd.items():
+        key = (cl, sv) if direction == "ts" else (sv, cl)
+        ok = ok and tsv[0][3][key] == (len(v), md5(v))
+    expect("suricata hexdump = tshark (100/363 B)", ok)
+    expect("tcpflow name", parse_tcpflow_name("074.125.019.101.00080-192.168.001.102.50956") ==
+           (("74.125.19.101", 80), ("192.168.1.102", 50956)))
+    expect("arkime totals", read_arkime_totals(P(root, "arkime-wireshark-retrans", "expected",
+                                                 "wireshark-retrans.test")) == (5222, 576))
+    expect("ppp markers", with_ppp_markers(b"abcdef", [(0, 2), (4, 3)]) ==
+           b"[2 bytes missing]ab[3 bytes missing]cdef")
+    expect("tshark views", tshark_views(b"abcd", [(2, 1), (3, 2)]) ==
+           [b"ab", b"ab[3 bytes missing in capture file]\0cd"])
+    cap = read_pcap(P(root, "ppp-one-tcp-stream", "one_tcp_stream.pcap"))
+    n = len(cap["recs"])
+    expect("recipe sizes", [len(f(cap)) for f in (recipe_retransmission, recipe_missing_data,
+                                                   recipe_out_of_order, recipe_missing_data_ooo,
+                                                   recipe_no_syn)] == [n + 6, n - 2, n, n - 1,
+                                                                       n - 2])
+    from scapy.layers.l2 import Ether
+    from scapy.layers.inet import TCP
+    r = retransmission(cap, cap["recs"][21], 0, 1430)
+    pkt = Ether(r[3])
+    sent = pkt[TCP].chksum
+    del pkt[TCP].chksum
+    expect("retransmission copy: '*' padding, valid checksum",
+           tcp_payload(pkt).endswith(b"*" * 10) and Ether(bytes(pkt))[TCP].chksum == sent)
+    r = retransmission(cap, cap["recs"][3], 20)
+    expect("retransmission copy of an HTTP request keeps the body first (PcapPlusPlus quirk)",
+           tcp_payload(dissect(cap, r[3])).startswith(b'{"keyword"'))
+    print(f"{len(total) - len(bad)} passed, {len(bad)} failed")
+    return 1 if bad else 0
+
+
 def main():
+    if sys.argv[1] == "--self-test":
+        if not os.path.isdir(sys.argv[2]):
+            print(f"SKIP: no shared captures at {sys.argv[2]}")
+            return 77
+        return self_test(sys.argv[2])
     l45, root = sys.argv[1], sys.argv[2]
     if not os.path.isdir(root):
         print(f"SKIP: no shared captures at {root}")
@@ -759,7 +844,7 @@ def main():
                 if isinstance(problems, tuple):
                     problems, notes = problems
             except (CheckError, RuntimeError, ValueError, OSError, json.JSONDecodeError,
-                    KeyError) as e:
+                    KeyError, ImportError) as e:
                 problems = [f"{type(e).__name__}: {e}"]
             if problems:
                 failed += 1
