@@ -5,7 +5,8 @@
 //                 op (bit 0 SYN, bit 1 FIN, bit 2 skip_to instead of a segment, bit 3 flush),
 //                 length (1 byte), then that many payload bytes (fewer if the input ends)
 // Invariants: delivery is contiguous; delivered + gap bytes == next_offset(); the per-stream byte
-// and chunk caps and the shared budget are never exceeded and match what the stream holds.
+// and chunk caps and the shared budget are never exceeded and match what the stream holds
+// (out-of-order bytes plus the history ring); release_buffers() gives everything back.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,7 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
   if (n < 5) return 0;
   static constexpr uint32_t kHistory[] = {0, 8, 64, 4096};
   l45::StreamBudget budget(700);
+  l45::StreamStats totals;
   l45::StreamConfig cfg;
+  cfg.totals = &totals;
   cfg.policy = d[0] & 1 ? l45::OverlapPolicy::Last : l45::OverlapPolicy::First;
   cfg.history = kHistory[(d[0] >> 1) & 3];
   cfg.depth = d[0] & 8 ? 300 : 0;
@@ -74,13 +77,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
       if (op & 8) s.flush(sink);
       require(s.buffered_bytes() <= cfg.max_buffered);
       require(s.buffered_chunks() <= 2 * cfg.max_chunks + 2);
-      require(budget.used() == s.buffered_bytes() && budget.used() <= budget.limit());
+      require(budget.used() == s.buffered_bytes() + s.history_bytes());
+      require(budget.used() <= budget.limit() && s.history_bytes() <= cfg.history);
       require(sink.data + sink.gaps == s.next_offset());
-      require(s.stats().bytes_delivered == sink.data && s.stats().gap_bytes == sink.gaps);
+      require(s.counters().bytes_delivered == sink.data && s.counters().gap_bytes == sink.gaps);
+      require(totals.bytes_delivered == sink.data && totals.gap_bytes == sink.gaps);
       if (cfg.depth) require(sink.data <= cfg.depth);
     }
     s.flush(sink);
-    require(s.buffered_bytes() == 0 && budget.used() == 0);
+    require(s.buffered_bytes() == 0 && budget.used() == s.history_bytes());
+    s.release_buffers();
+    require(s.history_bytes() == 0 && budget.used() == 0);
     require(sink.data + sink.gaps == s.next_offset());
   }
   require(budget.used() == 0);

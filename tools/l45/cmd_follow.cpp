@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -85,6 +86,10 @@ class Follower final : public FlowObserver {
                          s == 0 ? "orig" : "resp", c->bytes[s], c->gaps[s], c->mism[s]);
     obj += fmt::format(",\"l45_end\":\"{}\"}}\n", flow_end_name(why));
     write_file(dir_ / (c->uid + ".json"), obj.data(), obj.size(), false);
+    if (failed()) {  // nothing is reported as written that was not
+      conns_.erase(f.serial());
+      return;
+    }
     if (json_) {
       std::fwrite(obj.data(), 1, obj.size(), stdout);
     } else {
@@ -143,6 +148,8 @@ void run_follow(const FollowArgs& a) {
   if (ec || !fs::is_directory(a.dir))
     fail(fmt::format("{}: cannot create the output directory ({})", a.dir,
                      ec ? ec.message() : "not a directory"));
+  if (::access(a.dir.c_str(), W_OK | X_OK) != 0)
+    fail(fmt::format("{}: cannot write in the output directory ({})", a.dir, std::strerror(errno)));
   auto src = open_input(a.in);
   Follower out(a.dir, a.json);
   Engine engine(engine_config(a.engine), &out);

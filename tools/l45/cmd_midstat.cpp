@@ -9,6 +9,7 @@
 
 #include "command.hpp"
 #include "flow_common.hpp"
+#include "l45/packet/ip_proto.hpp"
 
 namespace l45::cli {
 namespace {
@@ -20,6 +21,13 @@ struct MidstatArgs {
   size_t max_rows = 0;
   bool json = false;
 };
+
+// TCP and UDP endpoints with their port; others (ICMP) by address alone.
+std::string endpoint(const Flow& f, Side s) {
+  if (f.proto() == ip_proto::kTcp || f.proto() == ip_proto::kUdp)
+    return format_endpoint(f.addr(s), f.port(s));
+  return f.addr(s).to_string();
+}
 
 std::string state_name(const Flow& f, Side s) {
   if (auto t = f.tcp()) return std::string(tcp_endpoint_state_name(t->endpoint(s).state));
@@ -42,9 +50,9 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
                      "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":0,\"client\":\"{}\","
                      "\"client_state\":\"{}\",\"server\":\"{}\",\"server_state\":\"{}\"}}",
                      i ? "," : "", f.uid(), proto_name(f.proto()),
-                     format_endpoint(f.addr(Side::Client), f.port(Side::Client)),
+                     endpoint(f, Side::Client),
                      state_name(f, Side::Client),
-                     format_endpoint(f.addr(Side::Server), f.port(Side::Server)),
+                     endpoint(f, Side::Server),
                      state_name(f, Side::Server));
     }
     fmt::format_to(out, "]}}\n");
@@ -56,9 +64,9 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
     for (size_t i = 0; i < shown; ++i) {
       const Flow& f = *flows[i];
       fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto()), 0,
-                     format_endpoint(f.addr(Side::Client), f.port(Side::Client)),
+                     endpoint(f, Side::Client),
                      state_name(f, Side::Client),
-                     format_endpoint(f.addr(Side::Server), f.port(Side::Server)),
+                     endpoint(f, Side::Server),
                      state_name(f, Side::Server));
     }
     fmt::format_to(out, "\n");

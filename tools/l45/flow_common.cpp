@@ -48,11 +48,18 @@ EngineConfig engine_config(const EngineArgs& a) {
 Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick,
                 bool finish, bool live_clock) {
   SystemClock wall;
+  // A file's clock is its packets': the tick runs after each one. A live clock is the wall's:
+  // the tick runs after each read (at least once a second).
   auto r = for_each_packet(
-      src, 0, [&](const Packet& p) { engine.process(p.share()); },
+      src, 0,
+      [&](const Packet& p) {
+        engine.process(p.share());
+        if (tick && !live_clock) tick(engine.now());
+      },
       [&] {
-        if (live_clock) engine.advance(wall.now());
-        if (tick) tick(engine.now());
+        if (!live_clock) return;
+        engine.advance(wall.now());
+        if (tick) tick(wall.now());
       });
   if (finish) engine.finish();
   return r;
@@ -65,9 +72,11 @@ void print_engine_stats(const Source& src, const Engine& e) {
   const DefragStats& d = e.defrag_stats();
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::fprintf(stderr,
-               "l45: engine: %llu packets: %llu tcp, %llu udp, %llu icmp, %llu other, %llu not IP\n",
+               "l45: engine: %llu packets: %llu tcp, %llu udp, %llu icmp, %llu other, %llu not "
+               "IP, %llu not decoded, %llu fragments held or dropped, %llu without a flow key\n",
                u(s.packets), u(s.tcp_packets), u(s.udp_packets), u(s.icmp_packets),
-               u(s.other_packets), u(s.non_ip));
+               u(s.other_packets), u(s.non_ip), u(s.undecodable), u(s.fragments_absorbed),
+               u(s.no_key));
   std::fprintf(stderr,
                "l45: flows: %llu created (%llu tcp picked up mid-stream), %llu open, peak %llu "
                "of %u; refused %llu, stopped %llu, ICMP errors attributed %llu\n",

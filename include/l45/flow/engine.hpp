@@ -185,6 +185,9 @@ struct EngineStats {
   uint64_t packets = 0;
   uint64_t bytes = 0;         // wire lengths
   uint64_t non_ip = 0;        // decoded fine, no IP (ARP, LLDP, ...): not flows
+  uint64_t undecodable = 0;   // the decoder stopped on an error (its reason is in drops)
+  uint64_t fragments_absorbed = 0;  // IP fragments kept for their datagram, or dropped
+  uint64_t no_key = 0;        // IP but no flow key (flow_no_key, icmp_error_no_flow)
   uint64_t flow_packets = 0;  // packets that reached a flow
   uint64_t tcp_packets = 0, udp_packets = 0, icmp_packets = 0, other_packets = 0;
   uint64_t flows_created = 0;

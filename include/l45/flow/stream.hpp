@@ -10,44 +10,52 @@
 // 64-bit, so streams past 4 GiB work; seq -> offset goes through the signed 32-bit distance to
 // the next expected byte, which is what makes wraparound at 2^32 invisible.
 //
-// Config (StreamConfig): overlap policy (First: bytes already held win, the BSD/Windows-like
-// default; Last: new bytes replace buffered bytes not yet delivered -- old Linux/Solaris-like as
-// in Suricata's os-policy; bytes already delivered are never replaced, so an overlap of
-// in-order data is a mismatch under either policy), max_buffered and max_chunks (out-of-order
-// bytes and chunks per stream; chunk headers are bounded by max_chunks, not by the byte
-// accounting), history (recently delivered bytes kept to compare retransmissions; a
-// retransmission of older bytes, or of bytes once declared a gap, is counted as unverifiable,
-// not compared), depth (stop delivering after this many bytes, then ignore the stream; 0 = no
-// limit), budget (shared accounting hook, may be null). Per-OS policies beyond these two
-// (Suricata's linux, vista, hpux...) are not implemented.
+// Config (StreamConfig, shared: a stream keeps a pointer to it, so it must outlive the stream;
+// one config usually serves every stream of an engine): overlap policy (First: bytes already held
+// win, the BSD/Windows-like default; Last: new bytes replace buffered bytes not yet delivered --
+// old Linux/Solaris-like as in Suricata's os-policy; bytes already delivered are never replaced, so
+// an overlap of in-order data is a mismatch under either policy), max_buffered and max_chunks
+// (out-of-order bytes and chunks per stream; chunk headers are bounded by max_chunks, not by the
+// byte accounting), history (recently delivered bytes kept to compare retransmissions; a
+// retransmission of older bytes, of bytes once declared a gap, or of bytes the budget gave no
+// room to keep, is counted as unverifiable, not compared), depth (stop delivering after this
+// many bytes, then ignore the stream; 0 = no limit), budget (shared accounting hook for
+// out-of-order and history bytes, may be null), totals (shared statistics, may be null).
+// Per-OS policies beyond these two (Suricata's linux, vista, hpux...) are not implemented.
 //
 // Anomalies: add() returns stream_rexmit_mismatch if the segment raised one, otherwise the first
 // DropReason it met (None when the segment was taken whole): stream_ooo_limit, stream_budget,
 // stream_rexmit_mismatch, stream_rexmit_unverifiable, stream_depth, stream_out_of_window. Every one
-// is also counted in stats(). Keep-alive probes (RFC 9293 3.8.4: seq = next - 1, at most one byte)
-// are counted and ignored, not compared.
+// is also counted in the shared totals (StreamConfig::totals). Keep-alive probes (RFC 9293 3.8.4:
+// seq = next - 1, at most one byte) are counted and ignored, not compared. Each stream keeps only
+// StreamCounters (delivered and gap bytes, gaps, mismatches) for itself.
 //
-// Memory: sizeof(TcpStream) is 248 bytes on x86-64 (stats 104, config 32, map 48, history
-// vector 24, offsets 40), checked in stream_test (<= 256). No heap when data comes
-// in order and history is 0; with history on, one allocation of `history` bytes at the first
-// delivery, never per segment. Out-of-order data costs one heap block per buffered chunk.
+// Memory: sizeof(TcpStream) is 72 bytes on x86-64 (config pointer, offsets, two owning pointers,
+// StreamCounters), checked in stream_test (<= 72); the engine holds two per TCP flow. No heap when
+// data comes in order and history is 0. With history on, the ring is allocated at the first
+// delivery with 256 bytes and doubles (one reallocation each time, never per segment) while the
+// bytes delivered since the last hole outgrow it, up to `history`: a flow that sent 200 bytes
+// holds 256. The out-of-order store (a map) is allocated with the first out-of-order segment and
+// freed when it empties, plus one heap block per buffered chunk. History and out-of-order bytes
+// are reserved from `budget`; a refused history reservation keeps the ring as it is (or none),
+// the bytes it could not keep are unverifiable. release_buffers() frees both (the engine calls
+// it when a connection is closed); disable() and the destructor do too.
 //
 //   struct Out : StreamSink {
 //     void on_data(uint64_t off, Bytes b) override { app.append(b); }
 //     void on_gap(uint64_t off, uint64_t len) override { app.lost(len); }
 //     void on_mismatch(const StreamMismatch& m) override { weird("rexmit_inconsistency"); }
 //   } out;
-//   TcpStream s;                       // default StreamConfig
+//   TcpStream s;                       // the default StreamConfig; or TcpStream s(engine_cfg)
 //   s.add(tcp.seq(), tcp.flags(), view.payload(), out);  // first segment: SYN -> init()
 //   ...
 //   s.skip_to(ack, out);               // the peer acked past a hole: deliver it as a gap
 //   s.flush(out);                      // connection end: buffered data with gaps between
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <map>
-#include <span>
-#include <vector>
+#include <memory>
 
 #include "l45/core/drop_reason.hpp"
 #include "l45/packet/bytes.hpp"
@@ -60,7 +68,8 @@ enum class OverlapPolicy : uint8_t {
   Last,   // new bytes replace buffered, undelivered ones (Suricata "linux-old"/"solaris")
 };
 
-// A shared accounting hook so the engine can cap buffered out-of-order data over all streams.
+// A shared accounting hook so the engine can cap buffered out-of-order data and retransmission
+// history over all streams.
 // reserve() returns false to refuse; every successful reserve is matched by one release().
 class StreamMemory {
  public:
@@ -87,15 +96,41 @@ class StreamBudget final : public StreamMemory {
   uint64_t used_ = 0;
 };
 
+// Statistics of every stream that shares a config (StreamConfig::totals).
+struct StreamStats {
+  uint64_t segments = 0;            // add() calls on an enabled stream
+  uint64_t bytes_delivered = 0;     // handed to on_data
+  uint64_t ooo_segments = 0;        // segments that had to be buffered (some bytes ahead)
+  uint64_t rexmit_segments = 0;     // segments with bytes at offsets already delivered
+  uint64_t rexmit_bytes = 0;        // those bytes, each counted once per segment
+  uint64_t mismatches = 0;          // on_mismatch calls
+  uint64_t unverifiable_bytes = 0;  // retransmitted bytes not kept in history to compare
+  uint64_t gaps = 0;                // on_gap calls
+  uint64_t gap_bytes = 0;           // bytes declared missing
+  uint64_t refused_segments = 0;    // out-of-order data refused (cap, budget, window)
+  uint64_t refused_bytes = 0;
+  uint64_t depth_bytes = 0;  // bytes not delivered because of the depth limit
+  uint64_t keepalives = 0;   // RFC 9293 3.8.4 probes: seq = next - 1, <= 1 byte
+};
+
+// What each stream counts for itself (counters()), since its last init().
+struct StreamCounters {
+  uint64_t bytes_delivered = 0;  // handed to on_data
+  uint64_t gap_bytes = 0;        // bytes declared missing
+  uint32_t gaps = 0;             // on_gap calls, saturating at 2^32 - 1
+  uint32_t mismatches = 0;       // on_mismatch calls, saturating at 2^32 - 1
+};
+
 struct StreamConfig {
   OverlapPolicy policy = OverlapPolicy::First;
   uint32_t max_buffered = 1u << 20;  // out-of-order bytes held by this stream
   // Out-of-order chunks held: bounds the per-chunk heap overhead (~80 B each) that byte
   // accounting does not see, against a peer sending one-byte segments with holes between.
   uint32_t max_chunks = 4096;
-  uint32_t history = 4096;         // delivered bytes kept to verify retransmissions
+  uint32_t history = 4096;         // delivered bytes kept to verify retransmissions (at most)
   uint64_t depth = 0;              // deliver at most this many bytes; 0 = no limit
   StreamMemory* budget = nullptr;  // shared cap; not owned; must outlive the stream
+  StreamStats* totals = nullptr;   // shared statistics; not owned; must outlive the stream
 };
 
 // Bytes at [offset, offset + length) arrived again with other content. `original` is what was
@@ -118,25 +153,12 @@ class StreamSink {
   virtual void on_mismatch(const StreamMismatch& m) { (void)m; }
 };
 
-struct StreamStats {
-  uint64_t segments = 0;            // add() calls on an enabled stream
-  uint64_t bytes_delivered = 0;     // handed to on_data
-  uint64_t ooo_segments = 0;        // segments that had to be buffered (some bytes ahead)
-  uint64_t rexmit_segments = 0;     // segments with bytes at offsets already delivered
-  uint64_t rexmit_bytes = 0;        // those bytes, each counted once per segment
-  uint64_t mismatches = 0;          // on_mismatch calls
-  uint64_t unverifiable_bytes = 0;  // retransmitted bytes older than the history window
-  uint64_t gaps = 0;                // on_gap calls
-  uint64_t gap_bytes = 0;           // bytes declared missing
-  uint64_t refused_segments = 0;    // out-of-order data refused (cap, budget, window)
-  uint64_t refused_bytes = 0;
-  uint64_t depth_bytes = 0;  // bytes not delivered because of the depth limit
-  uint64_t keepalives = 0;   // RFC 9293 3.8.4 probes: seq = next - 1, <= 1 byte
-};
-
 class TcpStream {
  public:
-  explicit TcpStream(const StreamConfig& cfg = {});
+  TcpStream();  // a shared default StreamConfig
+  // Keeps &cfg: cfg must outlive the stream (and whatever stream it is moved into).
+  explicit TcpStream(const StreamConfig& cfg);
+  TcpStream(const StreamConfig&&) = delete;  // a temporary config would dangle
   ~TcpStream();
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -159,22 +181,28 @@ class TcpStream {
   // Connection end: everything buffered is delivered, holes as gaps.
   void flush(StreamSink& sink);
 
+  // Frees the history ring and the out-of-order store and gives their bytes back to the budget,
+  // delivering nothing (call flush() first to deliver what is buffered). The stream stays usable:
+  // retransmissions of what was delivered are unverifiable from then on.
+  void release_buffers();
   // A disabled stream drops what it holds and ignores further segments.
   void disable();
   bool disabled() const { return disabled_; }
 
   uint64_t next_offset() const { return next_; }  // bytes delivered + gap bytes
   TcpSeq next_seq() const { return base_ + static_cast<uint32_t>(next_); }
-  uint64_t buffered_bytes() const { return buffered_; }
-  size_t buffered_chunks() const { return chunks_.size(); }
+  uint64_t buffered_bytes() const;
+  size_t buffered_chunks() const;
+  uint32_t history_bytes() const { return history_ ? hist_cap_ : 0; }  // the ring held
   bool fin_seen() const { return fin_off_ != kNoFin; }
   // True once every byte before the FIN has been delivered or skipped.
   bool finished() const { return fin_seen() && next_ >= fin_off_; }
-  const StreamStats& stats() const { return stats_; }
-  const StreamConfig& config() const { return cfg_; }
+  StreamCounters counters() const { return {next_ - gap_bytes_, gap_bytes_, gaps_, mismatches_}; }
+  const StreamConfig& config() const { return *cfg_; }
 
  private:
   static constexpr uint64_t kNoFin = ~uint64_t{0};
+  struct OutOfOrder;
 
   void retransmission(uint64_t off, Bytes data, StreamSink& sink, DropReason& why);
   DropReason buffer(uint64_t off, Bytes data, StreamSink& sink);
@@ -183,19 +211,27 @@ class TcpStream {
   void drain(StreamSink& sink);
   void release_next_chunk(StreamSink& sink);
   void remember(Bytes data);
+  void grow_history(uint64_t want);
   void free_buffer();
+  void free_history();
+  void count(uint64_t StreamStats::*field, uint64_t n = 1) const {
+    if (cfg_->totals) cfg_->totals->*field += n;
+  }
 
-  StreamConfig cfg_;
-  TcpSeq base_;  // sequence number of offset 0
+  // perf: 72 bytes; the engine holds two per TCP flow (one million flows in 1 GiB).
+  const StreamConfig* cfg_;
+  uint64_t next_ = 0;  // next offset to deliver; delivered bytes are next_ - gap_bytes_
+  uint64_t fin_off_ = kNoFin;
+  uint64_t gap_bytes_ = 0;
+  std::unique_ptr<std::byte[]> history_;  // ring of hist_cap_ bytes: offset o at o % hist_cap_
+  std::unique_ptr<OutOfOrder> ooo_;       // null when nothing is buffered
+  TcpSeq base_;                           // sequence number of offset 0
+  uint32_t hist_cap_ = 0;                 // valid while history_ is set
+  uint32_t hist_fill_ = 0;                // delivered bytes right below next_ held in history_
+  uint32_t gaps_ = 0;
+  uint32_t mismatches_ = 0;
   bool initialized_ = false;
   bool disabled_ = false;
-  uint64_t next_ = 0;  // next offset to deliver
-  uint64_t fin_off_ = kNoFin;
-  uint64_t hist_start_ = 0;  // lowest offset whose delivered byte may still be in history_
-  uint64_t buffered_ = 0;
-  std::vector<std::byte> history_;                     // ring: offset o at o % history
-  std::map<uint64_t, std::vector<std::byte>> chunks_;  // out-of-order, disjoint, all > next_
-  StreamStats stats_;
 };
 
 }  // namespace l45

@@ -53,8 +53,11 @@
 // 'g' means "the peer acknowledged bytes that were never seen or not captured" rather than
 // coming from a reassembler as Zeek's does (they agree on every oracle trace).
 //
-// Memory: sizeof(TcpConnection) is 336 bytes on x86-64 (checked <= 384 in the test); the history
-// string allocates only past 15 letters (SSO), nothing else is on the heap.
+// Memory: sizeof(TcpConnection) is 192 bytes on x86-64 (checked <= 200 in the test; the engine
+// holds one per TCP flow next to two TcpStreams): flags are bits, optional sequence numbers are a
+// TcpSeq plus a presence bit, anomaly counters saturate at 16 bits, per-side packet counts at 32
+// (the engine keeps exact per-side counters of its own). The history string allocates only past
+// 15 letters (SSO), nothing else is on the heap.
 //
 // Drop reasons (anomalies; counted in anomalies()): tcp_rst_out_of_window,
 // tcp_fin_out_of_window, tcp_paws_reject, tcp_wscale_range, tcp_bad_flags, and bad_checksum when
@@ -71,7 +74,6 @@
 #include <array>
 #include <cstdint>
 #include <iterator>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -130,6 +132,7 @@ struct TcpResult {
 
 // The anomalies one connection raised, by reason (a DropCounters per connection would cost
 // 800 bytes; the engine adds these to its own DropCounters).
+// Each count saturates at 65535: a connection raising more of one kind says as much.
 class TcpAnomalies {
  public:
   static constexpr DropReason kReasons[] = {
@@ -137,7 +140,7 @@ class TcpAnomalies {
       DropReason::TcpWscaleRange,    DropReason::TcpBadFlags,       DropReason::BadChecksum};
   void add(DropReason r) {
     for (size_t i = 0; i < std::size(kReasons); ++i)
-      if (kReasons[i] == r) ++n_[i];
+      if (kReasons[i] == r && n_[i] != UINT16_MAX) ++n_[i];
   }
   uint32_t get(DropReason r) const {
     for (size_t i = 0; i < std::size(kReasons); ++i)
@@ -146,34 +149,35 @@ class TcpAnomalies {
   }
   uint32_t total() const {
     uint32_t t = 0;
-    for (uint32_t v : n_)
+    for (uint16_t v : n_)
       t += v;
     return t;
   }
 
  private:
-  std::array<uint32_t, std::size(kReasons)> n_{};
+  std::array<uint16_t, std::size(kReasons)> n_{};
 };
 
 // One endpoint as the middlebox sees it.
+// perf: the flags are one-bit fields so that an endpoint is 36 bytes (per-flow memory, see the
+// header).
 struct TcpEndpoint {
   TcpEndpointState state = TcpEndpointState::Listen;
-  bool seen = false;        // has sent at least one segment
-  bool isn_known = false;   // its SYN was seen
-  TcpSeq isn;               // initial sequence number (valid when isn_known)
-  TcpSeq snd_una;           // highest ACK the peer sent for it (valid when peer acked)
-  TcpSeq snd_nxt;           // one past the highest sequence it was seen to send (SYN/FIN count)
-  bool peer_acked = false;  // snd_una valid
-  uint32_t max_window = 0;  // largest window it advertised, scaled (RFC 7323 2.2)
-  uint8_t wscale = 0;       // shift applied to its windows (0 until both SYNs had the option)
-  bool fin_sent = false;
-  TcpSeq fin_seq;          // sequence number of its FIN
-  bool ts_seen = false;    // it sent a timestamp option
-  uint32_t ts_recent = 0;  // its latest TSval (RFC 7323 4.3 TS.Recent as its peer keeps it)
-  bool syn_ts = false;     // its SYN carried a timestamp
+  uint8_t wscale = 0;           // shift applied to its windows (0 until both SYNs had the option)
+  bool seen : 1 = false;        // has sent at least one segment
+  bool isn_known : 1 = false;   // its SYN was seen
+  bool peer_acked : 1 = false;  // snd_una valid
+  bool fin_sent : 1 = false;
+  bool ts_seen : 1 = false;  // it sent a timestamp option
+  bool syn_ts : 1 = false;   // its SYN carried a timestamp
+  TcpSeq isn;                // initial sequence number (valid when isn_known)
+  TcpSeq snd_una;            // highest ACK the peer sent for it (valid when peer acked)
+  TcpSeq snd_nxt;            // one past the highest sequence it was seen to send (SYN/FIN count)
+  TcpSeq fin_seq;            // sequence number of its FIN
+  uint32_t max_window = 0;   // largest window it advertised, scaled (RFC 7323 2.2)
+  uint32_t ts_recent = 0;    // its latest TSval (RFC 7323 4.3 TS.Recent as its peer keeps it)
   uint32_t syn_tsval = 0;
-  uint64_t packets = 0;
-  Timestamp last_seen;
+  uint32_t packets = 0;  // segments it sent, saturating at 2^32 - 1
 };
 
 class TcpConnection {
@@ -217,18 +221,26 @@ class TcpConnection {
     Reset
   };
   struct HistoryState {
-    std::optional<TcpSeq> last_syn, last_fin, last_rst;
-    std::optional<TcpSeq> uncaptured;  // first payload byte not captured, not yet acked
-    TcpSeq max_data_end;               // one past the highest payload byte seen ('t')
-    bool data_seen = false;
-    uint64_t size = 0;  // sequence-space payload bytes (Zeek's endpoint size)
-    TcpSeq data_base;
-    bool base_set = false;
+    // The last S/H, F and R sequence numbers; each is valid once its letter is in history.
+    TcpSeq last_syn, last_fin, last_rst;
+    TcpSeq uncaptured;    // first payload byte not captured, not yet acked (has_uncaptured)
+    TcpSeq max_data_end;  // one past the highest payload byte seen ('t'; data_seen)
+    TcpSeq data_base;     // base_set
+    uint32_t size = 0;    // sequence-space payload bytes (Zeek's endpoint size; below 2^31)
+  };
+  // perf: one side's flags in one byte; kept out of HistoryState, whose padding would cost 8
+  // bytes per connection.
+  struct SideBits {
+    bool has_uncaptured : 1 = false;
+    bool data_seen : 1 = false;
+    bool base_set : 1 = false;
+    bool has_refused_ack : 1 = false;
+    bool syn_seen : 1 = false;
   };
 
   size_t index(Side s) const { return s == Side::Client ? 0 : 1; }
   void letter(size_t i, char c);  // once per connection and side
-  void repeatable(size_t i, char c, std::optional<TcpSeq>& last, TcpSeq seq);
+  void repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq);
   void record_history(size_t i, const TcpView& tcp, uint32_t len);
   TcpResult refuse(DropReason r, const TcpView& tcp, size_t peer);
   bool rst_in_window(size_t s, size_t r, const TcpView& tcp) const;
@@ -237,19 +249,21 @@ class TcpConnection {
   void on_ack(size_t s, size_t r, const TcpView& tcp);
   void on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len);
 
+  static constexpr uint8_t kNoWscale = 0xff;  // no window scale option on that SYN
+
   TcpEndpoint ep_[2];  // [client, server]
-  ZeekState zs_[2] = {ZeekState::Inactive, ZeekState::Inactive};
   HistoryState hs_[2];
-  std::optional<TcpSeq> refused_ack_[2];  // ACK of the last refused segment sent by side i
-  std::optional<uint8_t> syn_wscale_[2];  // clamped shift offered on each side's SYN
-  bool syn_seen_[2] = {false, false};
-  uint32_t hist_seen_ = 0;  // letters recorded, bit per (side, letter)
-  bool started_ = false;
-  bool flipped_ = false;
-  bool partial_ = false;
-  bool sim_open_ = false;
   std::string history_;
   TcpAnomalies anomalies_;
+  TcpSeq refused_ack_[2];   // ACK of the last refused segment sent by side i (has_refused_ack_)
+  uint32_t hist_seen_ = 0;  // letters recorded, bit per (side, letter)
+  ZeekState zs_[2] = {ZeekState::Inactive, ZeekState::Inactive};
+  uint8_t syn_wscale_[2] = {kNoWscale, kNoWscale};  // clamped shift offered on each side's SYN
+  SideBits bits_[2];
+  bool started_ : 1 = false;
+  bool flipped_ : 1 = false;
+  bool partial_ : 1 = false;
+  bool sim_open_ : 1 = false;
 };
 
 }  // namespace l45

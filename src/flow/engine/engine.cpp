@@ -136,6 +136,7 @@ void Engine::process(Packet pkt) {
   opt.verify_checksums = cfg_.verify_checksums;
   PacketView v = PacketView::decode(pkt, opt);
   if (!v.ok()) {
+    ++stats_.undecodable;
     stats_.drops.add(v.error());
     return;
   }
@@ -144,9 +145,13 @@ void Engine::process(Packet pkt) {
     PushResult r = defrag_.push(std::move(pkt), v, now_, &whole);
     if (r.anomaly != DropReason::None) stats_.drops.add(r.anomaly);
     if (r.outcome == DefragOutcome::Dropped) stats_.drops.add(r.reason);
-    if (!whole) return;
+    if (!whole) {
+      ++stats_.fragments_absorbed;
+      return;
+    }
     PacketView w = PacketView::decode(*whole, opt);
     if (!w.ok()) {
+      ++stats_.undecodable;
       stats_.drops.add(w.error());
       return;
     }
@@ -166,6 +171,7 @@ void Engine::handle(Packet& pkt, const PacketView& v) {
   ko.key_vlan = cfg_.key_vlan;
   auto kp = key_of(v, ko);
   if (!kp) {
+    ++stats_.no_key;
     stats_.drops.add(DropReason::FlowNoKey);
     return;
   }
@@ -173,6 +179,7 @@ void Engine::handle(Packet& pkt, const PacketView& v) {
     FlowHandle h = table_.find(kp->key);
     Flow* f = table_.get(h);
     if (!f) {
+      ++stats_.no_key;
       stats_.drops.add(DropReason::IcmpErrorNoFlow);
       return;
     }

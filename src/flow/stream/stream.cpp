@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <utility>
+#include <vector>
 
 #include "l45/packet/tcp.hpp"
 
@@ -14,6 +16,15 @@ namespace {
 // as a hole of up to a gigabyte that a later flush would report.
 constexpr int32_t kMaxAhead = int32_t{1} << 30;
 
+// The first history ring: room for a short request or reply. It doubles up to cfg.history.
+constexpr uint32_t kFirstHistory = 256;
+
+constexpr StreamConfig kDefaultConfig{};
+
+void bump(uint32_t& n) {
+  if (n != UINT32_MAX) ++n;
+}
+
 // The reason worth reporting first: a mismatch beats everything (it is what a middlebox acts
 // on); otherwise the first one met.
 void note(DropReason& why, DropReason r) {
@@ -22,43 +33,61 @@ void note(DropReason& why, DropReason r) {
 
 }  // namespace
 
-TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(cfg) {}
+// Out-of-order chunks: disjoint, all above next_, never empty (freed with the last chunk).
+struct TcpStream::OutOfOrder {
+  using Chunks = std::map<uint64_t, std::vector<std::byte>>;
+  Chunks chunks;
+  uint64_t bytes = 0;  // their sizes summed, all reserved from cfg.budget
+};
+
+TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
+
+TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(&cfg) {}
 
 TcpStream::~TcpStream() {
-  free_buffer();
+  release_buffers();
 }
 
 TcpStream::TcpStream(TcpStream&& o) noexcept
     : cfg_(o.cfg_),
-      base_(o.base_),
-      initialized_(o.initialized_),
-      disabled_(o.disabled_),
       next_(o.next_),
       fin_off_(o.fin_off_),
-      hist_start_(o.hist_start_),
-      buffered_(std::exchange(o.buffered_, 0)),
+      gap_bytes_(o.gap_bytes_),
       history_(std::move(o.history_)),
-      chunks_(std::move(o.chunks_)),
-      stats_(o.stats_) {
-  o.chunks_.clear();
-}
+      ooo_(std::move(o.ooo_)),
+      base_(o.base_),
+      hist_cap_(std::exchange(o.hist_cap_, 0)),
+      hist_fill_(std::exchange(o.hist_fill_, 0)),
+      gaps_(o.gaps_),
+      mismatches_(o.mismatches_),
+      initialized_(o.initialized_),
+      disabled_(o.disabled_) {}
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this == &o) return *this;
-  free_buffer();
+  release_buffers();
   cfg_ = o.cfg_;
-  base_ = o.base_;
-  initialized_ = o.initialized_;
-  disabled_ = o.disabled_;
   next_ = o.next_;
   fin_off_ = o.fin_off_;
-  hist_start_ = o.hist_start_;
-  buffered_ = std::exchange(o.buffered_, 0);
+  gap_bytes_ = o.gap_bytes_;
   history_ = std::move(o.history_);
-  chunks_ = std::move(o.chunks_);
-  o.chunks_.clear();
-  stats_ = o.stats_;
+  ooo_ = std::move(o.ooo_);
+  base_ = o.base_;
+  hist_cap_ = std::exchange(o.hist_cap_, 0);
+  hist_fill_ = std::exchange(o.hist_fill_, 0);
+  gaps_ = o.gaps_;
+  mismatches_ = o.mismatches_;
+  initialized_ = o.initialized_;
+  disabled_ = o.disabled_;
   return *this;
+}
+
+uint64_t TcpStream::buffered_bytes() const {
+  return ooo_ ? ooo_->bytes : 0;
+}
+
+size_t TcpStream::buffered_chunks() const {
+  return ooo_ ? ooo_->chunks.size() : 0;
 }
 
 void TcpStream::init(TcpSeq isn) {
@@ -70,24 +99,40 @@ void TcpStream::init_midstream(TcpSeq first_seq) {
   base_ = first_seq;
   initialized_ = true;
   next_ = 0;
-  hist_start_ = 0;
+  hist_fill_ = 0;
   fin_off_ = kNoFin;
+  gap_bytes_ = 0;
+  gaps_ = 0;
+  mismatches_ = 0;
 }
 
 void TcpStream::disable() {
-  free_buffer();
+  release_buffers();
   disabled_ = true;
 }
 
+void TcpStream::release_buffers() {
+  free_buffer();
+  free_history();
+}
+
 void TcpStream::free_buffer() {
-  if (cfg_.budget && buffered_) cfg_.budget->release(buffered_);
-  buffered_ = 0;
-  chunks_.clear();
+  if (!ooo_) return;
+  if (cfg_->budget && ooo_->bytes) cfg_->budget->release(ooo_->bytes);
+  ooo_.reset();
+}
+
+void TcpStream::free_history() {
+  if (!history_) return;
+  if (cfg_->budget) cfg_->budget->release(hist_cap_);
+  history_.reset();
+  hist_cap_ = 0;
+  hist_fill_ = 0;
 }
 
 DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink) {
   if (disabled_) return DropReason::None;
-  ++stats_.segments;
+  count(&StreamStats::segments);
   const bool syn = flags & tcp_flag::kSyn;
   const bool fin = flags & tcp_flag::kFin;
   if (!initialized_) {
@@ -101,22 +146,22 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
   const int32_t d = data_seq - next_seq();
   const uint64_t len = payload.size();
   if (d > kMaxAhead) {
-    ++stats_.refused_segments;
-    stats_.refused_bytes += len;
+    count(&StreamStats::refused_segments);
+    count(&StreamStats::refused_bytes, len);
     return DropReason::StreamOutOfWindow;
   }
   // RFC 9293 3.8.4 keep-alive: seq = SND.NXT - 1 with zero or one garbage byte. Comparing that
   // byte with history would raise a false mismatch.
   if (d == -1 && len <= 1 && !syn && !fin) {
-    ++stats_.keepalives;
+    count(&StreamStats::keepalives);
     return DropReason::None;
   }
   int64_t off = static_cast<int64_t>(next_) + d;
   if (fin && fin_off_ == kNoFin && off + static_cast<int64_t>(len) >= 0)
     fin_off_ = static_cast<uint64_t>(off) + len;
   if (len == 0) return DropReason::None;
-  if (cfg_.depth && next_ >= cfg_.depth) {
-    stats_.depth_bytes += len;
+  if (cfg_->depth && next_ >= cfg_->depth) {
+    count(&StreamStats::depth_bytes, len);
     return DropReason::StreamDepth;
   }
 
@@ -124,9 +169,9 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
   if (off < 0) {
     // Bytes before offset 0: resent data from before a midstream pickup (or before the ISN).
     const uint64_t before = std::min<uint64_t>(len, static_cast<uint64_t>(-off));
-    ++stats_.rexmit_segments;
-    stats_.rexmit_bytes += before;
-    stats_.unverifiable_bytes += before;
+    count(&StreamStats::rexmit_segments);
+    count(&StreamStats::rexmit_bytes, before);
+    count(&StreamStats::unverifiable_bytes, before);
     note(why, DropReason::StreamRexmitUnverifiable);
     payload = payload.subspan(before);
     off = 0;
@@ -141,23 +186,23 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
     uoff = next_;
     if (payload.empty()) return why;
   }
-  if (cfg_.depth && uoff + payload.size() > cfg_.depth) {
-    const uint64_t keep = cfg_.depth > uoff ? cfg_.depth - uoff : 0;
-    stats_.depth_bytes += payload.size() - keep;
+  if (cfg_->depth && uoff + payload.size() > cfg_->depth) {
+    const uint64_t keep = cfg_->depth > uoff ? cfg_->depth - uoff : 0;
+    count(&StreamStats::depth_bytes, payload.size() - keep);
     note(why, DropReason::StreamDepth);
     payload = payload.first(keep);
     if (payload.empty()) return why;
   }
   if (uoff == next_) {
     // In order: straight to the sink from the caller's buffer, up to the first buffered chunk.
-    const uint64_t room = chunks_.empty() ? payload.size() : chunks_.begin()->first - next_;
+    const uint64_t room = ooo_ ? ooo_->chunks.begin()->first - next_ : payload.size();
     const uint64_t n = std::min<uint64_t>(payload.size(), room);
     deliver(payload.first(n), sink);
     payload = payload.subspan(n);
     uoff = next_;
   }
   if (!payload.empty()) {
-    if (ahead) ++stats_.ooo_segments;
+    if (ahead) count(&StreamStats::ooo_segments);
     note(why, buffer(uoff, payload, sink));
   }
   drain(sink);
@@ -165,87 +210,98 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
 }
 
 void TcpStream::retransmission(uint64_t off, Bytes data, StreamSink& sink, DropReason& why) {
-  ++stats_.rexmit_segments;
-  stats_.rexmit_bytes += data.size();
-  const uint64_t h = cfg_.history;
-  uint64_t lo = std::max<uint64_t>(hist_start_, next_ > h ? next_ - h : 0);
-  if (history_.empty()) lo = next_;  // nothing kept (history 0, or nothing delivered yet)
+  count(&StreamStats::rexmit_segments);
+  count(&StreamStats::rexmit_bytes, data.size());
+  // Kept: the hist_fill_ bytes right below next_ (none without a ring, or after a hole).
+  const uint64_t lo = next_ - hist_fill_;
   const uint64_t end = off + data.size();
   if (off < lo) {
     const uint64_t n = std::min(end, lo) - off;
-    stats_.unverifiable_bytes += n;
+    count(&StreamStats::unverifiable_bytes, n);
     note(why, DropReason::StreamRexmitUnverifiable);
     if (n == data.size()) return;
     data = data.subspan(n);
     off += n;
   }
   // The kept bytes are at most two runs of the ring; compare in place, copy only to report.
+  const uint64_t h = hist_cap_;
   const uint64_t pos = off % h;
   const uint64_t k = std::min<uint64_t>(data.size(), h - pos);
-  const std::byte* ring = history_.data();
+  const std::byte* ring = history_.get();
   if (std::memcmp(ring + pos, data.data(), k) == 0 &&
       std::memcmp(ring, data.data() + k, data.size() - k) == 0)
     return;
   std::vector<std::byte> orig(ring + pos, ring + pos + k);
   orig.insert(orig.end(), ring, ring + (data.size() - k));
-  ++stats_.mismatches;
+  bump(mismatches_);
+  count(&StreamStats::mismatches);
   note(why, DropReason::StreamRexmitMismatch);
   sink.on_mismatch({off, data.size(), Bytes(orig), data});
 }
 
 DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
   const uint64_t end = off + data.size();
-  auto first = chunks_.upper_bound(off);
-  if (first != chunks_.begin()) {
-    auto prev = std::prev(first);
-    if (prev->first + prev->second.size() > off) first = prev;
-  }
   // Pass 1: compare every overlap (RFC 9293 3.10.7.4 lets either copy win; a difference is the
   // evasion Ptacek & Newsham describe, so it is reported whichever policy applies) and count
   // the bytes that would be new.
   uint64_t overlap = 0;
   DropReason why = DropReason::None;
-  for (auto it = first; it != chunks_.end() && it->first < end; ++it) {
-    const uint64_t lo = std::max(off, it->first);
-    const uint64_t hi = std::min(end, it->first + it->second.size());
-    if (hi <= lo) continue;
-    overlap += hi - lo;
-    Bytes held = Bytes(it->second).subspan(lo - it->first, hi - lo);
-    Bytes fresh = data.subspan(lo - off, hi - lo);
-    if (!std::equal(held.begin(), held.end(), fresh.begin())) {
-      ++stats_.mismatches;
-      why = DropReason::StreamRexmitMismatch;
-      sink.on_mismatch({lo, hi - lo, held, fresh});
+  OutOfOrder::Chunks::iterator first;
+  if (ooo_) {
+    OutOfOrder::Chunks& chunks = ooo_->chunks;
+    first = chunks.upper_bound(off);
+    if (first != chunks.begin()) {
+      auto prev = std::prev(first);
+      if (prev->first + prev->second.size() > off) first = prev;
+    }
+    for (auto it = first; it != chunks.end() && it->first < end; ++it) {
+      const uint64_t lo = std::max(off, it->first);
+      const uint64_t hi = std::min(end, it->first + it->second.size());
+      if (hi <= lo) continue;
+      overlap += hi - lo;
+      Bytes held = Bytes(it->second).subspan(lo - it->first, hi - lo);
+      Bytes fresh = data.subspan(lo - off, hi - lo);
+      if (!std::equal(held.begin(), held.end(), fresh.begin())) {
+        bump(mismatches_);
+        count(&StreamStats::mismatches);
+        why = DropReason::StreamRexmitMismatch;
+        sink.on_mismatch({lo, hi - lo, held, fresh});
+      }
     }
   }
   const uint64_t added = data.size() - overlap;
-  if (added == 0 && cfg_.policy == OverlapPolicy::First) return why;
+  if (added == 0 && cfg_->policy == OverlapPolicy::First) return why;
   DropReason refused = DropReason::None;
   // Checked before the segment lands: Last adds at most two chunks (itself and a split tail),
   // First one per hole it fills (at most held + 1), so the count stays under 2 * max_chunks + 2.
-  if (buffered_ + added > cfg_.max_buffered || chunks_.size() >= cfg_.max_chunks)
+  if (buffered_bytes() + added > cfg_->max_buffered || buffered_chunks() >= cfg_->max_chunks)
     refused = DropReason::StreamOooLimit;
-  else if (added && cfg_.budget && !cfg_.budget->reserve(added))
+  else if (added && cfg_->budget && !cfg_->budget->reserve(added))
     refused = DropReason::StreamBudget;
   if (refused != DropReason::None) {
-    ++stats_.refused_segments;
-    stats_.refused_bytes += added;
+    count(&StreamStats::refused_segments);
+    count(&StreamStats::refused_bytes, added);
     return why != DropReason::None ? why : refused;
   }
-  buffered_ += added;
+  if (!ooo_) {
+    ooo_ = std::make_unique<OutOfOrder>();
+    first = ooo_->chunks.end();
+  }
+  ooo_->bytes += added;
+  OutOfOrder::Chunks& chunks = ooo_->chunks;
 
-  if (cfg_.policy == OverlapPolicy::First) {
+  if (cfg_->policy == OverlapPolicy::First) {
     // Fill only the holes between chunks already held.
     uint64_t pos = off;
     auto it = first;
     while (pos < end) {
       uint64_t hole_end = end;
-      if (it != chunks_.end() && it->first < end) hole_end = std::max(pos, it->first);
+      if (it != chunks.end() && it->first < end) hole_end = std::max(pos, it->first);
       if (hole_end > pos) {
         Bytes piece = data.subspan(pos - off, hole_end - pos);
-        chunks_.emplace_hint(it, pos, std::vector<std::byte>(piece.begin(), piece.end()));
+        chunks.emplace_hint(it, pos, std::vector<std::byte>(piece.begin(), piece.end()));
       }
-      if (it == chunks_.end() || it->first >= end) break;
+      if (it == chunks.end() || it->first >= end) break;
       pos = std::max(pos, it->first + it->second.size());
       ++it;
     }
@@ -254,7 +310,7 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
 
   // Last: cut the overlapped parts out of held chunks, then store the new segment whole.
   auto it = first;
-  while (it != chunks_.end() && it->first < end) {
+  while (it != chunks.end() && it->first < end) {
     const uint64_t c_off = it->first;
     const uint64_t c_end = c_off + it->second.size();
     if (c_end <= off) {
@@ -263,16 +319,16 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
     }
     if (c_end > end) {
       std::vector<std::byte> tail(it->second.begin() + (end - c_off), it->second.end());
-      chunks_.emplace(end, std::move(tail));
+      chunks.emplace(end, std::move(tail));
     }
     if (c_off < off) {
       it->second.resize(off - c_off);
       ++it;
     } else {
-      it = chunks_.erase(it);
+      it = chunks.erase(it);
     }
   }
-  chunks_.emplace(off, std::vector<std::byte>(data.begin(), data.end()));
+  chunks.emplace(off, std::vector<std::byte>(data.begin(), data.end()));
   return why;
 }
 
@@ -281,48 +337,80 @@ void TcpStream::deliver(Bytes data, StreamSink& sink) {
   remember(data);
   const uint64_t at = next_;
   next_ += data.size();
-  stats_.bytes_delivered += data.size();
+  count(&StreamStats::bytes_delivered, data.size());
   sink.on_data(at, data);
 }
 
+// Called before next_ moves: data starts at offset next_.
 void TcpStream::remember(Bytes data) {
-  const uint64_t h = cfg_.history;
-  if (h == 0) return;
-  if (history_.empty()) history_.resize(h);
+  const uint64_t limit = cfg_->history;
+  if (limit == 0) return;
+  // The ring grows while the bytes delivered since the last hole outgrow it.
+  const uint64_t want = std::min<uint64_t>(limit, uint64_t{hist_fill_} + data.size());
+  if (!history_ || want > hist_cap_) grow_history(want);
+  if (!history_) return;  // the budget refused: these bytes stay unverifiable
+  const uint64_t h = hist_cap_;
+  hist_fill_ = static_cast<uint32_t>(std::min<uint64_t>(h, hist_fill_ + data.size()));
   // Only the last h bytes of a delivery can still be in the window; they start at this offset.
   const uint64_t n = std::min<uint64_t>(data.size(), h);
   const uint64_t first_off = next_ + data.size() - n;
   data = data.last(n);
   const uint64_t pos = first_off % h;
   const uint64_t k = std::min<uint64_t>(n, h - pos);
-  std::memcpy(history_.data() + pos, data.data(), k);
-  if (n > k) std::memcpy(history_.data(), data.data() + k, n - k);
+  std::memcpy(history_.get() + pos, data.data(), k);
+  if (n > k) std::memcpy(history_.get(), data.data() + k, n - k);
+}
+
+// Doubling from kFirstHistory: a short flow holds a small ring, a long one reaches cfg.history
+// in a few reallocations. The bytes held keep their place (offset o at o % capacity). When the
+// budget refuses, the ring stays as it was (or there is none).
+void TcpStream::grow_history(uint64_t want) {
+  const uint64_t limit = cfg_->history;
+  const uint64_t old = history_ ? hist_cap_ : 0;
+  uint64_t cap = old ? old : std::min<uint64_t>(kFirstHistory, limit);
+  while (cap < want)
+    cap *= 2;
+  cap = std::min(cap, limit);
+  if (cap <= old) return;
+  if (cfg_->budget && !cfg_->budget->reserve(cap - old)) return;
+  auto ring = std::make_unique_for_overwrite<std::byte[]>(cap);
+  for (uint64_t o = next_ - hist_fill_; o < next_;) {
+    const uint64_t from = o % old, to = o % cap;
+    const uint64_t n = std::min({next_ - o, old - from, cap - to});
+    std::memcpy(ring.get() + to, history_.get() + from, n);
+    o += n;
+  }
+  history_ = std::move(ring);
+  hist_cap_ = static_cast<uint32_t>(cap);
 }
 
 void TcpStream::gap_to(uint64_t off, StreamSink& sink) {
-  if (cfg_.depth) off = std::min(off, std::max(cfg_.depth, next_));
+  if (cfg_->depth) off = std::min(off, std::max(cfg_->depth, next_));
   if (off <= next_) return;
   const uint64_t len = off - next_;
-  ++stats_.gaps;
-  stats_.gap_bytes += len;
+  bump(gaps_);
+  gap_bytes_ += len;
+  count(&StreamStats::gaps);
+  count(&StreamStats::gap_bytes, len);
   sink.on_gap(next_, len);
   next_ = off;
-  hist_start_ = off;  // history below holds bytes of older offsets, not of the gap
+  hist_fill_ = 0;  // the ring holds bytes of older offsets, not of the gap
 }
 
 void TcpStream::drain(StreamSink& sink) {
-  while (!chunks_.empty() && chunks_.begin()->first <= next_) {
-    auto node = chunks_.extract(chunks_.begin());
+  while (ooo_ && ooo_->chunks.begin()->first <= next_) {
+    auto node = ooo_->chunks.extract(ooo_->chunks.begin());
     std::vector<std::byte>& bytes = node.mapped();
-    buffered_ -= bytes.size();
-    if (cfg_.budget) cfg_.budget->release(bytes.size());
+    ooo_->bytes -= bytes.size();
+    if (cfg_->budget) cfg_->budget->release(bytes.size());
+    if (ooo_->chunks.empty()) ooo_.reset();
     // Chunks never start below next_ (skip_to stops at a chunk start), so no trim is needed.
     deliver(bytes, sink);
   }
 }
 
 void TcpStream::release_next_chunk(StreamSink& sink) {
-  const uint64_t start = chunks_.begin()->first;
+  const uint64_t start = ooo_->chunks.begin()->first;
   gap_to(start, sink);
   // Chunks never lie past the depth limit, so the gap always reaches the chunk; should that
   // ever fail, dropping the buffer beats looping forever.
@@ -335,7 +423,7 @@ void TcpStream::skip_to(TcpSeq seq, StreamSink& sink) {
   const int32_t d = seq - next_seq();
   if (d <= 0 || d > kMaxAhead) return;
   const uint64_t target = next_ + static_cast<uint64_t>(d);
-  while (!chunks_.empty() && chunks_.begin()->first < target)
+  while (ooo_ && ooo_->chunks.begin()->first < target)
     release_next_chunk(sink);
   gap_to(target, sink);
   drain(sink);
@@ -343,7 +431,7 @@ void TcpStream::skip_to(TcpSeq seq, StreamSink& sink) {
 
 void TcpStream::flush(StreamSink& sink) {
   if (!initialized_ || disabled_) return;
-  while (!chunks_.empty())
+  while (ooo_)
     release_next_chunk(sink);
   if (fin_seen()) gap_to(fin_off_, sink);
 }

@@ -65,13 +65,14 @@ void TcpConnection::letter(size_t i, char c) {
 }
 
 // Zeek adds S, H, F and R again when the sequence number differs from the last one of that
-// kind (a new SYN, a FIN at another place): a sign of reuse or of an odd stack.
-void TcpConnection::repeatable(size_t i, char c, std::optional<TcpSeq>& last, TcpSeq seq) {
+// kind (a new SYN, a FIN at another place): a sign of reuse or of an odd stack. These letters
+// are recorded only here, so once one is in history `last` holds a sequence number.
+void TcpConnection::repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq) {
   const size_t pos = kLetters.find(c);
   const uint32_t bit = 1u << (pos + (i ? 16 : 0));
   if (!(hist_seen_ & bit)) {
     letter(i, c);
-  } else if (!last || *last != seq) {
+  } else if (last != seq) {
     history_ += i == 0 ? char(c - 'a' + 'A') : c;
   }
   last = seq;
@@ -79,6 +80,7 @@ void TcpConnection::repeatable(size_t i, char c, std::optional<TcpSeq>& last, Tc
 
 void TcpConnection::record_history(size_t i, const TcpView& tcp, uint32_t len) {
   HistoryState& h = hs_[i];
+  SideBits& b = bits_[i];
   const int bits = int(tcp.syn()) + int(tcp.fin()) + int(tcp.rst());
   if (bits > 1) {
     letter(i, tcp.fin() && tcp.rst() ? 'i' : 'q');
@@ -95,21 +97,24 @@ void TcpConnection::record_history(size_t i, const TcpView& tcp, uint32_t len) {
   if (tcp.window() == 0 && !tcp.rst() && !tcp.syn()) letter(i, 'w');
   if (len && !tcp.syn() && !tcp.rst()) {
     const TcpSeq end = tcp.seq() + len;
-    if (!h.base_set) {
+    if (!b.base_set) {
       h.data_base = tcp.seq();
-      h.base_set = true;
+      b.base_set = true;
     }
-    if (h.data_seen && tcp.seq() < h.max_data_end) letter(i, 't');
-    if (!h.data_seen || end > h.max_data_end) h.max_data_end = end;
-    h.data_seen = true;
+    if (b.data_seen && tcp.seq() < h.max_data_end) letter(i, 't');
+    if (!b.data_seen || end > h.max_data_end) h.max_data_end = end;
+    b.data_seen = true;
     const int32_t sz = end - h.data_base;
-    if (sz > 0) h.size = std::max<uint64_t>(h.size, uint64_t(sz));
+    if (sz > 0) h.size = std::max(h.size, uint32_t(sz));
   }
 }
 
 TcpResult TcpConnection::refuse(DropReason r, const TcpView& tcp, size_t sender) {
   anomalies_.add(r);
-  if (tcp.has_ack()) refused_ack_[sender] = tcp.ack();
+  if (tcp.has_ack()) {
+    refused_ack_[sender] = tcp.ack();
+    bits_[sender].has_refused_ack = true;
+  }
   return {TcpOutcome::Ignored, r};
 }
 
@@ -149,9 +154,9 @@ void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
   if (R.seen && ack > R.snd_nxt) letter(r, 'g');
   // Bytes that went by without being captured (snap length): Zeek's reassembler reports the
   // gap when they are acknowledged.
-  if (hs_[r].uncaptured && ack > *hs_[r].uncaptured) {
+  if (bits_[r].has_uncaptured && ack > hs_[r].uncaptured) {
     letter(r, 'g');
-    hs_[r].uncaptured.reset();
+    bits_[r].has_uncaptured = false;
   }
   if (!R.peer_acked || ack > R.snd_una) R.snd_una = ack;
   R.peer_acked = true;
@@ -241,7 +246,8 @@ void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
   if (tcp.fin() && e != ZeekState::Reset) e = ZeekState::Closed;
 }
 
-TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp ts,
+// The time is not kept: the engine keeps per-side times (and exact counters) of its own.
+TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp /*ts*/,
                                     SegmentMeta meta) {
   const bool syn = tcp.syn(), ack = tcp.has_ack(), fin = tcp.fin(), rst = tcp.rst();
   const bool first = !started_;
@@ -268,16 +274,17 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
       (reset || !(S.isn_known && tcp.seq() == S.isn)))
     return {TcpOutcome::NewConnection, DropReason::None};
 
-  ++S.packets;
-  S.last_seen = ts;
+  if (S.packets != UINT32_MAX) ++S.packets;
   if (meta.bad_checksum) {
     letter(s, 'c');
     anomalies_.add(DropReason::BadChecksum);
     return {TcpOutcome::Ignored, DropReason::BadChecksum};
   }
   record_history(s, tcp, len);
-  if (meta.captured_len < len && !rst && !hs_[s].uncaptured)
+  if (meta.captured_len < len && !rst && !bits_[s].has_uncaptured) {
     hs_[s].uncaptured = tcp.seq() + (syn ? 1 : 0) + meta.captured_len;
+    bits_[s].has_uncaptured = true;
+  }
   if (syn && (fin || rst)) return refuse(DropReason::TcpBadFlags, tcp, s);
 
   TcpOptions opt;
@@ -299,8 +306,8 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
     // A SYN-SENT endpoint answering an unacceptable ACK with <SEQ=SEG.ACK><CTL=RST> (RFC 9293
     // 3.10.7.3) stays in SYN-SENT. Only there: elsewhere it would let a forged segment hide a
     // genuine RST.
-    if (S.state == TS::SynSent && refused_ack_[r] && tcp.seq() == *refused_ack_[r]) {
-      refused_ack_[r].reset();
+    if (S.state == TS::SynSent && bits_[r].has_refused_ack && tcp.seq() == refused_ack_[r]) {
+      bits_[r].has_refused_ack = false;
       return res;
     }
     if (!rst_in_window(s, r, tcp)) return refuse(DropReason::TcpRstOutOfWindow, tcp, s);
@@ -316,8 +323,8 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   }
 
   if (syn) {
-    if (!syn_seen_[s]) {
-      syn_seen_[s] = true;
+    if (!bits_[s].syn_seen) {
+      bits_[s].syn_seen = true;
       if (opt.window_scale) {
         uint8_t shift = *opt.window_scale;
         if (shift > kMaxWindowShift) {
@@ -328,9 +335,9 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
         syn_wscale_[s] = shift;
       }
       // RFC 7323 2.2: scaling is in force only when both SYNs carried the option.
-      if (syn_seen_[r] && syn_wscale_[0] && syn_wscale_[1]) {
-        ep_[0].wscale = *syn_wscale_[0];
-        ep_[1].wscale = *syn_wscale_[1];
+      if (bits_[r].syn_seen && syn_wscale_[0] != kNoWscale && syn_wscale_[1] != kNoWscale) {
+        ep_[0].wscale = syn_wscale_[0];
+        ep_[1].wscale = syn_wscale_[1];
       }
       if (opt.timestamps) {
         S.syn_ts = true;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <random>
@@ -397,7 +398,9 @@ TEST(TcpState, RetransmittedDataAndZeroWindowAndGapAreHistoryLetters) {
 }
 
 TEST(TcpState, ConnectionStateFitsInAFewHundredBytes) {
-  EXPECT_LE(sizeof(TcpConnection), 384u) << "per-flow memory: see the header";
+  // One per TCP flow beside two TcpStreams: ~512 bytes per idle flow in all (see the header).
+  EXPECT_LE(sizeof(TcpConnection), 200u) << "per-flow memory: see the header";
+  std::cout << "sizeof(TcpConnection) = " << sizeof(TcpConnection) << "\n";
 }
 
 TEST(TcpState, BadChecksumIsHistoryCAndChangesNothing) {
