@@ -1,21 +1,34 @@
 #!/usr/bin/python3
-"""`l45 decode -i` end to end: a live capture in a network namespace of real ping traffic,
-and the missing-privilege error. Needs root; otherwise exits 77 (skipped) with one line.
+"""Live captures end to end, in network namespaces: `l45 decode -i` on real ping traffic and the
+missing-privilege error; `l45 conn -i` and `l45 midstat -i` on real nginx and curl traffic.
+Needs root, network namespaces, nginx and curl; otherwise exits 77 (skipped) with one line.
 
 Usage: cli_live_test.py L45_BINARY
 """
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 L45 = sys.argv[1]
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces, live capture)")
     sys.exit(77)
+missing = [t for t in ("nginx", "curl", "ss", "ethtool") if not shutil.which(t)]
+if missing:
+    print(f"SKIP: needs {', '.join(missing)} (scripts/install-deps.sh)")
+    sys.exit(77)
 
 suffix = str(os.getpid())
+probe = f"l45cli-p{suffix}"
+if subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=30).returncode != 0:
+    print("SKIP: cannot create a network namespace here ('ip netns add' failed)")
+    sys.exit(77)
+subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
 NS_A, NS_B = f"l45cli-a{suffix}", f"l45cli-b{suffix}"
 results = []
 
@@ -61,6 +74,163 @@ try:
 finally:
     subprocess.run(["ip", "netns", "del", NS_A], capture_output=True)
     subprocess.run(["ip", "netns", "del", NS_B], capture_output=True)
+
+
+# ---- l45 conn -i and l45 midstat -i on real HTTP: nginx and curl in two namespaces -----------
+# Server 198.51.100.1 (NS_S, veth-s, where l45 listens), client 198.51.100.2 (NS_C, veth-c).
+# Offloads are off so the frames l45 sees are the real segments. Every process below is started
+# with its own session and killed by its pid in `finally`; every wait has a timeout.
+K = 5
+BODY = b"<html><body><h1>l45 live</h1>" + b"x" * 3000 + b"</body></html>\n"
+BIG = 8 << 20  # nginx sends it at 256 KiB/s: the connection outlives the midstat run
+
+
+def start(cmd, **kw):
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGKILL, timeout=5):
+    """Signals `p` by its pid (its session: p.pid is its process group) and reaps it."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        return p.communicate(timeout=5)
+
+
+def curl(*args, timeout=15):
+    return sh("ip", "netns", "exec", NS_C, "curl", "-sS", "--max-time", str(timeout - 5), *args,
+              check=False)
+
+
+NS_S, NS_C = f"l45cli-s{suffix}", f"l45cli-c{suffix}"
+procs = []
+tmp = tempfile.mkdtemp(prefix="l45-live-")
+try:
+    sh("ip", "netns", "add", NS_S)
+    sh("ip", "netns", "add", NS_C)
+    sh("ip", "-n", NS_S, "link", "add", "veth-s", "type", "veth", "peer", "name", "veth-c", "netns", NS_C)
+    sh("ip", "-n", NS_S, "addr", "add", "198.51.100.1/24", "dev", "veth-s")
+    sh("ip", "-n", NS_C, "addr", "add", "198.51.100.2/24", "dev", "veth-c")
+    for ns, dev in ((NS_S, "veth-s"), (NS_C, "veth-c")):
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+           "tx", "off", check=False)
+
+    os.makedirs(f"{tmp}/www")
+    with open(f"{tmp}/www/index.html", "wb") as f:
+        f.write(BODY)
+    with open(f"{tmp}/www/big.bin", "wb") as f:
+        f.write(os.urandom(BIG))
+    with open(f"{tmp}/nginx.conf", "w") as f:
+        f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  keepalive_timeout 30s;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  server {{
+    listen 198.51.100.1:80;
+    root {tmp}/www;
+    location = /big.bin {{ limit_rate 256k; }}  # the slow download midstat watches
+  }}
+}}
+""")
+    nginx = start(["ip", "netns", "exec", NS_S, "nginx", "-e", f"{tmp}/error.log", "-p", tmp, "-c",
+                   f"{tmp}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and nginx.poll() is None:
+        if "LISTEN" in sh("ip", "netns", "exec", NS_S, "ss", "-Hltn", "sport = :80").stdout:
+            break
+        time.sleep(0.05)
+    listening = "LISTEN" in sh("ip", "netns", "exec", NS_S, "ss", "-Hltn", "sport = :80").stdout
+    check("nginx listens on 198.51.100.1:80 in the server namespace", listening,
+          open(f"{tmp}/error.log").read() if os.path.exists(f"{tmp}/error.log") else "")
+
+    # -- l45 conn -i: K single-request connections and one keep-alive pair
+    conn = start(["ip", "netns", "exec", NS_S, L45, "conn", "-i", "veth-s", "--json"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # let the capture open before the first SYN
+    url = "http://198.51.100.1/index.html"
+    codes = [curl("-o", "/dev/null", "-w", "%{http_code} %{num_connects}", url).stdout for _ in range(K)]
+    pair = curl("-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects}\n", url, url).stdout.split()
+    # curl closes first; nginx answers the FIN at once. Wait (bounded) until the server has no
+    # connection left on port 80 but TIME_WAIT ones, then give l45 a moment to read the last ACK.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ss = sh("ip", "netns", "exec", NS_S, "ss", "-Htn", "state", "connected", "sport = :80").stdout
+        if all("TIME-WAIT" in l for l in ss.splitlines()):
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    out, err = stop(conn, signal.SIGINT, timeout=10)
+    check("curl made K single-request connections and one keep-alive connection with 2 requests",
+          codes == ["200 1"] * K and pair == ["1", "0"], f"{codes} {pair}")
+    try:
+        recs = [json.loads(l) for l in out.splitlines() if l.strip()]
+    except ValueError as e:
+        recs = []
+        err += f" (bad JSON: {e})"
+    web = [r for r in recs if r["proto"] == "tcp" and r["id.resp_p"] == 80]
+    check(f"conn -i: exits 0 on SIGINT, exactly K+1 = {K + 1} TCP connections to port 80",
+          conn.returncode == 0 and len(web) == K + 1 and len({r["uid"] for r in web}) == K + 1,
+          f"rc={conn.returncode} {len(web)} {err!r} {out!r}")
+    check("conn -i: every connection closed cleanly: conn_state SF, history starts with ShAD",
+          web and all(r["conn_state"] == "SF" and r.get("history", "").startswith("ShAD") for r in web),
+          [(r["conn_state"], r.get("history"), r["l45_end"]) for r in web])
+    check("conn -i: orig is curl (198.51.100.2), resp is nginx (198.51.100.1:80)",
+          web and all(r["id.orig_h"] == "198.51.100.2" and r["id.resp_h"] == "198.51.100.1" for r in web),
+          web)
+    sizes = sorted(r.get("resp_bytes", 0) for r in web)
+    check(f"conn -i: resp_bytes >= the body ({len(BODY)} B), twice the body on the keep-alive one",
+          len(sizes) == K + 1 and sizes[0] >= len(BODY) and sizes[-1] >= 2 * len(BODY)
+          and all(r.get("orig_bytes", 0) > 0 for r in web), sizes)
+
+    # -- l45 midstat -i: a slow download is listed while it runs
+    mid = start(["ip", "netns", "exec", NS_S, L45, "midstat", "-i", "veth-s"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    slow = start(["ip", "netns", "exec", NS_C, "curl", "-sS", "-o", "/dev/null", "--max-time", "20",
+                  "-w", "%{http_code} %{size_download}",
+                  "http://198.51.100.1/big.bin"],
+                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2.2)
+    out, err = stop(mid, signal.SIGINT, timeout=10)
+    still_running = slow.poll() is None
+    curl_out = stop(slow)[0]
+    tables, cur = [], None
+    for line in out.splitlines():
+        if line.startswith("# "):
+            cur = []
+            tables.append(cur)
+        elif cur is not None and line and not line.startswith("PROTO"):
+            cur.append(line.split())
+    live = [t for t in tables
+            if any(r[0] == "tcp" and r[2].startswith("198.51.100.2:") and r[4] == "198.51.100.1:80"
+                   and r[3] == "ESTABLISHED" and r[5] == "ESTABLISHED" for r in t)]
+    check("midstat -i for ~2 s: at least two tables (one a second, one at exit), exit 0 on SIGINT",
+          mid.returncode == 0 and len(tables) >= 2, f"rc={mid.returncode} {err!r} {out!r}")
+    check("midstat -i: the tables list the live download, both sides ESTABLISHED",
+          still_running and len(live) >= 1, f"curl running={still_running} ({curl_out!r}) {out!r}")
+finally:
+    for p in procs:
+        stop(p)
+    subprocess.run(["ip", "netns", "del", NS_S], capture_output=True, timeout=30)
+    subprocess.run(["ip", "netns", "del", NS_C], capture_output=True, timeout=30)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")

@@ -5,6 +5,8 @@ Usage: cli_test.py L45_BINARY SOURCE_DIR
 """
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -84,6 +86,350 @@ with tempfile.NamedTemporaryFile(suffix=".pcap") as t:
 
 p = run("decode", "-r", SAMPLE, "--stats")
 check("--stats prints totals on stderr", p.returncode == 0 and "packets" in p.stderr, p.stderr)
+
+# ---- The flow commands: conn, follow, midstat ------------------------------------------------
+# Crafted input is built here byte by byte (no scapy on the test hosts): Ethernet + IPv4 + TCP
+# with real checksums, written as a classic pcap.
+
+
+def csum16(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(int.from_bytes(b[i:i + 2], "big") for i in range(0, len(b), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def ip4(a):
+    return bytes(int(x) for x in a.split("."))
+
+
+def ipv4_pkt(src, dst, proto, payload, ihl=5, total=None):
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total or 20 + len(payload), 1, 0,
+                                64, proto, 0, ip4(src), ip4(dst)))
+    hdr[10:12] = csum16(bytes(hdr)).to_bytes(2, "big")
+    return bytes(hdr) + payload
+
+
+def tcp_seg(src, dst, sport, dport, seq, ack, flags, payload=b"", win=65535):
+    fl = sum({"F": 1, "S": 2, "R": 4, "P": 8, "A": 16}[c] for c in flags)
+    hdr = bytearray(struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, fl, win, 0, 0))
+    pseudo = ip4(src) + ip4(dst) + struct.pack("!BBH", 0, 6, 20 + len(payload))
+    hdr[16:18] = csum16(pseudo + bytes(hdr) + payload).to_bytes(2, "big")
+    return bytes(hdr) + payload
+
+
+def eth(payload, ethertype=0x0800):
+    return b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + struct.pack("!H", ethertype) + payload
+
+
+def write_pcap(path, frames, t0=1700000000):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for i, fr in enumerate(frames):
+            f.write(struct.pack("<IIII", t0, i * 1000, len(fr), len(fr)) + fr)
+
+
+def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    return eth(ipv4_pkt(src, dst, 6, tcp_seg(src, dst, sport, dport, seq, ack, flags, payload)))
+
+
+def conn_json(*args):
+    p = run("conn", *args, "--json")
+    return p, [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+tmp = tempfile.mkdtemp(prefix="l45-cli-")
+os.chmod(tmp, 0o755)
+# tshark with an empty profile: no user preferences (name resolution, columns) change its output,
+# and an unreadable ~/.config/wireshark cannot cut it short.
+TSHARK_ENV = dict(os.environ, HOME=tmp, XDG_CONFIG_HOME=tmp)
+
+# -- l45 conn: TSV with Zeek's header lines
+ZEEK_FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto",
+               "duration", "orig_bytes", "resp_bytes", "conn_state", "missed_bytes", "history",
+               "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel", "l45_end"]
+p = run("conn", "-r", SAMPLE)
+lines = p.stdout.splitlines()
+meta = [l for l in lines if l.startswith("#")]
+rows = [l.split("\t") for l in lines if l and not l.startswith("#")]
+fields = next((l.split("\t")[1:] for l in meta if l.startswith("#fields\t")), [])
+types = next((l.split("\t")[1:] for l in meta if l.startswith("#types\t")), [])
+check("conn TSV: exit 0, Zeek's header lines, #fields as documented, one #types per field",
+      p.returncode == 0 and meta[:1] == ["#separator \\x09"] and fields == ZEEK_FIELDS
+      and len(types) == len(fields) and "#unset_field\t-" in meta and meta[-1].startswith("#close\t"),
+      f"rc={p.returncode} {meta}")
+check("conn TSV: every row has one tab-separated value per field, unset ones are '-', none empty",
+      rows and all(len(r) == len(ZEEK_FIELDS) and all(v != "" for v in r) for r in rows)
+      and all(r[ZEEK_FIELDS.index("tunnel")] == "-" for r in rows), rows[:3])
+
+# tshark's view of the TCP connections: one conversation per 4-tuple.
+def tshark_tcp_streams(path):
+    t = subprocess.run(["tshark", "-r", path, "-Y", "tcp", "-T", "fields", "-e", "tcp.stream",
+                        "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst",
+                        "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "tcp.flags.syn",
+                        "-e", "tcp.flags.ack"], capture_output=True, text=True, timeout=120,
+                       env=TSHARK_ENV)
+    streams = {}
+    for l in t.stdout.splitlines():
+        s, s4, s6, sp, d4, d6, dp, syn, ack = l.split("\t")
+        streams.setdefault(int(s), (s4 or s6, int(sp), d4 or d6, int(dp)))  # first packet
+    return streams
+
+
+tshark_streams = tshark_tcp_streams(SAMPLE)
+tcp_rows = [r for r in rows if r[6] == "tcp"]
+check(f"conn TSV: one row per TCP connection, {len(tshark_streams)} as tshark counts, same 4-tuples",
+      sorted((r[2], int(r[3]), r[4], int(r[5])) for r in tcp_rows) == sorted(tshark_streams.values()),
+      f"{[(r[2], r[3], r[4], r[5]) for r in tcp_rows]} vs {sorted(tshark_streams.values())}")
+
+p, conns = conn_json("-r", SAMPLE)
+uids = [c["uid"] for c in conns]
+check("conn --json: every line parses, one object per TSV row, uids unique",
+      p.returncode == 0 and len(conns) == len(rows) and len(set(uids)) == len(uids)
+      and sorted(uids) == sorted(r[1] for r in rows), f"{len(conns)} vs {len(rows)} rows")
+tsv_by_uid = {r[1]: dict(zip(ZEEK_FIELDS, r)) for r in rows}
+check("conn --json and TSV agree on every field they both have",
+      all(str(c[k]) == tsv_by_uid.get(c["uid"], {}).get(k) or
+          (k == "duration" and f"{c[k]:.6f}" == tsv_by_uid[c["uid"]][k]) or
+          (k == "ts" and f"{c[k]:.6f}" == tsv_by_uid[c["uid"]][k])
+          for c in conns for k in c), conns[:2])
+tshark_tcp = len(subprocess.run(["tshark", "-r", SAMPLE, "-Y", "tcp"], capture_output=True,
+                                text=True, timeout=120, env=TSHARK_ENV).stdout.splitlines())
+tcp_conns = [c for c in conns if c["proto"] == "tcp"]
+pkts = sum(c["orig_pkts"] + c["resp_pkts"] for c in tcp_conns)
+check(f"conn --json: orig_pkts + resp_pkts over TCP connections = tshark's {tshark_tcp} TCP packets",
+      tshark_tcp > 0 and pkts == tshark_tcp, f"{pkts} vs {tshark_tcp}")
+check("conn --json: the sample's TCP connections all closed cleanly (SF, history ShAD..., to port 80)",
+      tcp_conns and all(c["conn_state"] == "SF" and c["history"].startswith("ShAD")
+                        and c["id.resp_p"] == 80 for c in tcp_conns),
+      [(c["uid"], c["conn_state"], c.get("history")) for c in tcp_conns])
+
+# -- l45 follow: per-side bytes, byte-identical to tshark's follow,tcp,raw
+def tshark_follow(path, n_streams):
+    args = ["tshark", "-r", path, "-q"]
+    for i in range(n_streams):
+        args += ["-z", f"follow,tcp,raw,{i}"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=TSHARK_ENV).stdout
+    streams, cur = {}, None
+    for line in out.splitlines():
+        if line.startswith("Filter: tcp.stream eq "):
+            cur = {"nodes": [], "data": [bytearray(), bytearray()]}
+            streams[int(line.rsplit(" ", 1)[1])] = cur
+        elif cur is None or line.startswith("===") or line.startswith("Follow:") or not line.strip():
+            continue
+        elif line.startswith("Node "):
+            host, port = line.split(": ", 1)[1].rsplit(":", 1)
+            cur["nodes"].append((host.strip("[]"), int(port)))
+        else:
+            cur["data"][1 if line.startswith("\t") else 0] += bytes.fromhex(line.strip())
+    return streams
+
+
+out_dir = os.path.join(tmp, "streams")
+p = run("follow", "-r", SAMPLE, "-o", out_dir, "--json")
+fobjs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+fuids = sorted(o["uid"] for o in fobjs)
+check("follow --json: exit 0, one object per TCP connection, uids equal those of 'l45 conn'",
+      p.returncode == 0 and fuids == sorted(c["uid"] for c in tcp_conns), f"{fuids} {p.stderr!r}")
+files_ok, sizes_ok = True, True
+for o in fobjs:
+    for side in ("orig", "resp", "json"):
+        files_ok &= os.path.isfile(os.path.join(out_dir, f"{o['uid']}.{side}"))
+    for side in ("orig", "resp"):
+        f = os.path.join(out_dir, f"{o['uid']}.{side}")
+        sizes_ok &= os.path.isfile(f) and os.path.getsize(f) == o[side]["bytes"]
+check("follow: <uid>.orig, <uid>.resp and <uid>.json exist for every connection", files_ok,
+      sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else "no directory")
+check("follow: .orig/.resp sizes equal the JSON 'bytes'", sizes_ok, fobjs)
+same_json = all(json.load(open(os.path.join(out_dir, f"{o['uid']}.json"))) == o for o in fobjs
+                if os.path.isfile(os.path.join(out_dir, f"{o['uid']}.json")))
+check("follow: <uid>.json equals the --json line", same_json, "")
+
+ts_follow = tshark_follow(SAMPLE, len(tshark_streams))
+by_tuple = {(o["id.orig_h"], o["id.orig_p"], o["id.resp_h"], o["id.resp_p"]): o for o in fobjs}
+mism = []
+for n, s in sorted(ts_follow.items()):
+    (ch, cp), (sh_, sp) = s["nodes"]
+    o = by_tuple.get((ch, cp, sh_, sp))
+    if not o:
+        mism.append(f"stream {n} {s['nodes']}: no follow output")
+        continue
+    for i, side in enumerate(("orig", "resp")):
+        f = os.path.join(out_dir, f"{o['uid']}.{side}")
+        got = open(f, "rb").read() if os.path.isfile(f) else b""
+        if got != bytes(s["data"][i]):
+            mism.append(f"stream {n} {side}: l45 {len(got)} B, tshark {len(s['data'][i])} B")
+check(f"follow: every side of all {len(ts_follow)} streams is byte-identical to tshark's follow,tcp,raw",
+      len(ts_follow) == len(tshark_streams) > 0 and not mism, mism)
+
+p = run("follow", "-r", SAMPLE, "-o", os.path.join(tmp, "streams2"))
+check("follow without --json: one summary line per connection",
+      p.returncode == 0 and len(p.stdout.splitlines()) == len(fobjs)
+      and all(l.split()[0] in fuids for l in p.stdout.splitlines()), p.stdout)
+
+# -- l45 midstat
+STATES = {"LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "CLOSING",
+          "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSED", "RESET", "ACTIVE", "-"}
+p = run("midstat", "-r", SAMPLE)
+tables = [l for l in p.stdout.splitlines() if l.startswith("# ")]
+check("midstat -r: one table, at the end, with a PROTO/STATE header",
+      p.returncode == 0 and len(tables) == 1 and "PROTO" in p.stdout and "STATE" in p.stdout, p.stdout)
+trows = [l.split() for l in p.stdout.splitlines()
+         if l and not l.startswith("#") and not l.startswith("PROTO")]
+check("midstat -r: a row per tracked flow, both states are TCP state names",
+      trows and all(r[3] in STATES and r[5] in STATES for r in trows if r[0] == "tcp")
+      and len([r for r in trows if r[0] == "tcp"]) == len(tcp_conns), trows)
+p = run("midstat", "-r", SAMPLE, "--every", "0.005")
+n_tables = len([l for l in p.stdout.splitlines() if l.startswith("# ")])
+check("midstat --every 0.005: several tables over the 38 ms capture", p.returncode == 0 and n_tables >= 3,
+      f"{n_tables} tables")
+p = run("midstat", "-r", SAMPLE, "--every", "0.005", "--json")
+try:
+    mobjs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+except ValueError as e:
+    mobjs = []
+states = {t[k] for o in mobjs for t in o["table"] for k in ("client_state", "server_state")}
+check("midstat --json: every line parses, one per table; states are names (ESTABLISHED, TIME_WAIT, ...)",
+      p.returncode == 0 and len(mobjs) == n_tables and states <= STATES
+      and {"ESTABLISHED", "TIME_WAIT"} <= states, f"{len(mobjs)} vs {n_tables}: {states}")
+# Packet time drives --every for a file: a table each time the capture crosses a period, showing
+# the flows as they were then. With 2 ms periods over the 38 ms sample there are >= 10 tables, the
+# first ~2 ms after the first packet, and one falls inside the keep-alive connection (51438,
+# open from 9.3 to 10.3 ms) with both of its sides ESTABLISHED.
+t0 = conns[0]["ts"] if conns else 0
+p = run("midstat", "-r", SAMPLE, "--every", "0.002", "--json")
+mobjs2 = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+during = [o for o in mobjs2 if any(t["client"].endswith(":51438") and t["client_state"] == "ESTABLISHED"
+                                   and t["server_state"] == "ESTABLISHED" for t in o["table"])]
+check("midstat --every 0.002: a table every 2 ms of packet time, from the start of the capture",
+      p.returncode == 0 and len(mobjs2) >= 10 and mobjs2[0]["ts"] <= t0 + 0.0045 and during,
+      f"{len(mobjs2)} tables at {[round(o['ts'] - t0, 4) for o in mobjs2]} s after the first packet; "
+      f"{len(during)} show 51438 open")
+p = run("midstat", "-r", SAMPLE, "-n", "2")
+check("midstat -n 2: at most 2 rows, and says how many were shown",
+      p.returncode == 0 and "(2 shown)" in p.stdout, p.stdout)
+
+# -- help
+for cmd, example in (("conn", "l45 conn -r"), ("follow", "l45 follow -r"), ("midstat", "l45 midstat -r")):
+    p = run("help", cmd)
+    check(f"help {cmd} shows the examples", p.returncode == 0 and "Examples" in p.stdout
+          and example in p.stdout, p.stdout[:200])
+p = run("help")
+check("help lists conn, follow and midstat",
+      p.returncode == 0 and all(f"  {c} " in p.stdout for c in ("conn", "follow", "midstat")), p.stdout)
+
+# -- errors: one clear line, exit 2
+not_dir = os.path.join(tmp, "a-file")
+open(not_dir, "w").write("x")
+check("follow without -r: exit 2, one line", *one_error_line(run("follow", "-o", tmp), "--read"))
+check("follow without -o: exit 2, one line", *one_error_line(run("follow", "-r", SAMPLE), "--output"))
+check("follow -o an existing file: exit 2, one line naming it",
+      *one_error_line(run("follow", "-r", SAMPLE, "-o", not_dir), not_dir))
+check("follow -o under a file: exit 2, one line naming it",
+      *one_error_line(run("follow", "-r", SAMPLE, "-o", os.path.join(not_dir, "sub")), not_dir))
+# Unwritable: a read-only directory. Root writes anywhere, so as root l45 runs as nobody.
+ro = os.path.join(tmp, "ro")
+os.mkdir(ro)
+os.chmod(ro, 0o555)
+sample_copy = os.path.join(tmp, "sample.pcap")
+shutil.copy(SAMPLE, sample_copy)
+os.chmod(sample_copy, 0o644)
+as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+for target in (ro, os.path.join(ro, "sub")):
+    p = subprocess.run([*as_user, L45, "follow", "-r", sample_copy, "-o", target], capture_output=True,
+                       text=True, timeout=60)
+    check(f"follow -o unwritable {os.path.relpath(target, tmp)}: exit 2, one line naming it",
+          *one_error_line(p, ro))
+    err_lines = [l for l in p.stderr.splitlines() if l.startswith("l45: error:")]
+    check(f"follow -o unwritable {os.path.relpath(target, tmp)}: exactly one error line",
+          len(err_lines) == 1, p.stderr)
+    # No line on stdout may claim a connection's bytes were followed when no file was written.
+    check(f"follow -o unwritable {os.path.relpath(target, tmp)}: no summary lines for unwritten streams",
+          p.stdout == "", p.stdout)
+check("follow --overlap middle: exit 2, one line", *one_error_line(
+    run("follow", "-r", SAMPLE, "-o", out_dir, "--overlap", "middle"), "--overlap"))
+check("midstat --every -1: exit 2, one line", *one_error_line(
+    run("midstat", "-r", SAMPLE, "--every=-1"), "--every"))
+nested = os.path.join(tmp, "new", "nested")
+p = run("follow", "-r", SAMPLE, "-o", nested)
+check("follow -o a missing nested directory creates it",
+      p.returncode == 0 and len([f for f in os.listdir(nested) if f.endswith(".orig")]) == len(fobjs),
+      p.stderr)
+for cmd in ("conn", "midstat"):
+    check(f"{cmd} --when-full drop: exit 2, one line", *one_error_line(
+        run(cmd, "-r", SAMPLE, "--when-full", "drop"), "--when-full"))
+for cmd in ("conn", "follow", "midstat"):
+    extra = ["-o", os.path.join(tmp, "err-" + cmd)] if cmd == "follow" else []
+    check(f"{cmd}: missing file: exit 2, one line naming it",
+          *one_error_line(run(cmd, "-r", "/nonexistent.pcap", *extra), "/nonexistent.pcap"))
+    check(f"{cmd}: not a capture: exit 2, one line",
+          *one_error_line(run(cmd, "-r", os.path.join(SRC, "README.md"), *extra), "not a pcap"))
+for cmd in ("conn", "midstat"):
+    check(f"{cmd} with neither -r nor -i: exit 2", *one_error_line(run(cmd)))
+
+# -- a truncated capture: the connections seen, then the error with the byte offset
+cut = len(data) // 2 + 7
+off, rec = 24, None
+while off + 16 <= len(data):
+    incl = struct.unpack_from("<I", data, off + 8)[0]
+    if off + 16 + incl > cut:
+        rec = off
+        break
+    off += 16 + incl
+trunc = os.path.join(tmp, "truncated.pcap")
+with open(trunc, "wb") as f:
+    f.write(data[:cut])
+p = run("conn", "-r", trunc)
+trows = [l.split("\t") for l in p.stdout.splitlines() if l and not l.startswith("#")]
+seen = tshark_tcp_streams(trunc)
+err = [l for l in p.stderr.splitlines() if l.startswith("l45: error:")]
+check("conn on a capture cut mid-record: exit 2, every connection seen before the cut, as tshark",
+      p.returncode == 2 and sorted((r[2], int(r[3]), r[4], int(r[5])) for r in trows if r[6] == "tcp")
+      == sorted(seen.values()) and len(seen) > 0
+      and sum(int(r[13]) + int(r[15]) for r in trows if r[6] == "tcp") < tshark_tcp,
+      f"rc={p.returncode} {trows}")
+check(f"conn on a capture cut mid-record: one error line with the record's byte offset ({rec})",
+      len(err) == 1 and "byte" in err[0] and str(rec) in err[0]
+      and all(r[-1] == "end_of_input" for r in trows), p.stderr)
+p, tconns = conn_json("-r", trunc)
+check("conn --json on the cut capture: the same connections, then the error",
+      p.returncode == 2 and sorted(c["uid"] for c in tconns) == sorted(r[1] for r in trows), p.stderr)
+
+# -- --stats: counters and every drop reason by name, on stderr
+crafted = os.path.join(tmp, "crafted.pcap")
+C, S = "192.0.2.1", "192.0.2.2"
+frames = [
+    tcp_frame(C, S, 40000, 80, 1000, 0, "S"),
+    tcp_frame(S, C, 80, 40000, 5000, 1001, "SA"),
+    tcp_frame(C, S, 40000, 80, 1001, 5001, "A"),
+    tcp_frame(C, S, 40000, 80, 1001, 5001, "PA", b"GET / HTTP/1.0\r\n\r\n"),
+    tcp_frame(S, C, 80, 40000, 5000 + 0x40000000, 0, "R"),     # far outside the window
+    tcp_frame(C, S, 40001, 80, 7000, 0, "SF"),                 # SYN+FIN
+    eth(ipv4_pkt(C, S, 6, b"\0" * 12, ihl=3)),                 # IHL below 5
+    eth(ipv4_pkt(C, S, 6, b"\x9c\x41\0\x50\0\0")),             # 6 bytes of a 20-byte TCP header
+    eth(b"\x88\xb5" * 20, ethertype=0x88B5),                   # a local-experimental EtherType
+]
+write_pcap(crafted, frames)
+want_drops = ["tcp_rst_out_of_window", "tcp_bad_flags", "ipv4_bad_ihl", "tcp_truncated",
+              "unknown_ethertype"]
+for cmd, extra in (("conn", []), ("follow", ["-o", os.path.join(tmp, "s-stats")]), ("midstat", [])):
+    p = run(cmd, "-r", crafted, "--stats", *extra)
+    missing = [d for d in want_drops if d not in p.stderr]
+    check(f"{cmd} --stats: packets, flows and every drop reason by name on stderr",
+          p.returncode == 0 and f"{len(frames)} packets" in p.stderr and "flows" in p.stderr
+          and not missing, f"rc={p.returncode} missing {missing}: {p.stderr}")
+p = run("conn", "-r", SAMPLE, "--stats")
+check("conn --stats on the sample: totals on stderr, nothing but the log on stdout",
+      p.returncode == 0 and "743 packets" in p.stderr and "flows" in p.stderr
+      and all(l.startswith("l45:") for l in p.stderr.splitlines()), p.stderr)
+p = run("conn", "-r", crafted, "--max-flows", "1", "--when-full", "refuse", "--stats")
+check("conn --max-flows 1 --when-full refuse: the refusal is counted by name",
+      p.returncode == 0 and "flow_table_full" in p.stderr, p.stderr)
+
+shutil.rmtree(tmp, ignore_errors=True)
+
 
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")

@@ -98,7 +98,7 @@ class Follower final : public FlowObserver {
       fmt::print("{} {} > {}  orig {} B  resp {} B  gaps {}  mismatches {}  {} {}\n", c->uid,
                  format_endpoint(f.addr(Side::Client), f.port(Side::Client)),
                  format_endpoint(f.addr(Side::Server), f.port(Side::Server)), c->bytes[0],
-                 c->bytes[1], st->stats().gaps + sr->stats().gaps, c->mismatches[0] + c->mismatches[1],
+                 c->bytes[1], st->counters().gaps + sr->counters().gaps, c->mismatches[0] + c->mismatches[1],
                  zeek_conn_state(f), flow_end_name(why));
     }
     conns_.erase(f.serial());

@@ -92,6 +92,14 @@ void print_engine_stats(const Source& src, const Engine& e) {
                "buffered peak %llu bytes\n",
                u(s.stream_bytes), u(s.stream_gaps), u(s.stream_gap_bytes), u(s.stream_mismatches),
                u(s.buffered_peak));
+  const StreamStats& ss = e.stream_stats();
+  std::fprintf(stderr,
+               "l45: segments: %llu seen, %llu out of order, %llu retransmitted (%llu bytes, "
+               "%llu unverifiable), %llu keep-alives, %llu refused (%llu bytes), %llu bytes past "
+               "the depth\n",
+               u(ss.segments), u(ss.ooo_segments), u(ss.rexmit_segments), u(ss.rexmit_bytes),
+               u(ss.unverifiable_bytes), u(ss.keepalives), u(ss.refused_segments),
+               u(ss.refused_bytes), u(ss.depth_bytes));
   if (d.fragments)
     std::fprintf(stderr,
                  "l45: fragments: %llu, %llu datagrams reassembled, %llu duplicates, %llu atomic\n",

@@ -237,6 +237,7 @@ class Engine {
   const EngineConfig& config() const { return cfg_; }
   const FlowTableStats& table_stats() const { return table_.stats(); }
   const DefragStats& defrag_stats() const { return defrag_.stats(); }
+  const StreamStats& stream_stats() const { return stream_totals_; }  // all streams together
   // Bytes the engine holds: the flow table (preallocated), TCP state, stream buffers.
   size_t memory_bytes() const;
 
@@ -257,6 +258,7 @@ class Engine {
   FlowTable<Flow> table_;
   IpDefragmenter defrag_;
   StreamBudget budget_;
+  StreamStats stream_totals_;
   std::vector<std::string> tunnels_{""};
   std::vector<std::pair<std::string, uint32_t>> tunnel_index_;
   Timestamp now_{};

@@ -78,7 +78,7 @@ uint64_t Flow::payload_size(Side s) const {
 
 uint64_t Flow::missed_bytes() const {
   if (!tcp_) return 0;
-  return tcp_->streams[0].stats().gap_bytes + tcp_->streams[1].stats().gap_bytes;
+  return tcp_->streams[0].counters().gap_bytes + tcp_->streams[1].counters().gap_bytes;
 }
 
 // Adapts one side's stream delivery to the observer and the engine's counters.
@@ -112,6 +112,7 @@ Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
       defrag_(cfg.defrag),
       budget_(cfg.max_buffered_bytes) {
   cfg_.stream.budget = &budget_;
+  cfg_.stream.totals = &stream_totals_;
 }
 
 Engine::~Engine() = default;
@@ -342,6 +343,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       for (int s = 0; s < 2; ++s) {
         Sink sink(*this, *f, Side(s));
         f->tcp_->streams[s].flush(sink);
+        f->tcp_->streams[s].release_buffers();
       }
     }
     table_.set_timeout_class(r.handle, cls);
