@@ -56,9 +56,13 @@ class Follower final : public FlowObserver {
     if (buf.size() >= kFlushAt) write(*c, size_t(from));
   }
   void on_gap(const Flow& f, Side from, uint64_t off, uint64_t len) override {
-    if (Conn* c = find(f))
-      fmt::format_to(std::back_inserter(c->gaps[size_t(from)]), "{}{{\"offset\":{},\"length\":{}}}",
-                     c->gaps[size_t(from)].empty() ? "" : ",", off, len);
+    Conn* c = find(f);
+    if (!c) return;
+    auto& g = c->gaps[size_t(from)];
+    if (!g.empty() && g.back().first + g.back().second == off)
+      g.back().second += len;  // one hole reported in parts (the ACKs moved past it in steps)
+    else
+      g.emplace_back(off, len);
   }
   void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) override {
     Conn* c = find(f);
@@ -81,9 +85,14 @@ class Follower final : public FlowObserver {
         c->uid, f.addr(Side::Client).to_string(), f.port(Side::Client),
         f.addr(Side::Server).to_string(), f.port(Side::Server), zeek_conn_state(f),
         json_escape(zeek_history(f)));
-    for (size_t s = 0; s < 2; ++s)
+    for (size_t s = 0; s < 2; ++s) {
+      std::string gaps;
+      for (auto [off, len] : c->gaps[s])
+        fmt::format_to(std::back_inserter(gaps), "{}{{\"offset\":{},\"length\":{}}}",
+                       gaps.empty() ? "" : ",", off, len);
       obj += fmt::format(",\"{}\":{{\"bytes\":{},\"gaps\":[{}],\"mismatches\":[{}]}}",
-                         s == 0 ? "orig" : "resp", c->bytes[s], c->gaps[s], c->mism[s]);
+                         s == 0 ? "orig" : "resp", c->bytes[s], gaps, c->mism[s]);
+    }
     obj += fmt::format(",\"l45_end\":\"{}\"}}\n", flow_end_name(why));
     write_file(dir_ / (c->uid + ".json"), obj.data(), obj.size(), false);
     if (failed()) {  // nothing is reported as written that was not
@@ -93,12 +102,10 @@ class Follower final : public FlowObserver {
     if (json_) {
       std::fwrite(obj.data(), 1, obj.size(), stdout);
     } else {
-      const auto* st = f.stream(Side::Client);
-      const auto* sr = f.stream(Side::Server);
       fmt::print("{} {} > {}  orig {} B  resp {} B  gaps {}  mismatches {}  {} {}\n", c->uid,
                  format_endpoint(f.addr(Side::Client), f.port(Side::Client)),
                  format_endpoint(f.addr(Side::Server), f.port(Side::Server)), c->bytes[0],
-                 c->bytes[1], st->counters().gaps + sr->counters().gaps, c->mismatches[0] + c->mismatches[1],
+                 c->bytes[1], c->gaps[0].size() + c->gaps[1].size(), c->mismatches[0] + c->mismatches[1],
                  zeek_conn_state(f), flow_end_name(why));
     }
     conns_.erase(f.serial());
@@ -115,7 +122,8 @@ class Follower final : public FlowObserver {
     bool opened[2] = {false, false};
     uint64_t bytes[2] = {0, 0};
     uint64_t mismatches[2] = {0, 0};
-    std::string gaps[2], mism[2];
+    std::vector<std::pair<uint64_t, uint64_t>> gaps[2];  // (offset, length), adjacent merged
+    std::string mism[2];
   };
   Conn* find(const Flow& f) {
     auto it = conns_.find(f.serial());

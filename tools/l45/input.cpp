@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "command.hpp"
+#include "l45/io/pcap_file.hpp"
 #include "l45/io/registry.hpp"
 
 namespace l45::cli {
@@ -27,8 +28,13 @@ void add_input_options(CLI::App& app, InputArgs& in) {
 std::unique_ptr<Source> open_input(const InputArgs& in) {
   if (in.file.empty() && in.iface.empty())
     fail("give a capture with -r FILE or an interface with -i IFACE");
-  std::string spec = in.file.empty() ? "iface:" + in.iface : "file:" + in.file;
-  auto src = must(open_source(spec));
+  // -r takes a path literally (it may contain ',' or '='), so it does not go through the
+  // "scheme:arg,key=value" spec parser.
+  std::unique_ptr<Source> src;
+  if (!in.file.empty())
+    src = must(PcapFileSource::open(in.file));
+  else
+    src = must(open_source("iface:" + in.iface));
   if (!in.filter.empty()) must(src->set_filter(in.filter));
   return src;
 }

@@ -14,6 +14,10 @@
 // tunnel kinds, as "vlan:10 gre:192.0.2.1>192.0.2.2") is interned once and kept as flow
 // metadata (Flow::tunnel, Engine::tunnel_path()).
 //
+// Gaps: bytes the receiver acknowledged but the capture never showed become a gap record once
+// they stayed missing for gap_delay of packet time (or the connection ended); a retransmission
+// filling the hole before that is delivered in order.
+//
 // Time: the engine's clock is packet time (max of the timestamps seen: a replay is exact);
 // advance(now) moves it for a live source with no traffic. Idle timeouts depend on the state
 // (EngineTimeouts): a TCP flow is "opening" until both sides are established, "established",
@@ -87,6 +91,10 @@ struct EngineConfig {
   EngineTimeouts timeouts;
   StreamConfig stream;  // per side; its budget is set by the engine
   bool reassemble = true;
+  // When the receiver acknowledges bytes the capture has not shown, they are declared a gap
+  // (on_gap) after this much packet time unless they arrive meanwhile (a capture may show data
+  // behind its ACK), and at once when the connection ends. Zero: at the ACK (as Zeek).
+  Duration gap_delay = Duration::seconds(1);
   bool key_vlan = false;          // innermost VLAN id is part of the flow key
   bool verify_checksums = false;  // bad TCP/UDP/IP checksums: history 'c', segment ignored
   bool defragment = true;
@@ -136,6 +144,10 @@ class Flow {
   friend class Engine;
   struct Tcp : TcpConnection {
     TcpStream streams[2];
+    // The peer acknowledged past missing bytes of streams[i] up to hole_ack[i], first seen
+    // hole_ms[i] - 1 milliseconds after the flow began (0: no hole pending).
+    TcpSeq hole_ack[2];
+    uint32_t hole_ms[2] = {0, 0};
   };
   FlowHandle handle_;
   IpAddr client_, server_;
@@ -248,6 +260,8 @@ class Engine {
   bool start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
+  void settle_holes(Flow& f, bool all);
+  void flush_streams(Flow& f, bool release);
   void expire();
   uint8_t timeout_class(const Flow& f) const;
   uint32_t intern_tunnel(const PacketView& v);

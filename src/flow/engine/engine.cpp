@@ -296,13 +296,13 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   }
   ++stats_.flow_packets;
   table_.touch(r.handle, now_);
-  if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
   const FlowDir dir = table_.flow_dir(r.handle, kp.dir);
 
   if (f->tcp_) {
     ++stats_.tcp_packets;
     if (f->stopped_) {
       f->side_[size_t(f->tcp_->side_of(dir))].packets++;
+      if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
       return;
     }
     auto t = v.tcp();
@@ -310,6 +310,13 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     meta.captured_len = uint32_t(v.payload().size());
     meta.bad_checksum = cfg_.verify_checksums && (v.l4_checksum_status() == ChecksumStatus::Bad ||
                                                   v.ip_checksum_status() == ChecksumStatus::Bad);
+    // Zeek's duration stops once both sides have closed (FIN or RST): later ACKs and
+    // retransmissions do not lengthen the connection.
+    auto closed = [](const TcpEndpoint& e) {
+      return e.fin_sent || e.state == TcpEndpointState::Reset;
+    };
+    const bool both_closed =
+        closed(f->tcp_->endpoint(Side::Client)) && closed(f->tcp_->endpoint(Side::Server));
     const bool was_flipped = f->tcp_->flipped();
     const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
@@ -321,6 +328,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       track(v, kp);
       return;
     }
+    if (!both_closed && pkt_ts_ > f->last_) f->last_ = pkt_ts_;
     if (f->tcp_->flipped() != was_flipped) {
       std::swap(f->client_, f->server_);
       std::swap(f->client_port_, f->server_port_);
@@ -338,18 +346,13 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     if (res.outcome == TcpOutcome::Ok) tcp_segment(*f, dir, v);
     obs_->on_packet(*f, from, v);
     const uint8_t cls = timeout_class(*f);
-    if (cls == kTcpClosed && cls_before != kTcpClosed && cfg_.reassemble) {
-      // Both sides are done: what is buffered will not be completed.
-      for (int s = 0; s < 2; ++s) {
-        Sink sink(*this, *f, Side(s));
-        f->tcp_->streams[s].flush(sink);
-        f->tcp_->streams[s].release_buffers();
-      }
-    }
+    // Both sides are done: what is buffered will not be completed.
+    if (cls == kTcpClosed && cls_before != kTcpClosed) flush_streams(*f, true);
     table_.set_timeout_class(r.handle, cls);
     return;
   }
 
+  if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
   const Side from = dir == FlowDir::Forward ? Side::Client : Side::Server;
   FlowSideCounters& c = f->side_[size_t(from)];
   ++c.packets;
@@ -392,19 +395,49 @@ void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
     TcpSeq ack = t->ack();
     if (limit - ack < 0) ack = limit;
     if (ack - peer.next_seq() > 0) {
-      Sink sink(*this, f, Side(r));
-      peer.skip_to(ack, sink);
+      if (!tcp.hole_ms[r]) {
+        const int64_t ms = std::max<int64_t>(0, (now_ - f.first_).ns / 1000000);
+        tcp.hole_ms[r] = uint32_t(std::min<int64_t>(ms, UINT32_MAX - 1)) + 1;
+        tcp.hole_ack[r] = ack;
+      } else if (ack - tcp.hole_ack[r] > 0) {
+        tcp.hole_ack[r] = ack;
+      }
     }
+  }
+  settle_holes(f, false);
+}
+
+// Holes the peer acknowledged: forgotten once filled, declared gaps once gap_delay passed (or
+// all of them with `all`, at the end).
+void Engine::settle_holes(Flow& f, bool all) {
+  Flow::Tcp& tcp = *f.tcp_;
+  const int64_t now_ms = std::max<int64_t>(0, (now_ - f.first_).ns / 1000000);
+  for (size_t i = 0; i < 2; ++i) {
+    if (!tcp.hole_ms[i]) continue;
+    TcpStream& st = tcp.streams[i];
+    if (st.disabled() || tcp.hole_ack[i] - st.next_seq() <= 0) {
+      tcp.hole_ms[i] = 0;
+      continue;
+    }
+    if (!all && now_ms - int64_t(tcp.hole_ms[i] - 1) < cfg_.gap_delay.ns / 1000000) continue;
+    Sink sink(*this, f, Side(i));
+    st.skip_to(tcp.hole_ack[i], sink);
+    tcp.hole_ms[i] = 0;
+  }
+}
+
+void Engine::flush_streams(Flow& f, bool release) {
+  if (!f.tcp_ || f.stopped_ || !cfg_.reassemble) return;
+  settle_holes(f, true);
+  for (int s = 0; s < 2; ++s) {
+    Sink sink(*this, f, Side(s));
+    f.tcp_->streams[s].flush(sink);
+    if (release) f.tcp_->streams[s].release_buffers();
   }
 }
 
 void Engine::close_flow(Flow& f, FlowEnd why) {
-  if (f.tcp_ && !f.stopped_ && cfg_.reassemble) {
-    for (int s = 0; s < 2; ++s) {
-      Sink sink(*this, f, Side(s));
-      f.tcp_->streams[s].flush(sink);
-    }
-  }
+  flush_streams(f, false);
   if (!f.stopped_) obs_->on_close(f, why);
   ++stats_.flows_closed[size_t(why)];
   if (f.tcp_) --tcp_flows_;
