@@ -363,6 +363,13 @@ void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
   const size_t s = size_t(from), r = 1 - s;
   if (!f.disabled_[s]) {
     Sink sink(*this, f, from);
+    // A SYN with another ISN before any byte was delivered (the sender gave up on its first
+    // attempt and drew a new ISN): the tracker took the new ISN, so the stream restarts there
+    // too, or every byte would sit behind a hole as wide as the ISN change.
+    TcpStream& st = tcp.streams[s];
+    if (t->syn() && st.initialized() && st.next_offset() == 0 && st.next_seq() != t->seq() + 1 &&
+        tcp.endpoint(from).isn == t->seq())
+      st.init(t->seq());
     DropReason why = tcp.streams[s].add(t->seq(), t->flags(), v.payload(), sink);
     if (why != DropReason::None) {
       stats_.drops.add(why);
