@@ -798,6 +798,86 @@ TEST(Engine, AckBeyondWhatTheSenderWasSeenToSendMakesNoGap) {
   EXPECT_EQ(r.flow()->missed_bytes(), 0u);
 }
 
+TEST(Engine, HoleBeforeAnAckedFinIsAGapAndTheDataAfterItIsDelivered) {
+  Rig r;
+  Conv cv;
+  handshake(r, cv);
+  r.send(cv.cli(kPA, 1001, 5001, "aaaa"), ms(10));
+  r.send(cv.cli(kFA | kPsh, 1009, 5001, "cccc"), ms(11));  // "bbbb" not captured
+  r.send(cv.srv(kAck, 5001, 1014), ms(12));                // acks the FIN
+  FlowLog& l = r.rec.nth(0);
+  EXPECT_EQ(l.data[0], "aaaa####cccc");
+  EXPECT_EQ(l.gaps[0], (std::vector<Gap>{{4, 4}}));
+  EXPECT_TRUE(r.flow()->stream(Side::Client)->finished());
+}
+
+TEST(Engine, SynAckResentWithAnotherIsnRestartsTheServerStream) {
+  Rig r;
+  Conv cv;
+  r.send(cv.cli(kSyn, 1000, 0), ms(0));
+  r.send(cv.srv(kSA, 5000, 1001), ms(1));
+  r.send(cv.srv(kSA, 88000, 1001), ms(1001));  // the server restarted its half-open attempt
+  r.send(cv.cli(kAck, 1001, 88001), ms(1002));
+  r.send(cv.srv(kPA, 88001, 1001, "welcome"), ms(1003));
+  r.send(cv.cli(kAck, 1001, 88008), ms(1004));
+  FlowLog& l = r.rec.nth(0);
+  EXPECT_EQ(l.data[1], "welcome");
+  EXPECT_TRUE(l.gaps[1].empty());
+}
+
+TEST(Engine, EvictedFlowIsFlushedAndClosedBeforeItsSlotIsReused) {
+  EngineConfig cfg;
+  cfg.max_flows = 2;
+  Rig r(cfg);
+  Conv a, b, c;
+  b.cp = 40001;
+  c.cp = 40002;
+  handshake(r, a, 0);
+  r.send(a.cli(kPA, 1001, 5001, "ab"), ms(3));
+  r.send(a.cli(kPA, 1005, 5001, "ef"), ms(4));  // held behind a hole
+  EXPECT_EQ(r.engine.stats().buffered_bytes, 2u);
+  handshake(r, b, 10);
+  handshake(r, c, 20);  // table full: a is idle longest
+  FlowLog& la = r.rec.nth(0);
+  EXPECT_EQ(la.closes, 1);
+  EXPECT_EQ(la.end, FlowEnd::Evicted);
+  EXPECT_EQ(la.data[0], "ab##ef");
+  EXPECT_EQ(la.closed_at, ms(20));
+  EXPECT_EQ(r.engine.stats().buffered_bytes, 0u);
+  EXPECT_EQ(r.engine.stats().flows_closed[size_t(FlowEnd::Evicted)], 1u);
+  EXPECT_EQ(r.engine.active_flows(), 2u);
+  EXPECT_EQ(r.rec.nth(2).closes, 0);
+}
+
+TEST(Engine, OlderTimestampsDoNotMoveTheClockBackOrExpireEarly) {
+  Rig r;
+  const IpAddr c = ip("10.0.0.1"), s = ip("10.0.0.2");
+  r.send(udp(c, 1, s, 2, "a"), ms(10000));
+  r.send(udp(c, 1, s, 2, "b"), ms(5000));  // reordered capture
+  EXPECT_EQ(r.engine.now(), ms(10000));
+  EXPECT_EQ(r.flow()->last_seen(), ms(10000));
+  EXPECT_EQ(r.flow()->first_seen(), ms(10000));
+  r.engine.advance(ms(70000));
+  EXPECT_EQ(r.rec.nth(0).closes, 0) << "60 s after the newest packet, not the older one";
+  r.engine.advance(ms(70001));
+  EXPECT_EQ(r.rec.nth(0).closes, 1);
+}
+
+TEST(Engine, KeyVlanSeparatesTheSameTupleOnTwoVlans) {
+  for (bool key_vlan : {false, true}) {
+    SCOPED_TRACE(key_vlan);
+    EngineConfig cfg;
+    cfg.key_vlan = key_vlan;
+    Rig r(cfg);
+    Conv v1, v2;
+    v1.vlan = 100;
+    v2.vlan = 200;
+    r.send(v1.cli(kSyn, 1000, 0), ms(0));
+    r.send(v2.cli(kSyn, 1000, 0), ms(1));
+    EXPECT_EQ(r.engine.active_flows(), key_vlan ? 2u : 1u);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // ICMP errors
 
@@ -830,6 +910,21 @@ TEST(Engine, Icmpv6ErrorIsAttributedToTheFlowItQuotes) {
   EXPECT_EQ(r.rec.nth(0).icmp_errors[size_t(Side::Server)], 1u);
   EXPECT_EQ(r.flow()->icmp_errors(), 1u);
   EXPECT_EQ(r.engine.stats().flows_created, 1u);
+}
+
+TEST(Engine, IcmpErrorQuotingATcpSegmentIsAttributedToTheOtherSide) {
+  Rig r;
+  Conv cv;
+  handshake(r, cv);
+  Packet data = cv.cli(kPA, 1001, 5001, "too big");
+  auto err = make_icmp_error(data, 3, 4, 576);  // fragmentation needed, from the server address
+  ASSERT_TRUE(err);
+  r.send(std::move(data), ms(3));
+  r.send(std::move(*err), ms(4));
+  EXPECT_EQ(r.rec.nth(0).icmp_errors[size_t(Side::Server)], 1u);
+  EXPECT_EQ(r.flow()->icmp_errors(), 1u);
+  EXPECT_EQ(r.engine.stats().flows_created, 1u);
+  EXPECT_EQ(r.rec.nth(0).data[0], "too big");
 }
 
 TEST(Engine, IcmpErrorQuotingNoTrackedFlowIsCountedAndCreatesNone) {
