@@ -554,8 +554,49 @@ TEST(Engine, TupleReusedAfterTimeWaitClosesTheOldFlowAsReusedAndStartsANewOne) {
   EXPECT_EQ(f->tcp()->endpoint(Side::Client).state, ES::Established);
   EXPECT_EQ(f->counters(Side::Client).packets, 3u) << "the new flow starts at its SYN";
   EXPECT_EQ(r.engine.stats().flows_reused, 1u);
+  EXPECT_EQ(r.engine.stats().tcp_packets, 11u) << "the reusing SYN counts once";
+  EXPECT_EQ(r.engine.stats().flow_packets, 11u);
   EXPECT_EQ(r.engine.stats().flows_closed[size_t(FlowEnd::Reused)], 1u);
   EXPECT_EQ(r.engine.active_flows(), 1u);
+}
+
+TEST(Engine, DataOnTheSynIsTheFirstBytesOfTheClientStream) {
+  Rig r;
+  Conv cv;
+  r.send(cv.cli(kSyn, 1000, 0, "tfo-data"), ms(0));  // TCP Fast Open (RFC 7413)
+  r.send(cv.srv(kSA, 5000, 1009), ms(1));
+  r.send(cv.cli(kPA, 1009, 5001, "+rest"), ms(2));
+  EXPECT_EQ(r.rec.nth(0).data[0], "tfo-data+rest");
+}
+
+// A segment whose bytes were changed on the way (an evasion: the receiver drops it, a monitor
+// that does not check would take its bytes).
+Packet corrupt(Packet p) {
+  auto b = p.mutable_data();
+  b[b.size() - 1] ^= std::byte{0x20};
+  return p;
+}
+
+TEST(Engine, BadChecksumSegmentIsIgnoredWhenVerifyingSoTheGoodCopyIsDelivered) {
+  for (bool verify : {true, false}) {
+    SCOPED_TRACE(verify);
+    EngineConfig cfg;
+    cfg.verify_checksums = verify;
+    Rig r(cfg);
+    Conv cv;
+    handshake(r, cv);
+    r.send(corrupt(cv.cli(kPA, 1001, 5001, "GOOD")), ms(10));
+    r.send(cv.cli(kPA, 1001, 5001, "GOOD"), ms(11));
+    FlowLog& l = r.rec.nth(0);
+    if (verify) {
+      EXPECT_EQ(l.data[0], "GOOD");
+      EXPECT_TRUE(l.mismatches[0].empty());
+      EXPECT_EQ(r.drops(DropReason::BadChecksum), 1u);
+    } else {
+      EXPECT_EQ(l.data[0], "GOOd");  // taken as it came
+      EXPECT_EQ(l.mismatches[0].size(), 1u);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
