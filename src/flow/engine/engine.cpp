@@ -306,7 +306,10 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) {
-      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next.
+      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next
+      // (and is counted there, not twice).
+      --stats_.flow_packets;
+      --stats_.tcp_packets;
       ++stats_.flows_reused;
       close_flow(*f, FlowEnd::Reused);
       table_.erase(r.handle);
