@@ -672,6 +672,50 @@ TEST(Engine, TcpSegmentInOutOfOrderIpv4FragmentsIsReassembledAndDelivered) {
   EXPECT_EQ(r.engine.stats().drops.get(DropReason::FlowNoKey), 0u);
 }
 
+TEST(Engine, OverlappingIpv4FragmentsKeepTheFirstBytesAndAreCounted) {
+  Rig r;
+  Conv cv;
+  handshake(r, cv);
+  const auto good = transport_bytes(cv.cli(kPA, 1001, 5001, "0123GOODGOODGOODGOODGOOD"));
+  const auto evil = transport_bytes(cv.cli(kPA, 1001, 5001, "0123EVILEVILEVILEVILEVIL"));
+  auto frag = [&](const std::vector<std::byte>& l4, uint32_t off, uint32_t len, bool more) {
+    return PacketBuilder()
+        .ipv4(cv.c, cv.s)
+        .ip_id(7)
+        .more_fragments(more)
+        .fragment_offset(uint16_t(off / 8))
+        .ip_protocol(6)
+        .payload(Bytes(l4).subspan(off, len))
+        .build();
+  };
+  r.send(frag(good, 0, 32, true), ms(10));
+  r.send(frag(evil, 24, 20, false), ms(11));  // bytes 24-31 overlap with other content
+  EXPECT_EQ(r.drops(DropReason::FragOverlapMismatch), 1u);
+  EXPECT_EQ(r.rec.nth(0).data[0], "0123GOODGOODEVILEVILEVIL");
+}
+
+TEST(Engine, OverlappingIpv6FragmentsDropTheDatagram) {
+  Rig r;
+  Conv cv;
+  cv.c = ip("2001:db8::1");
+  cv.s = ip("2001:db8::2");
+  handshake(r, cv);
+  const auto l4 = transport_bytes(cv.cli(kPA, 1001, 5001, std::string(60, 'z')));
+  auto frag = [&](uint32_t off, uint32_t len, bool more) {
+    return PacketBuilder()
+        .ipv6(cv.c, cv.s)
+        .ipv6_fragment(off, more, 99)
+        .ip_protocol(6)
+        .payload(Bytes(l4).subspan(off, len))
+        .build();
+  };
+  r.send(frag(0, 48, true), ms(10));
+  r.send(frag(40, 40, false), ms(11));  // overlaps 40-47 (RFC 5722: drop it all)
+  EXPECT_EQ(r.drops(DropReason::FragOverlapV6), 1u);
+  EXPECT_EQ(r.rec.nth(0).data[0], "");
+  EXPECT_EQ(r.engine.defrag_stats().reassembled, 0u);
+}
+
 // `inner` (a raw IP packet) in GRE (RFC 2784, no options) over IPv4 from `a` to `b`.
 Packet in_gre(const Packet& inner, IpAddr a, IpAddr b) {
   std::vector<std::byte> gre = {std::byte{0}, std::byte{0}, std::byte{0x08}, std::byte{0}};
@@ -1179,6 +1223,22 @@ TEST(Engine, StopTrackingEndsCallbacksButKeepsRecognisingTheFlow) {
   r.engine.finish();
   EXPECT_EQ(r.rec.callbacks, calls) << "no on_close either";
   EXPECT_EQ(r.engine.stats().flows_closed[size_t(FlowEnd::EndOfInput)], 1u);
+}
+
+TEST(Engine, StopTrackedConnectionStillEndsSoItsTupleCanCarryANewConnection) {
+  Rig r;
+  Conv cv;
+  handshake(r, cv);
+  r.engine.stop_tracking(r.rec.nth(0).handle);
+  r.send(cv.cli(kFA, 1001, 5001), ms(10));
+  r.send(cv.srv(kFA, 5001, 1002), ms(11));
+  r.send(cv.cli(kAck, 1002, 5002), ms(12));
+  // A new connection on the same tuple a minute later must be seen, not swallowed by the old
+  // flow for the rest of its established timeout (an hour).
+  handshake(r, cv, 60000, 90000, 123456);
+  r.send(cv.cli(kPA, 90001, 123457, "new"), ms(60003));
+  ASSERT_EQ(r.rec.opened.size(), 2u);
+  EXPECT_EQ(r.rec.nth(1).data[0], "new");
 }
 
 TEST(Engine, DisableSideStopsOnlyThatSidesDelivery) {
