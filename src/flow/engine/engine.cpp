@@ -294,6 +294,20 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   if (f->tcp_) {
     ++stats_.tcp_packets;
     if (f->stopped_) {
+      // Its state is not followed, so a stopped flow never sees its connection end: a SYN with
+      // another ISN on its tuple is a new connection, tracked from scratch (nothing is lost:
+      // the old one was not tracked), not hidden in the old slot until that idles out.
+      auto t = v.tcp();
+      const TcpEndpoint& sender = f->tcp_->endpoint(f->tcp_->side_of(dir));
+      if (t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq())) {
+        --stats_.flow_packets;
+        --stats_.tcp_packets;
+        ++stats_.flows_reused;
+        close_flow(*f, FlowEnd::Reused);
+        table_.erase(r.handle);
+        track(v, kp);
+        return;
+      }
       f->side_[size_t(f->tcp_->side_of(dir))].packets++;
       return;
     }

@@ -1239,6 +1239,13 @@ TEST(Engine, StopTrackedConnectionStillEndsSoItsTupleCanCarryANewConnection) {
   r.send(cv.cli(kPA, 90001, 123457, "new"), ms(60003));
   ASSERT_EQ(r.rec.opened.size(), 2u);
   EXPECT_EQ(r.rec.nth(1).data[0], "new");
+  EXPECT_EQ(r.rec.nth(0).closes, 0) << "a stopped flow raises nothing, its end included";
+  EXPECT_EQ(r.engine.stats().flows_closed[size_t(FlowEnd::Reused)], 1u);
+  EXPECT_EQ(r.engine.stats().tcp_packets, 10u);
+  // Its own SYN sent again (same ISN) is not a new connection.
+  r.engine.stop_tracking(r.rec.nth(1).handle);
+  r.send(cv.cli(kSyn, 90000, 0), ms(60004));
+  EXPECT_EQ(r.rec.opened.size(), 2u);
 }
 
 TEST(Engine, DisableSideStopsOnlyThatSidesDelivery) {
