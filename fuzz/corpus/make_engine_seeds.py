@@ -122,6 +122,9 @@ def hand_built():
     seed("controls", 0, cv.handshake(), rec(DISABLE_S, 1), cv.srv(5001, 1001, PSH | ACK, b"x" * 50),
          cv.cli(1001, 5051, PSH | ACK, b"y" * 50), rec(STOP, 1),
          cv.cli(1051, 5051, PSH | ACK, b"z"))
+    seed("stop_then_reuse", 0, cv.handshake(), rec(STOP, 1), cv.cli(1001, 5001, FIN | ACK),
+         cv.srv(5001, 1002, FIN | ACK), cv.handshake(90000, 123456),
+         cv.cli(90001, 123457, PSH | ACK, b"new"))
     # Budget and caps: many connections each with out-of-order data, then a SYN flood.
     many = []
     for k in range(24):
