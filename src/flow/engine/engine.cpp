@@ -301,6 +301,20 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   if (f->tcp_) {
     ++stats_.tcp_packets;
     if (f->stopped_) {
+      // Its state is not followed, so a stopped flow never sees its connection end: a SYN with
+      // another ISN on its tuple is a new connection, tracked from scratch (nothing is lost:
+      // the old one was not tracked), not hidden in the old slot until that idles out.
+      auto t = v.tcp();
+      const TcpEndpoint& sender = f->tcp_->endpoint(f->tcp_->side_of(dir));
+      if (t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq())) {
+        --stats_.flow_packets;
+        --stats_.tcp_packets;
+        ++stats_.flows_reused;
+        close_flow(*f, FlowEnd::Reused);
+        table_.erase(r.handle);
+        track(v, kp);
+        return;
+      }
       f->side_[size_t(f->tcp_->side_of(dir))].packets++;
       if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
       return;
@@ -321,7 +335,10 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) {
-      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next.
+      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next
+      // (and is counted there, not twice).
+      --stats_.flow_packets;
+      --stats_.tcp_packets;
       ++stats_.flows_reused;
       close_flow(*f, FlowEnd::Reused);
       table_.erase(r.handle);
@@ -378,6 +395,13 @@ void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
   const size_t s = size_t(from), r = 1 - s;
   if (!f.disabled_[s]) {
     Sink sink(*this, f, from);
+    // A SYN with another ISN before any byte was delivered (the sender gave up on its first
+    // attempt and drew a new ISN): the tracker took the new ISN, so the stream restarts there
+    // too, or every byte would sit behind a hole as wide as the ISN change.
+    TcpStream& st = tcp.streams[s];
+    if (t->syn() && st.initialized() && st.next_offset() == 0 && st.next_seq() != t->seq() + 1 &&
+        tcp.endpoint(from).isn == t->seq())
+      st.init(t->seq());
     DropReason why = tcp.streams[s].add(t->seq(), t->flags(), v.payload(), sink);
     if (why != DropReason::None) {
       stats_.drops.add(why);
