@@ -98,7 +98,9 @@ void TcpConnection::record_history(size_t i, const TcpView& tcp, uint32_t len) {
   if (len && !tcp.syn() && !tcp.rst()) {
     const TcpSeq end = tcp.seq() + len;
     if (!b.base_set) {
-      h.data_base = tcp.seq();
+      // From ISN + 1 when the SYN was seen (a first data segment out of order must not hide
+      // the bytes before it), else from the first data seen (Zeek's start_seq).
+      h.data_base = ep_[i].isn_known ? ep_[i].isn + 1 : tcp.seq();
       b.base_set = true;
     }
     if (b.data_seen && tcp.seq() < h.max_data_end) letter(i, 't');
