@@ -269,10 +269,12 @@ class Engine {
   EngineConfig cfg_;
   FlowObserver* obs_;
   FlowObserver none_;
-  FlowTable<Flow> table_;
-  IpDefragmenter defrag_;
+  // The streams in table_ charge budget_ and count into stream_totals_ until they are
+  // destroyed: both are declared first so they are destroyed last.
   StreamBudget budget_;
   StreamStats stream_totals_;
+  FlowTable<Flow> table_;
+  IpDefragmenter defrag_;
   std::vector<std::string> tunnels_{""};
   std::vector<std::pair<std::string, uint32_t>> tunnel_index_;
   Timestamp now_{};

@@ -108,9 +108,9 @@ class Engine::Sink final : public StreamSink {
 Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
     : cfg_(cfg),
       obs_(observer ? observer : &none_),
+      budget_(cfg.max_buffered_bytes),
       table_(table_config(cfg)),
-      defrag_(cfg.defrag),
-      budget_(cfg.max_buffered_bytes) {
+      defrag_(cfg.defrag) {
   cfg_.stream.budget = &budget_;
   cfg_.stream.totals = &stream_totals_;
 }
