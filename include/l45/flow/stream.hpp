@@ -29,8 +29,10 @@
 //
 // Memory: sizeof(TcpStream) is 248 bytes on x86-64 (stats 104, config 32, map 48, history
 // vector 24, offsets 40), checked in stream_test (<= 256). No heap when data comes
-// in order and history is 0; with history on, one allocation of `history` bytes at the first
-// delivery, never per segment. Out-of-order data costs one heap block per buffered chunk.
+// in order and history is 0; with history on, the ring grows with the bytes delivered (powers
+// of two from 256) up to `history` bytes: a few allocations per stream, never one per segment,
+// and a 500-byte stream holds 512 bytes, not `history`. Out-of-order data costs one heap block
+// per buffered chunk.
 //
 //   struct Out : StreamSink {
 //     void on_data(uint64_t off, Bytes b) override { app.append(b); }
