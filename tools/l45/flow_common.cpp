@@ -49,7 +49,7 @@ Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Ti
                 bool finish, bool live_clock) {
   SystemClock wall;
   auto r = for_each_packet(
-      src, 0, [&](const Packet& p) { engine.process(p.share()); },
+      src, 0, [&](const Packet& p) { engine.process(p); },
       [&] {
         if (live_clock) engine.advance(wall.now());
         if (tick) tick(engine.now());

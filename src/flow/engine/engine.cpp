@@ -125,7 +125,7 @@ size_t Engine::memory_bytes() const {
   return table_.memory_bytes() + tcp_flows_ * (sizeof(Flow::Tcp) + 16) + budget_.used();
 }
 
-void Engine::process(Packet pkt) {
+void Engine::process(const Packet& pkt) {
   ++stats_.packets;
   stats_.bytes += pkt.meta().wire_len;
   pkt_ts_ = pkt.meta().ts;
@@ -141,7 +141,7 @@ void Engine::process(Packet pkt) {
   }
   if (v.fragment().is_fragment && cfg_.defragment) {
     std::optional<Packet> whole;
-    PushResult r = defrag_.push(std::move(pkt), v, now_, &whole);
+    PushResult r = defrag_.push(pkt.share(), v, now_, &whole);
     if (r.anomaly != DropReason::None) stats_.drops.add(r.anomaly);
     if (r.outcome == DefragOutcome::Dropped) stats_.drops.add(r.reason);
     if (!whole) return;
@@ -150,14 +150,13 @@ void Engine::process(Packet pkt) {
       stats_.drops.add(w.error());
       return;
     }
-    handle(*whole, w);
+    handle(w);
     return;
   }
-  handle(pkt, v);
+  handle(v);
 }
 
-void Engine::handle(Packet& pkt, const PacketView& v) {
-  (void)pkt;
+void Engine::handle(const PacketView& v) {
   if (v.ip_layers().empty()) {
     ++stats_.non_ip;
     return;
