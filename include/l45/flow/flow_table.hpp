@@ -228,6 +228,10 @@ class FlowTableCore {
   uint32_t mask_ = 0;
   uint32_t free_head_ = kNil;
   std::array<List, kMaxTimeoutClasses> lists_{};
+  // perf: no list head can expire before this (ns): a lower bound kept by link_tail() and made
+  // exact by each scan, so oldest_expired() on every packet is one compare, not a walk over
+  // the classes (l45 bench many-flows: the walk was 4% of the instructions).
+  mutable int64_t min_deadline_ns_ = INT64_MIN;
   FlowTableStats stats_;
 };
 

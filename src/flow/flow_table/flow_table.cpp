@@ -1,5 +1,6 @@
 #include "l45/flow/flow_table.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -188,13 +189,24 @@ uint64_t FlowTableCore::hash(const FlowKey& k) const {
                             : flow_key_hash(k, cfg_.hash_seed);
 }
 
+namespace {
+// perf: five 64-bit compares inline; the defaulted operator== calls memcmp per array member
+// (l45 bench many-flows: memcmp was 4.7% of the time).
+inline bool same_key(const FlowKey& a, const FlowKey& b) {
+  uint64_t x[5], y[5];
+  std::memcpy(x, &a, sizeof x);
+  std::memcpy(y, &b, sizeof y);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+}  // namespace
+
 uint32_t FlowTableCore::find(const FlowKey& k) {
   ++stats_.lookups;
   uint32_t tag = uint32_t(hash(k));
   for (uint32_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
     const Bucket& b = buckets_[pos];
     if (b.slot_plus1 == 0) return kNil;
-    if (b.hash == tag && recs_[b.slot_plus1 - 1].key == k) {
+    if (b.hash == tag && same_key(recs_[b.slot_plus1 - 1].key, k)) {
       ++stats_.hits;
       return b.slot_plus1 - 1;
     }
@@ -248,6 +260,8 @@ void FlowTableCore::link_tail(uint32_t i) {
   // Keep the list sorted by last-seen time even when the caller's time steps back.
   if (l.tail != kNil && recs_[l.tail].last_seen > r.last_seen)
     r.last_seen = recs_[l.tail].last_seen;
+  if (const Duration t = cfg_.timeouts[r.cls]; t.ns > 0)
+    min_deadline_ns_ = std::min(min_deadline_ns_, r.last_seen.ns + t.ns);
   r.prev = l.tail;
   r.next = kNil;
   if (l.tail != kNil)
@@ -292,13 +306,19 @@ uint32_t FlowTableCore::oldest() const {
 }
 
 uint32_t FlowTableCore::oldest_expired(Timestamp now) const {
+  if (now.ns <= min_deadline_ns_) return kNil;
   uint32_t best = kNil;
+  int64_t min_deadline = INT64_MAX;
   for (size_t c = 0; c < kMaxTimeoutClasses; ++c) {
     uint32_t h = lists_[c].head;
     Duration t = cfg_.timeouts[c];
-    if (h == kNil || t.ns <= 0 || !(now - recs_[h].last_seen > t)) continue;
+    if (h == kNil || t.ns <= 0) continue;
+    min_deadline = std::min(min_deadline, recs_[h].last_seen.ns + t.ns);
+    if (!(now - recs_[h].last_seen > t)) continue;
     if (best == kNil || recs_[h].last_seen < recs_[best].last_seen) best = h;
   }
+  // Heads only move to later flows (lists are sorted) or come in through link_tail().
+  min_deadline_ns_ = min_deadline;
   return best;
 }
 
