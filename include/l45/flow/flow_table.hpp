@@ -293,6 +293,10 @@ class FlowTable {
   void set_timeout_class(FlowHandle h, uint8_t cls) {
     if (core_.live(h) && cls < kMaxTimeoutClasses) core_.set_class(h.index, cls);
   }
+  // The flow's timeout class (0 for a stale handle).
+  uint8_t timeout_class(FlowHandle h) const {
+    return core_.live(h) ? core_.timeout_class(h.index) : 0;
+  }
   std::optional<Timestamp> last_seen(FlowHandle h) const {
     if (!core_.live(h)) return std::nullopt;
     return core_.last_seen(h.index);

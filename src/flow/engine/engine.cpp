@@ -302,7 +302,9 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     meta.bad_checksum = cfg_.verify_checksums && (v.l4_checksum_status() == ChecksumStatus::Bad ||
                                                   v.ip_checksum_status() == ChecksumStatus::Bad);
     const bool was_flipped = f->tcp_->flipped();
-    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
+    // perf: the class the last packet set (timeout_class() of the state before this segment),
+    // not computed again.
+    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.timeout_class(r.handle);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) {
       // A new connection on this 4-tuple: the old one ends here, the SYN starts the next.

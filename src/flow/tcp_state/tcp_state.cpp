@@ -17,6 +17,14 @@ bool over(TS s) {
 
 // Zeek's history letters, in the bit order used for "seen once" (one bit per side and letter).
 constexpr std::string_view kLetters = "shadfrcgtwiq";
+// perf: a letter's bit position by table; kLetters.find() was a memchr call per letter, several
+// per segment (l45 bench many-flows).
+constexpr std::array<uint8_t, 26> kLetterPos = [] {
+  std::array<uint8_t, 26> t{};
+  for (size_t i = 0; i < kLetters.size(); ++i)
+    t[size_t(kLetters[i] - 'a')] = uint8_t(i);
+  return t;
+}();
 
 }  // namespace
 
@@ -57,7 +65,7 @@ std::string_view zeek_conn_state_name(ZeekConnState s) {
 }
 
 void TcpConnection::letter(size_t i, char c) {
-  const size_t pos = kLetters.find(c);
+  const size_t pos = kLetterPos[size_t(c - 'a')];
   const uint32_t bit = 1u << (pos + (i ? 16 : 0));
   if (hist_seen_ & bit) return;
   hist_seen_ |= bit;
@@ -67,7 +75,7 @@ void TcpConnection::letter(size_t i, char c) {
 // Zeek adds S, H, F and R again when the sequence number differs from the last one of that
 // kind (a new SYN, a FIN at another place): a sign of reuse or of an odd stack.
 void TcpConnection::repeatable(size_t i, char c, std::optional<TcpSeq>& last, TcpSeq seq) {
-  const size_t pos = kLetters.find(c);
+  const size_t pos = kLetterPos[size_t(c - 'a')];
   const uint32_t bit = 1u << (pos + (i ? 16 : 0));
   if (!(hist_seen_ & bit)) {
     letter(i, c);
