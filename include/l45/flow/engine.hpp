@@ -135,6 +135,9 @@ class Flow {
  private:
   friend class Engine;
   struct Tcp : TcpConnection {
+    // perf: both streams built in place with their config (not built default and then
+    // move-assigned); TcpConnection() value-initializes as make_unique<Tcp>() did.
+    explicit Tcp(const StreamConfig& c) : TcpConnection(), streams{TcpStream(c), TcpStream(c)} {}
     TcpStream streams[2];
   };
   FlowHandle handle_;

@@ -246,9 +246,7 @@ bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   f.first_ = f.last_ = pkt_ts_;
   f.tunnel_ = intern_tunnel(v);
   if (f.proto_ == ip_proto::kTcp) {
-    f.tcp_ = std::make_unique<Flow::Tcp>();
-    for (auto& s : f.tcp_->streams)
-      s = TcpStream(cfg_.stream);
+    f.tcp_ = std::make_unique<Flow::Tcp>(cfg_.stream);
     ++tcp_flows_;
   }
   ++stats_.flows_created;
