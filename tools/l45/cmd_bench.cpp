@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -248,6 +249,7 @@ struct WorkerResult {
   uint64_t peak_flows = 0, flows_created = 0, partial = 0, evicted = 0, refused = 0;
   uint64_t engine_mem_peak = 0, buffered_peak = 0, anomalies = 0;
   double cpu_sec = 0;
+  double t0 = 0, t1 = 0;  // the worker's timed loop (steady clock)
 };
 
 EngineConfig bench_config(const BenchArgs& a, uint32_t max_flows) {
@@ -259,11 +261,13 @@ EngineConfig bench_config(const BenchArgs& a, uint32_t max_flows) {
 }
 
 // One engine over the packets of worker `w`. The clock runs only around the packet loop.
-double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w,
-                  WorkerResult& r) {
+double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
+                  std::barrier<>* start = nullptr) {
   Engine engine(bench_config(a, a.max_flows), &r.count);
+  if (start) start->arrive_and_wait();  // every engine built before any clock starts
   const double c0 = thread_cpu_sec();
   const double t0 = now_sec();
+  r.t0 = t0;
   size_t i = 0;
   for (const Packet& p : pkts) {
     if (a.workers > 1 && worker_of(p, a.workers) != w) continue;
@@ -272,7 +276,8 @@ double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned 
     if ((++i & 4095) == 0)
       r.engine_mem_peak = std::max<uint64_t>(r.engine_mem_peak, engine.memory_bytes());
   }
-  const double sec = now_sec() - t0;
+  r.t1 = now_sec();
+  const double sec = r.t1 - t0;
   r.cpu_sec = thread_cpu_sec() - c0;
   r.engine_mem_peak = std::max<uint64_t>(r.engine_mem_peak, engine.memory_bytes());
   r.c2s_run = r.count.c2s;
@@ -300,18 +305,18 @@ void run_trace(const BenchArgs& a) {
     if (a.workers == 1) {
       sec = run_worker(a, t.pkts, 0, res[0]);
     } else {
-      // Wall time from before the first worker starts to after the last one is done.
-      std::vector<double> ends(a.workers);
+      // From the first worker's start to the last one's end; engines are built (tables
+      // preallocated) before the start barrier and finish() runs after each clock stops.
+      std::barrier<> start(a.workers);
       std::vector<std::thread> th;
-      const double t0 = now_sec();
       for (unsigned w = 0; w < a.workers; ++w)
-        th.emplace_back([&, w] {
-          run_worker(a, t.pkts, w, res[w]);
-          ends[w] = now_sec();
-        });
+        th.emplace_back([&, w] { run_worker(a, t.pkts, w, res[w], &start); });
       for (auto& x : th)
         x.join();
-      sec = *std::max_element(ends.begin(), ends.end()) - t0;
+      double first = res[0].t0, last = res[0].t1;
+      for (const WorkerResult& r : res)
+        first = std::min(first, r.t0), last = std::max(last, r.t1);
+      sec = last - first;
     }
     secs.push_back(sec);
     double cpu = 0;
