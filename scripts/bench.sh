@@ -4,9 +4,17 @@
 #   scripts/bench.sh BUILD_DIR [REPEATS=7]
 #
 # Builds the peers (into /tmp/l45-peers/bin), generates the benchmark traces when missing
-# (real nginx + wrk over veth, as root: ../shared/bench-peers/gen_trace.sh), then runs
-# `floor iter` and l45's decode_bench round-robin, pinned to one CPU, REPEATS times each, and
-# prints medians and the ratio. Only ratios from one run are comparable.
+# (real nginx + wrk over veth, as root: ../shared/bench-peers/gen_trace.sh), then per trace:
+#  1. `floor iter` and l45's decode_bench round-robin, pinned to one CPU, REPEATS times each:
+#     medians and the ratio (the packet layer alone);
+#  2. the flow engine beside the peers: ../shared/bench-peers/run_peers.sh with floor-iter,
+#     floor-flow, libnids, libtins and `l45 bench` (L45=BUILD/tools/l45/l45), round-robin,
+#     pinned to CPU 1; its summary.md, then one table of medians: Mpps, speed relative to
+#     libnids and the floors, state memory per peak-concurrent flow, and whether the
+#     reassembled bytes per direction equal libnids';
+# and last `l45 bench --synthetic-flows 1000000`: the memory of 1M open flows with empty
+# buffers. Only ratios from one run are comparable. Raw outputs stay in $RUNS
+# (default /tmp/l45-bench-runs/<trace>/raw).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?build dir}
@@ -14,6 +22,9 @@ REPS=${2:-7}
 PEERS=$HERE/../shared/bench-peers
 BIN=${BIN:-/tmp/l45-peers/bin}
 TRACES=${TRACES:-/tmp/l45-traces}
+RUNS=${RUNS:-/tmp/l45-bench-runs}
+L45_BIN=$(readlink -f "$BUILD/tools/l45/l45")
+[ -x "$L45_BIN" ] || { echo "bench: $BUILD/tools/l45/l45 not built" >&2; exit 2; }
 [ -d "$PEERS" ] || { echo "bench: $PEERS not found (the shared benchmark harness)" >&2; exit 2; }
 "$HERE/scripts/install-deps.sh" bench
 make -s -C "$PEERS" BIN="$BIN" >/dev/null
@@ -56,3 +67,72 @@ for peer, rs in rows.items():
 PY
   rm -f "$out"
 done
+
+# The flow engine beside the peers (run_peers.sh knows l45 as a peer: `$L45 bench -r TRACE`).
+mkdir -p "$RUNS"
+CPU=1
+[ "$(nproc)" -gt 1 ] || CPU=none
+for trace in bench-small many-flows; do
+  T=$TRACES/$trace.pcap
+  rm -rf "${RUNS:?}/$trace"
+  echo
+  echo "bench: $trace: floor-iter floor-flow libnids libtins l45, $REPS rounds (run_peers.sh)"
+  L45=$L45_BIN BIN=$BIN "$PEERS/run_peers.sh" -r "$REPS" -c "$CPU" -o "$RUNS/$trace" \
+    -p "floor-iter floor-flow libnids libtins l45" "$T" >"$RUNS/$trace.log" 2>&1 ||
+    { cat "$RUNS/$trace.log" >&2; exit 1; }
+  /usr/bin/python3 - "$RUNS/$trace" "$trace" <<'PY'
+import os, re, statistics, sys
+d, name = sys.argv[1], sys.argv[2]
+runs = {}
+for f in sorted(os.listdir(os.path.join(d, "raw"))):
+    if not f.endswith(".out"):
+        continue
+    peer, tag = f[:-4].rsplit(".", 1)
+    m = re.search(r"^RESULT (.*)$", open(os.path.join(d, "raw", f)).read(), re.M)
+    if tag != "tiny" and m:
+        runs.setdefault(peer, []).append(dict(kv.split("=", 1) for kv in m.group(1).split()))
+def med(peer, key):
+    return statistics.median(float(r[key]) for r in runs[peer])
+sec = {p: med(p, "sec") for p in runs}
+n = int(runs["libnids"][0]["packets"])
+peak = int(runs["floor-flow"][0]["peak_concurrent"])
+nids = runs["libnids"][0]
+print(f"\n{name}: {n:,} packets, {peak:,} peak concurrent flows (floor-flow), medians of "
+      f"{len(runs['libnids'])} rounds, pinned; raw outputs in {d}/raw")
+print(f"| peer | median s | Mpps | x libnids pps | x floor-iter pps | x floor-flow pps "
+      f"| state MB | state B / peak flow | flows | c2s = libnids | s2c = libnids |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+for p in ["floor-iter", "floor-flow", "libnids", "libtins", "l45"]:
+    if p not in runs:
+        continue
+    r = runs[p][0]
+    state = statistics.median(int(x["hwm_kb"]) - int(x["rss_load_kb"]) for x in runs[p])
+    same = lambda k: "-" if p.startswith("floor") else ("yes" if r[k] == nids[k] else
+                                                       f"no ({int(r[k]) - int(nids[k]):+,})")
+    print(f"| {p} | {sec[p]:.4f} | {n / sec[p] / 1e6:.2f} | {sec['libnids'] / sec[p]:.2f} | "
+          f"{sec['floor-iter'] / sec[p]:.2f} | {sec['floor-flow'] / sec[p]:.2f} | "
+          f"{state / 1024:.1f} | {state * 1024 / peak:,.0f} | {r['flows']} | {same('c2s')} | "
+          f"{same('s2c')} |")
+if "l45" in runs:
+    r = runs["l45"][0]
+    print(f"\nl45: peak_flows={r['peak_flows']} (open + closed within the 5 s close delay), "
+          f"engine_bytes_per_flow={r['engine_bytes_per_flow']} (Engine::memory_bytes() / "
+          f"peak_flows, table preallocated for max_flows={r['max_flows']}), gaps={r['gaps']}, "
+          f"mismatches={r['mismatches']}, partial={r['partial']}, evicted={r['evicted']}")
+PY
+done
+
+echo
+echo "bench: 1,000,000 synthetic flows (handshakes, empty buffers), pinned"
+"${PIN[@]}" "$L45_BIN" bench --synthetic-flows 1000000 >"$RUNS/synthetic.out"
+/usr/bin/python3 - "$RUNS/synthetic.out" <<'PY'
+import sys
+for line in open(sys.argv[1]):
+    if line.startswith("RESULT"):
+        kv = dict(x.split("=", 1) for x in line.split()[1:])
+        print(f"open flows {int(kv['open_flows']):,}; state (VmHWM - RSS after building the "
+              f"frames) {float(kv['state_mib']):.1f} MiB = {kv['state_bytes_per_flow']} B/flow; "
+              f"Engine::memory_bytes() {float(kv['engine_mib']):.1f} MiB = "
+              f"{kv['engine_bytes_per_flow']} B/flow (sizeof Flow {kv['sizeof_flow']}, TCP state "
+              f"{kv['sizeof_tcp_state']}); goals: <= 512 B/flow, 1M flows <= 1024 MiB")
+PY

@@ -52,7 +52,7 @@ Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Ti
       src, 0,
       [&](const Packet& p) {
         if (tick && !live_clock && engine.now() < p.meta().ts) tick(p.meta().ts);
-        engine.process(p.share());
+        engine.process(p);
       },
       [&] {
         if (!live_clock) return;

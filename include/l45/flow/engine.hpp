@@ -42,7 +42,7 @@
 //     void on_close(const Flow& f, FlowEnd why) override { print(f); }
 //   } log;
 //   Engine engine({}, &log);
-//   for (auto& pkt : packets) engine.process(std::move(pkt));
+//   for (const Packet& pkt : packets) engine.process(pkt);
 //   engine.finish();  // closes (and logs) what is still open
 #pragma once
 
@@ -143,6 +143,9 @@ class Flow {
  private:
   friend class Engine;
   struct Tcp : TcpConnection {
+    // perf: both streams built in place with their config (not built default and then
+    // move-assigned); TcpConnection() value-initializes as make_unique<Tcp>() did.
+    explicit Tcp(const StreamConfig& c) : TcpConnection(), streams{TcpStream(c), TcpStream(c)} {}
     TcpStream streams[2];
     // The peer acknowledged past missing bytes of streams[i] up to hole_ack[i], first seen
     // hole_ms[i] - 1 milliseconds after the flow began (0: no hole pending).
@@ -224,9 +227,12 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // One captured packet (link type and timestamp in its meta). The engine may keep it (IP
-  // fragments wait for their datagram); a borrowed packet's bytes must outlive the engine then.
-  void process(Packet pkt);
+  // One captured packet (link type and timestamp in its meta), read in place. The engine keeps
+  // a share() of it only when it must (IP fragments wait for their datagram); a borrowed
+  // packet's bytes must outlive the engine then.
+  // perf: by reference, so most packets cost no reference count (l45 bench).
+  void process(const Packet& pkt);
+  void process(Packet&& pkt) { process(static_cast<const Packet&>(pkt)); }
   // A live source with no traffic: move the clock and expire idle flows.
   void advance(Timestamp now);
   // End of input: every open flow is flushed and closed (FlowEnd::EndOfInput), oldest first.
@@ -255,7 +261,7 @@ class Engine {
 
  private:
   class Sink;
-  void handle(Packet& pkt, const PacketView& v);
+  void handle(const PacketView& v);
   void track(const PacketView& v, const KeyedPacket& kp);
   bool start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);

@@ -126,7 +126,7 @@ size_t Engine::memory_bytes() const {
   return table_.memory_bytes() + tcp_flows_ * (sizeof(Flow::Tcp) + 16) + budget_.used();
 }
 
-void Engine::process(Packet pkt) {
+void Engine::process(const Packet& pkt) {
   ++stats_.packets;
   stats_.bytes += pkt.meta().wire_len;
   pkt_ts_ = pkt.meta().ts;
@@ -143,7 +143,7 @@ void Engine::process(Packet pkt) {
   }
   if (v.fragment().is_fragment && cfg_.defragment) {
     std::optional<Packet> whole;
-    PushResult r = defrag_.push(std::move(pkt), v, now_, &whole);
+    PushResult r = defrag_.push(pkt.share(), v, now_, &whole);
     if (r.anomaly != DropReason::None) stats_.drops.add(r.anomaly);
     if (r.outcome == DefragOutcome::Dropped) stats_.drops.add(r.reason);
     if (!whole) {
@@ -156,14 +156,13 @@ void Engine::process(Packet pkt) {
       stats_.drops.add(w.error());
       return;
     }
-    handle(*whole, w);
+    handle(w);
     return;
   }
-  handle(pkt, v);
+  handle(v);
 }
 
-void Engine::handle(Packet& pkt, const PacketView& v) {
-  (void)pkt;
+void Engine::handle(const PacketView& v) {
   if (v.ip_layers().empty()) {
     ++stats_.non_ip;
     return;
@@ -255,9 +254,7 @@ bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   f.first_ = f.last_ = pkt_ts_;
   f.tunnel_ = intern_tunnel(v);
   if (f.proto_ == ip_proto::kTcp) {
-    f.tcp_ = std::make_unique<Flow::Tcp>();
-    for (auto& s : f.tcp_->streams)
-      s = TcpStream(cfg_.stream);
+    f.tcp_ = std::make_unique<Flow::Tcp>(cfg_.stream);
     ++tcp_flows_;
   }
   ++stats_.flows_created;
@@ -332,7 +329,9 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     const bool both_closed =
         closed(f->tcp_->endpoint(Side::Client)) && closed(f->tcp_->endpoint(Side::Server));
     const bool was_flipped = f->tcp_->flipped();
-    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : timeout_class(*f);
+    // perf: the class the last packet set (timeout_class() of the state before this segment),
+    // not computed again.
+    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.timeout_class(r.handle);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) {
       // A new connection on this 4-tuple: the old one ends here, the SYN starts the next
