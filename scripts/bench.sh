@@ -122,6 +122,23 @@ if "l45" in runs:
 PY
 done
 
+# libnids and libtins drop data sent after an accepted RST (the receiver's view); l45 delivers
+# it by default (the wire's, as tshark). With --drop-after-reset the bytes must equal libnids'.
+echo
+echo "bench: l45 bench --drop-after-reset (the receiver's view) against libnids' bytes"
+for trace in bench-small many-flows; do
+  nids=$(grep -h '^RESULT' "$(ls "$RUNS/$trace"/raw/libnids.[0-9]*.out | head -1)")
+  ours=$("${PIN[@]}" "$L45_BIN" bench -r "$TRACES/$trace.pcap" --drop-after-reset)
+  /usr/bin/python3 - "$trace" "$nids" "$ours" <<'PY'
+import sys
+kv = lambda line: dict(x.split("=", 1) for x in line.split()[1:])
+n, o = kv(sys.argv[2]), kv(sys.argv[3])
+for k in ("c2s", "s2c"):
+    print(f"{sys.argv[1]}: {k} libnids {int(n[k]):,} l45 {int(o[k]):,} "
+          f"{'equal' if n[k] == o[k] else 'DIFFERENT'}")
+PY
+done
+
 echo
 echo "bench: 1,000,000 synthetic flows (handshakes, empty buffers), pinned"
 "${PIN[@]}" "$L45_BIN" bench --synthetic-flows 1000000 >"$RUNS/synthetic.out"

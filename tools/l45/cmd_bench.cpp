@@ -38,6 +38,7 @@ struct BenchArgs {
   unsigned repeat = 1;
   uint64_t limit = 0;
   bool no_reassembly = false;
+  bool drop_after_reset = false;
   uint32_t synthetic = 0;
   // Slots are preallocated (and counted in hwm_kb): 262144 holds many-flows' ~130k flows open
   // at once, counting those kept for the 5 s close delay, without the 180 MB more of 1 << 20.
@@ -257,6 +258,7 @@ EngineConfig bench_config(const BenchArgs& a, uint32_t max_flows) {
   ea.max_flows = max_flows;
   EngineConfig c = engine_config(ea);
   c.reassemble = !a.no_reassembly;
+  c.deliver_after_reset = !a.drop_after_reset;
   return c;
 }
 
@@ -445,6 +447,8 @@ void setup(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
   app.add_option("--limit", a->limit, "only the first N packets (a prefix for profiling)");
+  app.add_flag("--drop-after-reset", a->drop_after_reset,
+               "do not deliver data sent after an accepted RST (the receiver's view, as libnids)");
   app.add_flag("--no-reassembly", a->no_reassembly,
                "TCP state only, no stream reassembly (c2s/s2c = 0)");
   app.add_option("--synthetic-flows", a->synthetic,

@@ -27,6 +27,11 @@ void add_engine_options(CLI::App& app, EngineArgs& a, bool with_stream) {
         ->capture_default_str()
         ->check(CLI::IsMember({"first", "last"}));
     app.add_option("--depth", a.depth, "reassemble at most BYTES per side (0 = all)");
+    app.add_option("--after-reset", a.after_reset,
+                   "data sent after an accepted RST: deliver (what the wire carried) or drop "
+                   "(what the receiver accepted)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"deliver", "drop"}));
     app.add_option("--max-buffer", a.max_buffer_mb, "MiB of out-of-order data held in all")
         ->capture_default_str();
   }
@@ -40,6 +45,7 @@ EngineConfig engine_config(const EngineArgs& a) {
   c.max_buffered_bytes = a.max_buffer_mb << 20;
   c.stream.policy = a.overlap == "last" ? OverlapPolicy::Last : OverlapPolicy::First;
   c.stream.depth = a.depth;
+  c.deliver_after_reset = a.after_reset != "drop";
   c.key_vlan = a.vlan;
   c.verify_checksums = a.checksums;
   return c;

@@ -19,6 +19,7 @@ struct EngineArgs {
   uint64_t max_buffer_mb = 64;
   std::string overlap = "first";
   uint64_t depth = 0;
+  std::string after_reset = "deliver";
   bool vlan = false;
   bool checksums = false;
   bool stats = false;

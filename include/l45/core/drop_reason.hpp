@@ -75,6 +75,7 @@
     "TCP retransmission older than the kept history")                                       \
   X(StreamDepth, 74, "stream_depth", "TCP data past the stream's depth limit")              \
   X(StreamOutOfWindow, 75, "stream_out_of_window", "TCP segment implausibly far from the stream") \
+  X(StreamAfterReset, 76, "stream_after_reset", "TCP data after an accepted RST (delivered unless deliver_after_reset is off)") \
   X(FlowTableFull, 80, "flow_table_full", "new flow refused: flow table at max_flows")      \
   X(FlowEvicted, 81, "flow_evicted", "flow closed early to make room for a new one")        \
   X(FlowIdleTimeout, 82, "flow_idle_timeout", "flow closed after its idle timeout")         \

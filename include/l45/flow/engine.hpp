@@ -91,6 +91,11 @@ struct EngineConfig {
   EngineTimeouts timeouts;
   StreamConfig stream;  // per side; its budget is set by the engine
   bool reassemble = true;
+  // Data sent after an accepted RST (in flight when it crossed, or sent anyway) is on the wire
+  // but the receiving stack discards it (RFC 9293 3.10.7). true: deliver it (what the wire
+  // carried: tshark's and Zeek's view); false: drop it (what the receiver accepted: libnids'
+  // and libtins' view). Counted as stream_after_reset either way.
+  bool deliver_after_reset = true;
   // When the receiver acknowledges bytes the capture has not shown, they are declared a gap
   // (on_gap) after this much packet time unless they arrive meanwhile (a capture may show data
   // behind its ACK), and at once when the connection ends. Zero: at the ACK (as Zeek).

@@ -328,6 +328,8 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     };
     const bool both_closed =
         closed(f->tcp_->endpoint(Side::Client)) && closed(f->tcp_->endpoint(Side::Server));
+    const bool was_reset = f->tcp_->endpoint(Side::Client).state == TcpEndpointState::Reset ||
+                           f->tcp_->endpoint(Side::Server).state == TcpEndpointState::Reset;
     const bool was_flipped = f->tcp_->flipped();
     // perf: the class the last packet set (timeout_class() of the state before this segment),
     // not computed again.
@@ -359,7 +361,15 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       stats_.drops.add(res.anomaly);
       obs_->on_anomaly(*f, from, res.anomaly);
     }
-    if (res.outcome == TcpOutcome::Ok) tcp_segment(*f, dir, v);
+    // After an accepted RST the receiving stack discards data still in flight (RFC 9293
+    // 3.10.7): counted, and delivered only when the config asks for the wire's view.
+    if (res.outcome == TcpOutcome::Ok && was_reset && v.payload_len()) {
+      stats_.drops.add(DropReason::StreamAfterReset);
+      obs_->on_anomaly(*f, from, DropReason::StreamAfterReset);
+      if (cfg_.deliver_after_reset) tcp_segment(*f, dir, v);
+    } else if (res.outcome == TcpOutcome::Ok) {
+      tcp_segment(*f, dir, v);
+    }
     obs_->on_packet(*f, from, v);
     const uint8_t cls = timeout_class(*f);
     // Both sides are done: what is buffered will not be completed.
