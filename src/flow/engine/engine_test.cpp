@@ -382,6 +382,26 @@ TEST(Engine, SynRetransmittedWithAnotherIsnRestartsTheClientStreamAtTheNewIsn) {
   EXPECT_EQ(f->missed_bytes(), 0u);
 }
 
+// The server keeps sending after the client's RST (its data was in flight): on the wire, so
+// delivered by default (tshark shows it); the client's stack discarded it, so with
+// deliver_after_reset off it is not (libnids' view). Counted either way.
+TEST(Engine, DataAfterAnAcceptedRstIsCountedAndDeliveredOnlyForTheWireView) {
+  for (bool deliver : {true, false}) {
+    SCOPED_TRACE(deliver ? "deliver" : "drop");
+    EngineConfig cfg;
+    cfg.deliver_after_reset = deliver;
+    Rig r(cfg);
+    Conv cv;
+    handshake(r, cv);
+    r.send(cv.srv(kPA, 5001, 1001, "head"), ms(10));
+    r.send(cv.cli(kRA, 1001, 5005), ms(11));
+    r.send(cv.srv(kPA, 5005, 1001, "tail"), ms(12));
+    EXPECT_EQ(r.flow()->tcp()->endpoint(Side::Client).state, ES::Reset);
+    EXPECT_EQ(r.rec.nth(0).data[1], deliver ? "headtail" : "head");
+    EXPECT_EQ(r.drops(DropReason::StreamAfterReset), 1u);
+  }
+}
+
 TEST(Engine, RstInWindowResetsBothSidesAndClosesAfterTheCloseDelay) {
   Rig r;
   Conv cv;
