@@ -18,14 +18,13 @@ struct ConnArgs {
 };
 
 constexpr const char* kFields[] = {
-    "ts",           "uid",         "id.orig_h",     "id.orig_p", "id.resp_h",
-    "id.resp_p",    "proto",       "duration",      "orig_bytes", "resp_bytes",
-    "conn_state",   "missed_bytes", "history",      "orig_pkts", "orig_ip_bytes",
-    "resp_pkts",    "resp_ip_bytes", "tunnel",      "l45_end"};
-constexpr const char* kTypes[] = {"time",  "string", "addr",   "port",   "addr",
-                                  "port",  "enum",   "interval", "count", "count",
-                                  "string", "count", "string", "count",  "count",
-                                  "count", "count",  "string", "string"};
+    "ts",         "uid",           "id.orig_h", "id.orig_p",  "id.resp_h",
+    "id.resp_p",  "proto",         "duration",  "orig_bytes", "resp_bytes",
+    "conn_state", "missed_bytes",  "history",   "orig_pkts",  "orig_ip_bytes",
+    "resp_pkts",  "resp_ip_bytes", "tunnel",    "l45_end"};
+constexpr const char* kTypes[] = {
+    "time",   "string", "addr",   "port",  "addr",  "port",  "enum",  "interval", "count", "count",
+    "string", "count",  "string", "count", "count", "count", "count", "string",   "string"};
 
 std::string zeek_now() {
   std::time_t t = std::time(nullptr);
@@ -43,9 +42,10 @@ class ConnLog final : public FlowObserver {
 
   void header() {
     if (json_) return;
-    fmt::print("#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
-               "#path\tconn\n#open\t{}\n#fields\t{}\n#types\t{}\n",
-               zeek_now(), fmt::join(kFields, "\t"), fmt::join(kTypes, "\t"));
+    fmt::print(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n"
+        "#path\tconn\n#open\t{}\n#fields\t{}\n#types\t{}\n",
+        zeek_now(), fmt::join(kFields, "\t"), fmt::join(kTypes, "\t"));
   }
   void footer() {
     flush();
@@ -70,8 +70,8 @@ class ConnLog final : public FlowObserver {
                      zeek_orig_port(f), f.addr(Side::Server).to_string(), zeek_resp_port(f),
                      proto_name(f.proto()));
       if (lasted)
-        fmt::format_to(out, ",\"duration\":{:.6f},\"orig_bytes\":{},\"resp_bytes\":{}",
-                       d.ns / 1e9, f.payload_size(Side::Client), f.payload_size(Side::Server));
+        fmt::format_to(out, ",\"duration\":{:.6f},\"orig_bytes\":{},\"resp_bytes\":{}", d.ns / 1e9,
+                       f.payload_size(Side::Client), f.payload_size(Side::Server));
       fmt::format_to(out, ",\"conn_state\":\"{}\",\"missed_bytes\":{}", zeek_conn_state(f),
                      f.missed_bytes());
       if (!hist.empty()) fmt::format_to(out, ",\"history\":\"{}\"", json_escape(hist));
@@ -91,8 +91,8 @@ class ConnLog final : public FlowObserver {
       else
         fmt::format_to(out, "-\t-\t-\t");
       fmt::format_to(out, "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", zeek_conn_state(f),
-                     f.missed_bytes(), hist.empty() ? "-" : hist, o.packets, o.ip_bytes,
-                     r.packets, r.ip_bytes, tunnel.empty() ? "-" : tunnel, flow_end_name(why));
+                     f.missed_bytes(), hist.empty() ? "-" : hist, o.packets, o.ip_bytes, r.packets,
+                     r.ip_bytes, tunnel.empty() ? "-" : tunnel, flow_end_name(why));
     }
     if (buf_.size() > (1 << 16) || live_) flush();
   }

@@ -2,11 +2,11 @@
 // retransmission mismatches in a JSON file next to them.
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -70,9 +70,8 @@ class Follower final : public FlowObserver {
     ++c->mismatches[size_t(from)];
     fmt::format_to(std::back_inserter(c->mism[size_t(from)]),
                    "{}{{\"offset\":{},\"length\":{},\"original\":\"{}\",\"replacement\":\"{}\"{}}}",
-                   c->mism[size_t(from)].empty() ? "" : ",", m.offset, m.length,
-                   hex(m.original), hex(m.replacement),
-                   m.length > kHexMax ? ",\"truncated\":true" : "");
+                   c->mism[size_t(from)].empty() ? "" : ",", m.offset, m.length, hex(m.original),
+                   hex(m.replacement), m.length > kHexMax ? ",\"truncated\":true" : "");
   }
   void on_close(const Flow& f, FlowEnd why) override {
     Conn* c = find(f);
@@ -105,8 +104,8 @@ class Follower final : public FlowObserver {
       fmt::print("{} {} > {}  orig {} B  resp {} B  gaps {}  mismatches {}  {} {}\n", c->uid,
                  format_endpoint(f.addr(Side::Client), f.port(Side::Client)),
                  format_endpoint(f.addr(Side::Server), f.port(Side::Server)), c->bytes[0],
-                 c->bytes[1], c->gaps[0].size() + c->gaps[1].size(), c->mismatches[0] + c->mismatches[1],
-                 zeek_conn_state(f), flow_end_name(why));
+                 c->bytes[1], c->gaps[0].size() + c->gaps[1].size(),
+                 c->mismatches[0] + c->mismatches[1], zeek_conn_state(f), flow_end_name(why));
     }
     conns_.erase(f.serial());
   }
@@ -194,7 +193,6 @@ same file.)");
 
 }  // namespace
 
-L45_REGISTER_COMMAND("follow", "write each TCP connection's reassembled bytes per side", setup,
-                     30);
+L45_REGISTER_COMMAND("follow", "write each TCP connection's reassembled bytes per side", setup, 30);
 
 }  // namespace l45::cli

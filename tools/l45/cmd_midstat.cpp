@@ -49,10 +49,8 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
       fmt::format_to(out,
                      "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":0,\"client\":\"{}\","
                      "\"client_state\":\"{}\",\"server\":\"{}\",\"server_state\":\"{}\"}}",
-                     i ? "," : "", f.uid(), proto_name(f.proto()),
-                     endpoint(f, Side::Client),
-                     state_name(f, Side::Client),
-                     endpoint(f, Side::Server),
+                     i ? "," : "", f.uid(), proto_name(f.proto()), endpoint(f, Side::Client),
+                     state_name(f, Side::Client), endpoint(f, Side::Server),
                      state_name(f, Side::Server));
     }
     fmt::format_to(out, "]}}\n");
@@ -64,10 +62,8 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
     for (size_t i = 0; i < shown; ++i) {
       const Flow& f = *flows[i];
       fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto()), 0,
-                     endpoint(f, Side::Client),
-                     state_name(f, Side::Client),
-                     endpoint(f, Side::Server),
-                     state_name(f, Side::Server));
+                     endpoint(f, Side::Client), state_name(f, Side::Client),
+                     endpoint(f, Side::Server), state_name(f, Side::Server));
     }
     fmt::format_to(out, "\n");
   }
@@ -132,7 +128,7 @@ listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before the
 
 }  // namespace
 
-L45_REGISTER_COMMAND("midstat", "show the flows being tracked and both endpoints' TCP state",
-                     setup, 40);
+L45_REGISTER_COMMAND("midstat", "show the flows being tracked and both endpoints' TCP state", setup,
+                     40);
 
 }  // namespace l45::cli

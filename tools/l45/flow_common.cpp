@@ -52,7 +52,7 @@ EngineConfig engine_config(const EngineArgs& a) {
 }
 
 Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick,
-                bool finish, bool live_clock) {
+                        bool finish, bool live_clock) {
   SystemClock wall;
   auto r = for_each_packet(
       src, 0,

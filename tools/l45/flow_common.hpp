@@ -35,8 +35,9 @@ EngineConfig engine_config(const EngineArgs& a);
 // were then); live (`live_clock`) it runs after each read with the wall clock (live sources
 // read at least once a second). A source error comes back after every packet
 // before it was processed: the caller prints what it has, then must()s the result.
-Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick = {},
-                bool finish = true, bool live_clock = false);
+Result<void> run_engine(Source& src, Engine& engine,
+                        const std::function<void(Timestamp)>& tick = {}, bool finish = true,
+                        bool live_clock = false);
 
 // --stats: the source's and the engine's counters, every drop and anomaly by name (stderr).
 void print_engine_stats(const Source& src, const Engine& engine);
@@ -49,7 +50,7 @@ uint16_t zeek_orig_port(const Flow& f);
 uint16_t zeek_resp_port(const Flow& f);
 std::string zeek_conn_state(const Flow& f);
 std::string zeek_history(const Flow& f);
-std::string format_ts(Timestamp t);  // seconds with 6 decimals
+std::string format_ts(Timestamp t);                           // seconds with 6 decimals
 std::string format_endpoint(const IpAddr& a, uint16_t port);  // 1.2.3.4:80, [::1]:80
 std::string json_escape(std::string_view s);
 

@@ -181,7 +181,9 @@ class FlowObserver {
   virtual ~FlowObserver() = default;
   virtual void on_open(const Flow& f) { (void)f; }
   // Every packet of the flow, after its state was updated. `from`: the sender's role.
-  virtual void on_packet(const Flow& f, Side from, const PacketView& v) { (void)f, (void)from, (void)v; }
+  virtual void on_packet(const Flow& f, Side from, const PacketView& v) {
+    (void)f, (void)from, (void)v;
+  }
   // Reassembled bytes of one side, in order; `offset` counts from the side's first byte.
   virtual void on_data(const Flow& f, Side from, uint64_t offset, Bytes data) {
     (void)f, (void)from, (void)offset, (void)data;
@@ -193,7 +195,9 @@ class FlowObserver {
     (void)f, (void)from, (void)m;
   }
   // A named anomaly of this flow's packet (TCP state refusals, stream anomalies).
-  virtual void on_anomaly(const Flow& f, Side from, DropReason why) { (void)f, (void)from, (void)why; }
+  virtual void on_anomaly(const Flow& f, Side from, DropReason why) {
+    (void)f, (void)from, (void)why;
+  }
   virtual void on_icmp_error(const Flow& f, Side from, const PacketView& v) {
     (void)f, (void)from, (void)v;
   }
@@ -203,12 +207,12 @@ class FlowObserver {
 
 struct EngineStats {
   uint64_t packets = 0;
-  uint64_t bytes = 0;         // wire lengths
-  uint64_t non_ip = 0;        // decoded fine, no IP (ARP, LLDP, ...): not flows
-  uint64_t undecodable = 0;   // the decoder stopped on an error (its reason is in drops)
+  uint64_t bytes = 0;               // wire lengths
+  uint64_t non_ip = 0;              // decoded fine, no IP (ARP, LLDP, ...): not flows
+  uint64_t undecodable = 0;         // the decoder stopped on an error (its reason is in drops)
   uint64_t fragments_absorbed = 0;  // IP fragments kept for their datagram, or dropped
-  uint64_t no_key = 0;        // IP but no flow key (flow_no_key, icmp_error_no_flow)
-  uint64_t flow_packets = 0;  // packets that reached a flow
+  uint64_t no_key = 0;              // IP but no flow key (flow_no_key, icmp_error_no_flow)
+  uint64_t flow_packets = 0;        // packets that reached a flow
   uint64_t tcp_packets = 0, udp_packets = 0, icmp_packets = 0, other_packets = 0;
   uint64_t flows_created = 0;
   uint64_t flows_closed[5] = {};  // by FlowEnd
@@ -216,13 +220,13 @@ struct EngineStats {
   uint64_t flows_refused = 0;
   uint64_t flows_stopped = 0;
   uint64_t sides_disabled = 0;
-  uint64_t icmp_errors = 0;  // attributed to a flow
-  uint64_t tcp_partial = 0;  // picked up without a handshake
-  uint64_t stream_bytes = 0;      // reassembled bytes delivered, both sides
+  uint64_t icmp_errors = 0;   // attributed to a flow
+  uint64_t tcp_partial = 0;   // picked up without a handshake
+  uint64_t stream_bytes = 0;  // reassembled bytes delivered, both sides
   uint64_t stream_gaps = 0, stream_gap_bytes = 0;
   uint64_t stream_mismatches = 0;
   uint64_t buffered_bytes = 0, buffered_peak = 0;  // stream buffers (budget) now and at most
-  DropCounters drops;  // every drop, refusal and anomaly, by reason
+  DropCounters drops;                              // every drop, refusal and anomaly, by reason
 };
 
 class Engine {

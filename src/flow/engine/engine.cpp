@@ -60,8 +60,7 @@ std::string_view flow_end_name(FlowEnd e) {
 }
 
 std::string Flow::uid() const {
-  static constexpr char kB62[] =
-      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  static constexpr char kB62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   uint64_t a = splitmix64(serial_), b = splitmix64(a ^ serial_);
   std::string s = "C";
   for (int i = 0; i < 17; ++i) {
@@ -187,8 +186,8 @@ void Engine::handle(const PacketView& v) {
     ++stats_.icmp_errors;
     ++stats_.flow_packets;
     const FlowDir dir = table_.flow_dir(h, kp->dir);
-    const Side from = f->tcp_ ? f->tcp_->side_of(dir) : (dir == FlowDir::Forward ? Side::Client
-                                                                                   : Side::Server);
+    const Side from =
+        f->tcp_ ? f->tcp_->side_of(dir) : (dir == FlowDir::Forward ? Side::Client : Side::Server);
     if (!f->stopped_) obs_->on_icmp_error(*f, from, v);
     return;
   }

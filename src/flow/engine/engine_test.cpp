@@ -881,7 +881,7 @@ TEST(Engine, DataShownAfterItsAckWithinTheGapDelayIsDeliveredNotAGap) {
   handshake(r, cv);
   r.send(cv.cli(kPA, 1001, 5001, "aaaa"), ms(10));
   r.send(cv.cli(kPA, 1009, 5001, "cccc"), ms(11));
-  r.send(cv.srv(kAck, 5001, 1013), ms(12));       // acks "bbbb" before the capture shows it
+  r.send(cv.srv(kAck, 5001, 1013), ms(12));          // acks "bbbb" before the capture shows it
   r.send(cv.cli(kPA, 1005, 5001, "bbbb"), ms(500));  // within the delay
   FlowLog& l = r.rec.nth(0);
   EXPECT_EQ(l.data[0], "aaaabbbbcccc");
@@ -1257,9 +1257,8 @@ TEST(Engine, BufferBudgetRefusesOutOfOrderDataAndTheRefusedBytesBecomeGapsOnceAc
   EXPECT_EQ(fa->missed_bytes(), 2100u - held_a);
   EXPECT_EQ(held_a + r.flow(1)->stream(Side::Client)->buffered_bytes(), 1000u);
   // What stays charged: b's held bytes and the history a keeps of what it delivered.
-  EXPECT_EQ(r.engine.stats().buffered_bytes,
-            r.flow(1)->stream(Side::Client)->buffered_bytes() +
-                fa->stream(Side::Client)->history_bytes());
+  EXPECT_EQ(r.engine.stats().buffered_bytes, r.flow(1)->stream(Side::Client)->buffered_bytes() +
+                                                 fa->stream(Side::Client)->history_bytes());
   r.engine.finish();
   EXPECT_EQ(r.engine.stats().buffered_bytes, 0u);
   EXPECT_EQ(r.engine.memory_bytes(), Engine(cfg).memory_bytes()) << "everything given back";
