@@ -118,10 +118,11 @@ struct FlowSideCounters {
 class Flow {
  public:
   FlowHandle handle() const { return handle_; }
-  uint8_t proto() const { return proto_; }  // IP protocol
+  uint8_t proto() const { return key_->proto; }  // IP protocol
   // Addresses and ports by role (ICMP: type and code / echo id as ports; see conn docs).
-  IpAddr addr(Side s) const { return s == Side::Client ? client_ : server_; }
-  uint16_t port(Side s) const { return s == Side::Client ? client_port_ : server_port_; }
+  IpAddr addr(Side s) const { return is_a(s) ? key_->a() : key_->b(); }
+  uint16_t port(Side s) const { return is_a(s) ? key_->port_a : key_->port_b; }
+  const FlowKey& key() const { return *key_; }
   uint16_t vlan() const { return vlan_; }
   Timestamp first_seen() const { return first_; }
   Timestamp last_seen() const { return last_; }
@@ -157,15 +158,17 @@ class Flow {
     TcpSeq hole_ack[2];
     uint32_t hole_ms[2] = {0, 0};
   };
+  bool is_a(Side s) const { return (s == Side::Client) == client_is_a_; }
+
+  // Addresses, ports and protocol are the table's key (memory: not repeated per flow); the
+  // key lives in the table's preallocated records, as long as the flow.
+  const FlowKey* key_ = nullptr;
   FlowHandle handle_;
-  IpAddr client_, server_;
-  uint16_t client_port_ = 0, server_port_ = 0;
   uint16_t vlan_ = 0;
-  uint8_t proto_ = 0;
+  bool client_is_a_ = true;  // the client is the key's first endpoint
   uint8_t icmp_type_ = 0, icmp_code_ = 0;
   bool stopped_ = false;
   bool disabled_[2] = {false, false};
-  bool roles_fixed_ = false;
   uint32_t tunnel_ = 0;
   uint32_t icmp_errors_ = 0;
   uint64_t serial_ = 0;

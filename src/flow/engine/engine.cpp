@@ -230,17 +230,8 @@ uint32_t Engine::intern_tunnel(const PacketView& v) {
 
 bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp) {
   f.handle_ = h;
-  f.proto_ = kp.key.proto;
-  f.client_ = v.src_addr();
-  f.server_ = v.dst_addr();
-  if (auto t = v.tcp()) {
-    f.client_port_ = t->src_port(), f.server_port_ = t->dst_port();
-  } else if (auto u = v.udp()) {
-    f.client_port_ = u->src_port(), f.server_port_ = u->dst_port();
-  } else {
-    f.client_port_ = kp.dir == KeyDir::Forward ? kp.key.port_a : kp.key.port_b;
-    f.server_port_ = kp.dir == KeyDir::Forward ? kp.key.port_b : kp.key.port_a;
-  }
+  f.key_ = table_.key(h);
+  f.client_is_a_ = kp.dir == KeyDir::Forward;  // the first packet's sender is the client
   if (auto ic = v.icmp()) {
     f.icmp_type_ = ic->type();
     f.icmp_code_ = ic->code();
@@ -252,7 +243,7 @@ bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   f.serial_ = ++serial_;
   f.first_ = f.last_ = pkt_ts_;
   f.tunnel_ = intern_tunnel(v);
-  if (f.proto_ == ip_proto::kTcp) {
+  if (f.proto() == ip_proto::kTcp) {
     f.tcp_ = std::make_unique<Flow::Tcp>(cfg_.stream);
     ++tcp_flows_;
   }
@@ -273,8 +264,8 @@ uint8_t Engine::timeout_class(const Flow& f) const {
       return kTcpEstablished;
     return kTcpOpening;
   }
-  if (f.proto_ == ip_proto::kUdp) return kUdp;
-  if (f.proto_ == ip_proto::kIcmp || f.proto_ == ip_proto::kIcmpv6) return kIcmp;
+  if (f.proto() == ip_proto::kUdp) return kUdp;
+  if (f.proto() == ip_proto::kIcmp || f.proto() == ip_proto::kIcmpv6) return kIcmp;
   return kOther;
 }
 
@@ -347,8 +338,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     }
     if (!both_closed && pkt_ts_ > f->last_) f->last_ = pkt_ts_;
     if (f->tcp_->flipped() != was_flipped) {
-      std::swap(f->client_, f->server_);
-      std::swap(f->client_port_, f->server_port_);
+      f->client_is_a_ = !f->client_is_a_;
       std::swap(f->side_[0], f->side_[1]);
     }
     if (r.created && f->tcp_->partial()) ++stats_.tcp_partial;
@@ -382,14 +372,14 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   FlowSideCounters& c = f->side_[size_t(from)];
   ++c.packets;
   c.ip_bytes += v.ip_total_len();
-  if (f->proto_ == ip_proto::kUdp)
+  if (f->proto() == ip_proto::kUdp)
     ++stats_.udp_packets;
-  else if (f->proto_ == ip_proto::kIcmp || f->proto_ == ip_proto::kIcmpv6)
+  else if (f->proto() == ip_proto::kIcmp || f->proto() == ip_proto::kIcmpv6)
     ++stats_.icmp_packets;
   else
     ++stats_.other_packets;
   // UDP: the datagram's payload; ICMP: what follows its 8-byte header (Zeek's ICMP bytes).
-  const bool icmp = f->proto_ == ip_proto::kIcmp || f->proto_ == ip_proto::kIcmpv6;
+  const bool icmp = f->proto() == ip_proto::kIcmp || f->proto() == ip_proto::kIcmpv6;
   const uint32_t len = v.payload_len();
   c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
   if (!f->stopped_) obs_->on_packet(*f, from, v);
