@@ -275,7 +275,7 @@ class Engine {
   class Sink;
   void handle(const PacketView& v);
   void track(const PacketView& v, const KeyedPacket& kp);
-  bool start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
+  void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
   void settle_holes(Flow& f, bool all);

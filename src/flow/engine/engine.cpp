@@ -228,7 +228,7 @@ uint32_t Engine::intern_tunnel(const PacketView& v) {
   return uint32_t(tunnels_.size() - 1);
 }
 
-bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp) {
+void Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp) {
   f.handle_ = h;
   f.key_ = table_.key(h);
   f.client_is_a_ = kp.dir == KeyDir::Forward;  // the first packet's sender is the client
@@ -249,7 +249,6 @@ bool Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   }
   ++stats_.flows_created;
   table_.set_timeout_class(h, timeout_class(f));
-  return true;
 }
 
 uint8_t Engine::timeout_class(const Flow& f) const {
