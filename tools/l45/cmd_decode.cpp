@@ -6,6 +6,7 @@
 #include "command.hpp"
 #include "input.hpp"
 #include "l45/packet/decode.hpp"
+#include "text.hpp"
 
 namespace l45::cli {
 namespace {
@@ -36,11 +37,6 @@ void append_ts(fmt::memory_buffer& out, Timestamp ts) {
     fmt::format_to(std::back_inserter(out), "{}.{:06}", ts.sec(), ns / 1000);
   else
     fmt::format_to(std::back_inserter(out), "{}.{:09}", ts.sec(), ns);
-}
-
-std::string addr_port(const IpAddr& a, uint16_t port) {
-  return a.is_v4() ? fmt::format("{}:{}", a.to_string(), port)
-                   : fmt::format("[{}]:{}", a.to_string(), port);
 }
 
 void json_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
@@ -111,8 +107,8 @@ void text_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     fmt::format_to(out, " tunnel {} > {} |", ips[i].src().to_string(), ips[i].dst().to_string());
   if (auto t = v.tcp()) {
     const TcpOptions opt = t->options();
-    fmt::format_to(out, " {} > {} TCP {} seq {}", addr_port(v.src_addr(), t->src_port()),
-                   addr_port(v.dst_addr(), t->dst_port()), tcp_flags_string(t->flags()),
+    fmt::format_to(out, " {} > {} TCP {} seq {}", format_endpoint(v.src_addr(), t->src_port()),
+                   format_endpoint(v.dst_addr(), t->dst_port()), tcp_flags_string(t->flags()),
                    t->seq().value());
     if (t->has_ack()) fmt::format_to(out, " ack {}", t->ack().value());
     fmt::format_to(out, " win {}", t->window());
@@ -125,8 +121,8 @@ void text_line(fmt::memory_buffer& o, const Packet& p, const PacketView& v) {
     if (!o2.empty()) fmt::format_to(out, " <{}>", o2.substr(1));
     fmt::format_to(out, " len {}", v.payload_len());
   } else if (auto u = v.udp()) {
-    fmt::format_to(out, " {} > {} UDP len {}", addr_port(v.src_addr(), u->src_port()),
-                   addr_port(v.dst_addr(), u->dst_port()), v.payload_len());
+    fmt::format_to(out, " {} > {} UDP len {}", format_endpoint(v.src_addr(), u->src_port()),
+                   format_endpoint(v.dst_addr(), u->dst_port()), v.payload_len());
   } else if (v.ip_version()) {
     fmt::format_to(out, " {} > {}", v.src_addr().to_string(), v.dst_addr().to_string());
     if (auto ic = v.icmp())

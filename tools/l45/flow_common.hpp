@@ -10,6 +10,7 @@
 
 #include "input.hpp"
 #include "l45/flow/engine.hpp"
+#include "text.hpp"
 
 namespace l45::cli {
 
@@ -50,8 +51,6 @@ uint16_t zeek_orig_port(const Flow& f);
 uint16_t zeek_resp_port(const Flow& f);
 std::string zeek_conn_state(const Flow& f);
 std::string zeek_history(const Flow& f);
-std::string format_ts(Timestamp t);                           // seconds with 6 decimals
-std::string format_endpoint(const IpAddr& a, uint16_t port);  // 1.2.3.4:80, [::1]:80
-std::string json_escape(std::string_view s);
+std::string format_ts(Timestamp t);  // seconds with 6 decimals
 
 }  // namespace l45::cli

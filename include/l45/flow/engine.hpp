@@ -219,7 +219,6 @@ struct EngineStats {
   uint64_t tcp_packets = 0, udp_packets = 0, icmp_packets = 0, other_packets = 0;
   uint64_t flows_created = 0;
   uint64_t flows_closed[5] = {};  // by FlowEnd
-  uint64_t flows_reused = 0;      // = flows_closed[Reused]
   uint64_t flows_refused = 0;
   uint64_t flows_stopped = 0;
   uint64_t sides_disabled = 0;
@@ -278,6 +277,7 @@ class Engine {
   void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
+  void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void settle_holes(Flow& f, bool all);
   void flush_streams(Flow& f, bool release);
   void expire();
@@ -294,7 +294,6 @@ class Engine {
   FlowTable<Flow> table_;
   IpDefragmenter defrag_;
   std::vector<std::string> tunnels_{""};
-  std::vector<std::pair<std::string, uint32_t>> tunnel_index_;
   Timestamp now_{};
   Timestamp pkt_ts_{};
   uint64_t serial_ = 0;

@@ -221,10 +221,10 @@ uint32_t Engine::intern_tunnel(const PacketView& v) {
     const IpLayer& ip = ips[ip_seen++];
     add(kind + ":" + ip.src().to_string() + ">" + ip.dst().to_string());
   }
-  for (const auto& [p, id] : tunnel_index_)
-    if (p == path) return id;
+  // Few distinct paths exist, and this runs once per new tunnelled flow: a linear search.
+  for (size_t id = 1; id < tunnels_.size(); ++id)
+    if (tunnels_[id] == path) return uint32_t(id);
   tunnels_.push_back(path);
-  tunnel_index_.emplace_back(path, uint32_t(tunnels_.size() - 1));
   return uint32_t(tunnels_.size() - 1);
 }
 
@@ -292,15 +292,8 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       // the old one was not tracked), not hidden in the old slot until that idles out.
       auto t = v.tcp();
       const TcpEndpoint& sender = f->tcp_->endpoint(f->tcp_->side_of(dir));
-      if (t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq())) {
-        --stats_.flow_packets;
-        --stats_.tcp_packets;
-        ++stats_.flows_reused;
-        close_flow(*f, FlowEnd::Reused);
-        table_.erase(r.handle);
-        track(v, kp);
-        return;
-      }
+      if (t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq()))
+        return restart(r.handle, *f, v, kp);
       f->side_[size_t(f->tcp_->side_of(dir))].packets++;
       if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;
       return;
@@ -324,17 +317,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     // not computed again.
     const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.timeout_class(r.handle);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
-    if (res.outcome == TcpOutcome::NewConnection) {
-      // A new connection on this 4-tuple: the old one ends here, the SYN starts the next
-      // (and is counted there, not twice).
-      --stats_.flow_packets;
-      --stats_.tcp_packets;
-      ++stats_.flows_reused;
-      close_flow(*f, FlowEnd::Reused);
-      table_.erase(r.handle);
-      track(v, kp);
-      return;
-    }
+    if (res.outcome == TcpOutcome::NewConnection) return restart(r.handle, *f, v, kp);
     if (!both_closed && pkt_ts_ > f->last_) f->last_ = pkt_ts_;
     if (f->tcp_->flipped() != was_flipped) {
       f->client_is_a_ = !f->client_is_a_;
@@ -382,6 +365,16 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   const uint32_t len = v.payload_len();
   c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
   if (!f->stopped_) obs_->on_packet(*f, from, v);
+}
+
+// A new connection on this flow's 4-tuple: the old one ends here (Reused), the SYN starts the
+// next and is counted there, not twice.
+void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp) {
+  --stats_.flow_packets;
+  --stats_.tcp_packets;
+  close_flow(f, FlowEnd::Reused);
+  table_.erase(h);
+  track(v, kp);
 }
 
 void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
