@@ -14,10 +14,11 @@
 // key_of() returns nullopt for it (defragment first: ip_defrag.hpp), as for packets with no IP.
 // Keys are compared whole; the hash only picks where to look.
 //
-// Hash: one xxHash64 round per 64-bit word of the 40-byte key, then xxHash64's avalanche, with a
-// per-table seed (FlowTableConfig::hash_seed) so an attacker who does not know it cannot aim
-// colliding flows at one probe chain: the default seed is fixed (runs replay identically), a
-// live engine should draw a random one. Written here in 15 lines: no library needed.
+// Hash: the 40-byte key as five 64-bit words, each XORed with a secret drawn from a
+// per-table seed, multiplied in pairs into 128-bit products folded to 64 bits (wyhash's step),
+// the three results mixed by one more such product. The seed (FlowTableConfig::hash_seed) keeps
+// an attacker who does not know it from aiming colliding flows at one probe chain: the default
+// seed is fixed (runs replay identically), a live engine should draw a random one. Written here in 20 lines: no library needed.
 //
 // Config (FlowTableConfig): max_flows, when_full (EvictOldestIdle | RefuseNew), timeouts[]
 // (per class), hash_seed.
@@ -114,7 +115,16 @@ struct FlowKeyOptions {
 };
 std::optional<KeyedPacket> key_of(const PacketView& v, const FlowKeyOptions& opt = {});
 
+// The key's hash under `seed`. FlowKeyHasher derives its secrets from the seed once.
 uint64_t flow_key_hash(const FlowKey& k, uint64_t seed);
+class FlowKeyHasher {
+ public:
+  explicit FlowKeyHasher(uint64_t seed);
+  uint64_t operator()(const FlowKey& k) const;
+
+ private:
+  std::array<uint64_t, 8> secret_{};
+};
 
 struct FlowHandle {
   uint32_t index = 0;
@@ -223,6 +233,7 @@ class FlowTableCore {
   void index_erase(uint32_t i);
 
   FlowTableConfig cfg_;
+  FlowKeyHasher hasher_;
   std::vector<Record> recs_;
   std::vector<Bucket> buckets_;
   uint32_t mask_ = 0;
