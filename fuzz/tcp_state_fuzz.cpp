@@ -4,7 +4,9 @@
 //            2 bytes payload length (big-endian)
 //            then L bytes of raw TCP header (fewer ends the input); TcpView::parse decides
 // Invariants: a refused segment always names its anomaly; NewConnection changes nothing; every
-// state and conn_state has a name; the history only ever grows.
+// state and conn_state has a name; the history only ever grows; header prediction changes
+// nothing: a second connection fed the same segments with prediction off ends every segment in
+// the same state.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -20,10 +22,32 @@ void require(bool ok) {
   if (!ok) std::abort();
 }
 
+bool same_endpoint(const l45::TcpEndpoint& a, const l45::TcpEndpoint& b) {
+  return a.state == b.state && a.wscale == b.wscale && a.seen == b.seen &&
+         a.isn_known == b.isn_known && a.peer_acked == b.peer_acked && a.fin_sent == b.fin_sent &&
+         a.ts_seen == b.ts_seen && a.syn_ts == b.syn_ts && a.isn == b.isn &&
+         a.snd_una == b.snd_una && a.snd_nxt == b.snd_nxt && a.fin_seq == b.fin_seq &&
+         a.max_window == b.max_window && a.ts_recent == b.ts_recent &&
+         a.syn_tsval == b.syn_tsval && a.packets == b.packets;
+}
+
+bool same(const l45::TcpConnection& a, const l45::TcpConnection& b) {
+  using l45::Side;
+  for (Side s : {Side::Client, Side::Server})
+    if (!same_endpoint(a.endpoint(s), b.endpoint(s)) || a.payload_size(s) != b.payload_size(s))
+      return false;
+  for (l45::DropReason r : l45::TcpAnomalies::kReasons)
+    if (a.anomalies().get(r) != b.anomalies().get(r)) return false;
+  return a.history() == b.history() && a.conn_state() == b.conn_state() &&
+         a.flipped() == b.flipped() && a.partial() == b.partial();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
   l45::TcpConnection c;
+  l45::TcpConnection general;  // the same segments, header prediction off
+  general.disable_prediction_for_test();
   size_t i = 0;
   while (i + 4 <= n) {
     const uint8_t meta = d[i];
@@ -40,8 +64,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
     l45::TcpConnection::SegmentMeta m;
     m.bad_checksum = meta & 2;
     if (meta & 4) m.captured_len = 0;
-    auto r = c.on_segment(meta & 1 ? l45::FlowDir::Reverse : l45::FlowDir::Forward, *t, len,
-                          l45::Timestamp{}, m);
+    const auto dir = meta & 1 ? l45::FlowDir::Reverse : l45::FlowDir::Forward;
+    auto r = c.on_segment(dir, *t, len, l45::Timestamp{}, m);
+    auto rg = general.on_segment(dir, *t, len, l45::Timestamp{}, m);
+    require(r.outcome == rg.outcome && r.anomaly == rg.anomaly);
+    require(same(c, general));
     if (r.outcome == l45::TcpOutcome::Ignored) require(r.anomaly != l45::DropReason::None);
     if (r.outcome == l45::TcpOutcome::NewConnection) {
       require(c.history() == before);

@@ -209,6 +209,9 @@ class TcpConnection {
   const std::string& history() const { return history_; }
   ZeekConnState conn_state() const;
   const TcpAnomalies& anomalies() const { return anomalies_; }
+  // Tests and fuzzing: every segment takes the general path (header prediction off), so the
+  // two can be compared.
+  void disable_prediction_for_test() { no_prediction_ = true; }
 
  private:
   enum class ZeekState : uint8_t {
@@ -239,7 +242,8 @@ class TcpConnection {
   };
 
   size_t index(Side s) const { return s == Side::Client ? 0 : 1; }
-  void letter(size_t i, char c);  // once per connection and side
+  static uint32_t letter_bit(size_t i, char c);  // in hist_seen_
+  void letter(size_t i, char c);                 // once per connection and side
   void repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq);
   void record_history(size_t i, const TcpView& tcp, uint32_t len);
   TcpResult refuse(DropReason r, const TcpView& tcp, size_t peer);
@@ -248,6 +252,7 @@ class TcpConnection {
   void update_zeek(size_t s, size_t r, const TcpView& tcp);
   void on_ack(size_t s, size_t r, const TcpView& tcp);
   void on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len);
+  bool predicted(size_t s, size_t r, const TcpView& tcp, uint32_t len, const SegmentMeta& meta);
 
   static constexpr uint8_t kNoWscale = 0xff;  // no window scale option on that SYN
 
@@ -264,6 +269,7 @@ class TcpConnection {
   bool flipped_ : 1 = false;
   bool partial_ : 1 = false;
   bool sim_open_ : 1 = false;
+  bool no_prediction_ : 1 = false;
 };
 
 }  // namespace l45

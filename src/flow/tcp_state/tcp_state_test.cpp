@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -690,6 +691,84 @@ TEST(TcpStateOracle, ZeekRetransmitFast009HasGapsAndRetransmissionLikeZeek) {
 TEST(TcpStateOracle, ZeekHttpGetAgrees) {
   L45_NEED_PCAPS(d, "zeek-http-get");
   expect_conn_log_agrees(d / "get.pcap", d / "expected/conn.log", 1);
+}
+
+// ---- Header prediction ----
+
+bool same_endpoint(const TcpEndpoint& a, const TcpEndpoint& b) {
+  return a.state == b.state && a.wscale == b.wscale && a.seen == b.seen &&
+         a.isn_known == b.isn_known && a.peer_acked == b.peer_acked && a.fin_sent == b.fin_sent &&
+         a.ts_seen == b.ts_seen && a.syn_ts == b.syn_ts && a.isn == b.isn &&
+         a.snd_una == b.snd_una && a.snd_nxt == b.snd_nxt && a.fin_seq == b.fin_seq &&
+         a.max_window == b.max_window && a.ts_recent == b.ts_recent &&
+         a.syn_tsval == b.syn_tsval && a.packets == b.packets;
+}
+
+// Every TCP segment of a capture into two connections per 4-tuple, one with header prediction
+// off: after each segment both must be in the same state. Returns the segments compared.
+size_t compare_prediction(const fs::path& pcap) {
+  struct Pair {
+    IpAddr src;
+    uint16_t sport = 0;
+    TcpConnection fast, general;
+  };
+  std::map<std::string, std::unique_ptr<Pair>> conns;
+  auto pkts = read_capture(pcap.string());
+  if (!pkts.ok()) return 0;  // a capture the reader refuses (some are broken on purpose)
+  size_t n = 0;
+  for (const auto& p : *pkts) {
+    auto v = PacketView::decode(p);
+    auto t = v.tcp();
+    if (!t) continue;
+    IpAddr s = v.src_addr(), d = v.dst_addr();
+    std::string k = std::min(Conn::key(s, t->src_port(), d, t->dst_port()),
+                             Conn::key(d, t->dst_port(), s, t->src_port()));
+    auto& c = conns[k];
+    for (int tries = 0; tries < 2; ++tries) {
+      if (!c) {
+        c = std::make_unique<Pair>();
+        c->src = s;
+        c->sport = t->src_port();
+        c->general.disable_prediction_for_test();
+      }
+      const FlowDir dir = (c->src == s && c->sport == t->src_port()) ? F : R;
+      const TcpConnection::SegmentMeta m{.captured_len = uint32_t(v.payload().size())};
+      auto a = c->fast.on_segment(dir, *t, v.payload_len(), p.meta().ts, m);
+      auto b = c->general.on_segment(dir, *t, v.payload_len(), p.meta().ts, m);
+      EXPECT_EQ(a.outcome, b.outcome) << pcap << " frame " << p.meta().frame;
+      EXPECT_EQ(a.anomaly, b.anomaly) << pcap << " frame " << p.meta().frame;
+      for (Side sd : {Side::Client, Side::Server}) {
+        EXPECT_TRUE(same_endpoint(c->fast.endpoint(sd), c->general.endpoint(sd)))
+            << pcap << " frame " << p.meta().frame;
+        EXPECT_EQ(c->fast.payload_size(sd), c->general.payload_size(sd));
+      }
+      EXPECT_EQ(c->fast.history(), c->general.history()) << pcap << " frame " << p.meta().frame;
+      EXPECT_EQ(c->fast.conn_state(), c->general.conn_state());
+      ++n;
+      if (a.outcome != TcpOutcome::NewConnection) break;
+      c.reset();
+    }
+  }
+  return n;
+}
+
+TEST(TcpState, HeaderPredictionChangesNothingOnTheBundledCapture) {
+  // data/sample.pcap: keep-alive requests, IPv6, and real retransmissions after drops.
+  EXPECT_GT(compare_prediction(testing::source_dir() / "data" / "sample.pcap"), 700u);
+}
+
+TEST(TcpStateOracle, HeaderPredictionChangesNothingOnEveryCapture) {
+  auto root = testing::shared_pcaps_dir();
+  if (!root) GTEST_SKIP() << "no ../shared/pcaps (set L45_PCAPS to point at it)";
+  size_t files = 0, segs = 0;
+  for (const auto& e : fs::recursive_directory_iterator(*root)) {
+    const auto ext = e.path().extension();
+    if (!e.is_regular_file() || (ext != ".pcap" && ext != ".pcapng" && ext != ".trace")) continue;
+    ++files;
+    segs += compare_prediction(e.path());
+  }
+  EXPECT_GT(files, 10u);
+  EXPECT_GT(segs, 5000u);
 }
 
 }  // namespace
