@@ -1,18 +1,24 @@
 // libFuzzer target for TcpStream: the input is one stream's segments in arrival order.
-//   byte 0      config: bit 0 policy Last, bits 1-2 history (0, 8, 64, 4096), bit 3 depth 300
+//   byte 0      config: bit 0 policy Last, bits 1-2 history (0, 8, 64, 4096), bit 3 depth 300,
+//               bit 4 segments come in borrowed packets (the history holds them, no copy)
 //   bytes 1-4   ISN (big-endian), so wraparound at 2^32 is reached with small offsets
 //   then records: seq offset from the ISN (2 bytes BE, as int16 so some land before it),
 //                 op (bit 0 SYN, bit 1 FIN, bit 2 skip_to instead of a segment, bit 3 flush),
 //                 length (1 byte), then that many payload bytes (fewer if the input ends)
 // Invariants: delivery is contiguous; delivered + gap bytes == next_offset(); the per-stream byte
 // and chunk caps and the shared budget are never exceeded and match what the stream holds
-// (out-of-order bytes plus the history ring); release_buffers() gives everything back.
+// (out-of-order bytes plus the history); release_buffers() gives everything back. With held
+// segments (and a budget that never binds) the delivered bytes and gaps are those of the same
+// input with a copying history.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "l45/flow/stream.hpp"
+#include "l45/packet/packet.hpp"
 #include "l45/packet/tcp.hpp"
 
 namespace {
@@ -23,27 +29,29 @@ void require(bool ok) {
 
 struct Sink : l45::StreamSink {
   uint64_t seen = 0, data = 0, gaps = 0;
+  std::vector<std::byte> bytes;                        // delivered, gaps as nothing
+  std::vector<std::pair<uint64_t, uint64_t>> gap_list;  // (offset, length)
   void on_data(uint64_t off, l45::Bytes b) override {
     require(off == seen && !b.empty());
     seen += b.size();
     data += b.size();
+    bytes.insert(bytes.end(), b.begin(), b.end());
   }
   void on_gap(uint64_t off, uint64_t len) override {
     require(off == seen && len > 0);
     seen += len;
     gaps += len;
+    gap_list.emplace_back(off, len);
   }
   void on_mismatch(const l45::StreamMismatch& m) override {
     require(m.length > 0 && m.original.size() == m.length && m.replacement.size() == m.length);
   }
 };
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
-  if (n < 5) return 0;
+// One run over the input; `held`: every segment in a borrowed packet.
+Sink run(const uint8_t* d, size_t n, bool held, uint64_t budget_limit) {
   static constexpr uint32_t kHistory[] = {0, 8, 64, 4096};
-  l45::StreamBudget budget(700);
+  l45::StreamBudget budget(budget_limit);
   l45::StreamStats totals;
   l45::StreamConfig cfg;
   cfg.totals = &totals;
@@ -71,14 +79,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
         uint8_t flags = 0;
         if (op & 1) flags |= l45::tcp_flag::kSyn;
         if (op & 2) flags |= l45::tcp_flag::kFin;
-        s.add(seq, flags, {reinterpret_cast<const std::byte*>(d + i), len}, sink);
+        const l45::Bytes payload{reinterpret_cast<const std::byte*>(d + i), len};
+        if (held) {
+          // The input outlives the run: no keep-alive needed.
+          const l45::Packet p = l45::Packet::borrow(payload, nullptr);
+          s.add(seq, flags, p.data(), sink, &p);
+        } else {
+          s.add(seq, flags, payload, sink);
+        }
         i += len;
       }
       if (op & 8) s.flush(sink);
       require(s.buffered_bytes() <= cfg.max_buffered);
       require(s.buffered_chunks() <= 2 * cfg.max_chunks + 2);
       require(budget.used() == s.buffered_bytes() + s.history_bytes());
-      require(budget.used() <= budget.limit() && s.history_bytes() <= cfg.history);
+      require(budget.used() <= budget.limit());
+      if (!held) require(s.history_bytes() <= cfg.history);
       require(sink.data + sink.gaps == s.next_offset());
       require(s.counters().bytes_delivered == sink.data && s.counters().gap_bytes == sink.gaps);
       require(totals.bytes_delivered == sink.data && totals.gap_bytes == sink.gaps);
@@ -91,5 +107,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
     require(sink.data + sink.gaps == s.next_offset());
   }
   require(budget.used() == 0);
+  return sink;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
+  if (n < 5) return 0;
+  if (!(d[0] & 16)) {
+    run(d, n, false, 700);  // a tight budget: refusals and their accounting
+    return 0;
+  }
+  // A budget that never binds, so the two histories' different costs cannot change delivery.
+  const Sink copied = run(d, n, false, 1 << 20);
+  const Sink held = run(d, n, true, 1 << 20);
+  require(held.bytes == copied.bytes && held.gap_list == copied.gap_list);
   return 0;
 }

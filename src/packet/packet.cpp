@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "l45/core/assert.hpp"
 
@@ -110,6 +111,29 @@ Packet Packet::share() const {
   p.len_ = len_;
   p.meta_ = meta_;
   return p;
+}
+
+bool Packet::is_borrowed() const {
+  return buf_ && buf_->external;
+}
+
+Packet::Hold::~Hold() {
+  if (buf_) buf_->release();
+}
+
+Packet::Hold& Packet::Hold::operator=(Hold&& o) noexcept {
+  if (this != &o) {
+    if (buf_) buf_->release();
+    buf_ = std::exchange(o.buf_, nullptr);
+  }
+  return *this;
+}
+
+Packet::Hold Packet::hold() const {
+  Hold h;
+  if (buf_) buf_->retain();
+  h.buf_ = buf_;
+  return h;
 }
 
 bool Packet::is_unique() const {

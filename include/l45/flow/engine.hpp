@@ -296,6 +296,7 @@ class Engine {
   std::vector<std::string> tunnels_{""};
   Timestamp now_{};
   Timestamp pkt_ts_{};
+  const Packet* cur_pkt_ = nullptr;  // the packet being handled: its payload may be held
   uint64_t serial_ = 0;
   size_t tcp_flows_ = 0;
   mutable EngineStats stats_;

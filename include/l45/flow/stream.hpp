@@ -59,6 +59,7 @@
 
 #include "l45/core/drop_reason.hpp"
 #include "l45/packet/bytes.hpp"
+#include "l45/packet/packet.hpp"
 #include "l45/packet/tcp_seq.hpp"
 
 namespace l45 {
@@ -173,7 +174,12 @@ class TcpStream {
 
   // One segment: its sequence number, TCP flags (tcp_flag::kSyn / kFin matter) and payload.
   // On a stream not yet initialized, a SYN calls init() and anything else init_midstream().
-  DropReason add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink);
+  //
+  // `owner`, when given, is the packet `payload` lies in. When its bytes are borrowed from
+  // memory that lives anyway (a mapped capture file: Packet::is_borrowed()), the history that
+  // verifies retransmissions holds them (Packet::Hold) instead of copying them.
+  DropReason add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink,
+                 const Packet* owner = nullptr);
 
   // The caller knows nothing below `seq` will come (an ack past a hole, a FIN beyond it):
   // buffered data below it is delivered with gap records for the holes, then delivery goes on.
@@ -193,7 +199,8 @@ class TcpStream {
   TcpSeq next_seq() const { return base_ + static_cast<uint32_t>(next_); }
   uint64_t buffered_bytes() const;
   size_t buffered_chunks() const;
-  uint32_t history_bytes() const { return history_ ? hist_cap_ : 0; }  // the ring held
+  // Memory the history holds: the ring's bytes, or the held segments' records (and copies).
+  uint64_t history_bytes() const;
   bool fin_seen() const { return fin_off_ != kNoFin; }
   // True once every byte before the FIN has been delivered or skipped.
   bool finished() const { return fin_seen() && next_ >= fin_off_; }
@@ -203,15 +210,19 @@ class TcpStream {
  private:
   static constexpr uint64_t kNoFin = ~uint64_t{0};
   struct OutOfOrder;
+  struct Held;
 
   void retransmission(uint64_t off, Bytes data, StreamSink& sink, DropReason& why);
   DropReason buffer(uint64_t off, Bytes data, StreamSink& sink);
-  void deliver(Bytes data, StreamSink& sink);
+  void deliver(Bytes data, StreamSink& sink, const Packet* owner = nullptr);
   void gap_to(uint64_t off, StreamSink& sink);
   void drain(StreamSink& sink);
   void release_next_chunk(StreamSink& sink);
-  void remember(Bytes data);
+  void remember(Bytes data, const Packet* owner);
   void grow_history(uint64_t want);
+  void hold(Bytes data, const Packet* owner);
+  void forget_history();
+  Held& held() const { return *reinterpret_cast<Held*>(history_.get()); }
   void free_buffer();
   void free_history();
   void count(uint64_t StreamStats::*field, uint64_t n = 1) const {
@@ -223,15 +234,18 @@ class TcpStream {
   uint64_t next_ = 0;  // next offset to deliver; delivered bytes are next_ - gap_bytes_
   uint64_t fin_off_ = kNoFin;
   uint64_t gap_bytes_ = 0;
-  std::unique_ptr<std::byte[]> history_;  // ring of hist_cap_ bytes: offset o at o % hist_cap_
+  // The history: a ring of hist_cap_ bytes (offset o at o % hist_cap_), or with hist_held_ a
+  // Held placed in these bytes (hist_cap_: what the budget gave for it).
+  std::unique_ptr<std::byte[]> history_;
   std::unique_ptr<OutOfOrder> ooo_;       // null when nothing is buffered
   TcpSeq base_;                           // sequence number of offset 0
   uint32_t hist_cap_ = 0;                 // valid while history_ is set
-  uint32_t hist_fill_ = 0;                // delivered bytes right below next_ held in history_
+  uint32_t hist_fill_ = 0;  // delivered bytes right below next_ held in history_ (at least)
   uint32_t gaps_ = 0;
   uint32_t mismatches_ = 0;
   bool initialized_ = false;
   bool disabled_ = false;
+  bool hist_held_ = false;  // history_ holds a Held
 };
 
 }  // namespace l45

@@ -37,6 +37,8 @@ struct PacketMeta {
 };
 
 class Packet {
+  struct Buffer;  // the reference-counted bytes (packet.cpp)
+
  public:
   static constexpr size_t kDefaultHeadroom = 64;
 
@@ -75,9 +77,30 @@ class Packet {
   void pull_front(size_t n);
   // True when no other Packet shares the bytes and they are not borrowed.
   bool is_unique() const;
+  // True when the bytes are borrowed (Packet::borrow): they live in memory that lives anyway,
+  // such as a mapped capture file, so holding them costs neither a copy nor memory.
+  bool is_borrowed() const;
+
+  // Keeps the packet's bytes alive and unchanged without the packet or its metadata (a
+  // mutation of any packet sharing them copies first). What a reassembler keeps to compare a
+  // retransmission with the bytes it delivered, instead of a copy of them. Move-only.
+  class Hold {
+   public:
+    Hold() = default;
+    ~Hold();
+    Hold(Hold&& o) noexcept : buf_(o.buf_) { o.buf_ = nullptr; }
+    Hold& operator=(Hold&& o) noexcept;
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    explicit operator bool() const { return buf_ != nullptr; }
+
+   private:
+    friend class Packet;
+    Buffer* buf_ = nullptr;
+  };
+  Hold hold() const;
 
  private:
-  struct Buffer;
   std::byte* base() const;
   void make_unique(size_t headroom, size_t tailroom);
 

@@ -155,10 +155,14 @@ void Engine::process(const Packet& pkt) {
       stats_.drops.add(w.error());
       return;
     }
+    cur_pkt_ = &*whole;
     handle(w);
+    cur_pkt_ = nullptr;
     return;
   }
+  cur_pkt_ = &pkt;
   handle(v);
+  cur_pkt_ = nullptr;
 }
 
 void Engine::handle(const PacketView& v) {
@@ -392,7 +396,7 @@ void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
     if (t->syn() && st.initialized() && st.next_offset() == 0 && st.next_seq() != t->seq() + 1 &&
         tcp.endpoint(from).isn == t->seq())
       st.init(t->seq());
-    DropReason why = tcp.streams[s].add(t->seq(), t->flags(), v.payload(), sink);
+    DropReason why = tcp.streams[s].add(t->seq(), t->flags(), v.payload(), sink, cur_pkt_);
     if (why != DropReason::None) {
       stats_.drops.add(why);
       obs_->on_anomaly(f, from, why);

@@ -40,6 +40,27 @@ struct TcpStream::OutOfOrder {
   uint64_t bytes = 0;  // their sizes summed, all reserved from cfg.budget
 };
 
+// The history by reference: the last delivered segments, oldest first, each held in the packet
+// it came in (or, for bytes that came from the out-of-order store, in a copy of its own).
+// Together they cover at least the cfg.history bytes right below next_ (hist_fill_ of them),
+// up to kMaxHeld segments.
+struct TcpStream::Held {
+  struct Segment {
+    uint64_t off;
+    const std::byte* data;
+    uint32_t len;
+    uint32_t copied;  // bytes of a copy reserved from the budget (0: held in its packet)
+    Packet::Hold hold;
+  };
+  static constexpr uint32_t kFirst = 4;
+  static constexpr uint32_t kMaxHeld = 64;
+  std::vector<Segment> ring;  // ring.size() slots; n of them from head
+  uint32_t head = 0;
+  uint32_t n = 0;
+  uint64_t copied = 0;  // the copies' bytes, reserved from the budget
+  Segment& at(uint32_t i) { return ring[(head + i) % ring.size()]; }
+};
+
 TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
 
 TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(&cfg) {}
@@ -61,7 +82,8 @@ TcpStream::TcpStream(TcpStream&& o) noexcept
       gaps_(o.gaps_),
       mismatches_(o.mismatches_),
       initialized_(o.initialized_),
-      disabled_(o.disabled_) {}
+      disabled_(o.disabled_),
+      hist_held_(std::exchange(o.hist_held_, false)) {}
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this == &o) return *this;
@@ -79,6 +101,7 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   mismatches_ = o.mismatches_;
   initialized_ = o.initialized_;
   disabled_ = o.disabled_;
+  hist_held_ = std::exchange(o.hist_held_, false);
   return *this;
 }
 
@@ -99,7 +122,7 @@ void TcpStream::init_midstream(TcpSeq first_seq) {
   base_ = first_seq;
   initialized_ = true;
   next_ = 0;
-  hist_fill_ = 0;
+  forget_history();
   fin_off_ = kNoFin;
   gap_bytes_ = 0;
   gaps_ = 0;
@@ -124,13 +147,20 @@ void TcpStream::free_buffer() {
 
 void TcpStream::free_history() {
   if (!history_) return;
-  if (cfg_->budget) cfg_->budget->release(hist_cap_);
+  uint64_t bytes = hist_cap_;
+  if (hist_held_) {
+    bytes += held().copied;
+    held().~Held();
+    hist_held_ = false;
+  }
+  if (cfg_->budget) cfg_->budget->release(bytes);
   history_.reset();
   hist_cap_ = 0;
   hist_fill_ = 0;
 }
 
-DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink) {
+DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink,
+                          const Packet* owner) {
   if (disabled_) return DropReason::None;
   count(&StreamStats::segments);
   const bool syn = flags & tcp_flag::kSyn;
@@ -197,7 +227,7 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
     // In order: straight to the sink from the caller's buffer, up to the first buffered chunk.
     const uint64_t room = ooo_ ? ooo_->chunks.begin()->first - next_ : payload.size();
     const uint64_t n = std::min<uint64_t>(payload.size(), room);
-    deliver(payload.first(n), sink);
+    deliver(payload.first(n), sink, owner);
     payload = payload.subspan(n);
     uoff = next_;
   }
@@ -222,6 +252,29 @@ void TcpStream::retransmission(uint64_t off, Bytes data, StreamSink& sink, DropR
     if (n == data.size()) return;
     data = data.subspan(n);
     off += n;
+  }
+  if (hist_held_) {
+    // The held segments cover [lo, next_) end to end: compare each overlap in place.
+    Held& hd = held();
+    bool same = true;
+    for (uint32_t i = 0; i < hd.n && same; ++i) {
+      const Held::Segment& g = hd.at(i);
+      const uint64_t a = std::max(off, g.off), b = std::min(end, g.off + g.len);
+      if (a < b) same = std::memcmp(g.data + (a - g.off), data.data() + (a - off), b - a) == 0;
+    }
+    if (same) return;
+    std::vector<std::byte> orig;
+    orig.reserve(data.size());
+    for (uint32_t i = 0; i < hd.n; ++i) {
+      const Held::Segment& g = hd.at(i);
+      const uint64_t a = std::max(off, g.off), b = std::min(end, g.off + g.len);
+      if (a < b) orig.insert(orig.end(), g.data + (a - g.off), g.data + (b - g.off));
+    }
+    bump(mismatches_);
+    count(&StreamStats::mismatches);
+    note(why, DropReason::StreamRexmitMismatch);
+    sink.on_mismatch({off, data.size(), Bytes(orig), data});
+    return;
   }
   // The kept bytes are at most two runs of the ring; compare in place, copy only to report.
   const uint64_t h = hist_cap_;
@@ -332,9 +385,9 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
   return why;
 }
 
-void TcpStream::deliver(Bytes data, StreamSink& sink) {
+void TcpStream::deliver(Bytes data, StreamSink& sink, const Packet* owner) {
   if (data.empty()) return;
-  remember(data);
+  remember(data, owner);
   const uint64_t at = next_;
   next_ += data.size();
   count(&StreamStats::bytes_delivered, data.size());
@@ -342,9 +395,12 @@ void TcpStream::deliver(Bytes data, StreamSink& sink) {
 }
 
 // Called before next_ moves: data starts at offset next_.
-void TcpStream::remember(Bytes data) {
+void TcpStream::remember(Bytes data, const Packet* owner) {
   const uint64_t limit = cfg_->history;
   if (limit == 0) return;
+  // perf: segments of a mapped capture are held, not copied (l45 bench bench-small: the copy
+  // was a quarter of the time).
+  if (hist_held_ || (!history_ && owner && owner->is_borrowed())) return hold(data, owner);
   // The ring grows while the bytes delivered since the last hole outgrow it.
   const uint64_t want = std::min<uint64_t>(limit, uint64_t{hist_fill_} + data.size());
   if (!history_ || want > hist_cap_) grow_history(want);
@@ -384,6 +440,85 @@ void TcpStream::grow_history(uint64_t want) {
   hist_cap_ = static_cast<uint32_t>(cap);
 }
 
+// Called before next_ moves: data starts at offset next_.
+void TcpStream::hold(Bytes data, const Packet* owner) {
+  const uint64_t limit = cfg_->history;
+  if (!history_) {
+    const uint64_t cost = sizeof(Held) + Held::kFirst * sizeof(Held::Segment);
+    if (cfg_->budget && !cfg_->budget->reserve(cost)) return;
+    history_ = std::make_unique_for_overwrite<std::byte[]>(sizeof(Held));
+    static_assert(alignof(Held) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    new (history_.get()) Held();
+    held().ring.resize(Held::kFirst);
+    hist_held_ = true;
+    hist_cap_ = static_cast<uint32_t>(cost);
+  }
+  Held& hd = held();
+  // Drop the oldest segments the newest ones make unnecessary (the rest still cover `limit`).
+  auto drop_oldest = [&] {
+    Held::Segment& g = hd.at(0);
+    hist_fill_ -= std::min<uint32_t>(hist_fill_, g.len);
+    if (g.copied && cfg_->budget) cfg_->budget->release(g.copied);
+    hd.copied -= g.copied;
+    g = {};
+    hd.head = (hd.head + 1) % uint32_t(hd.ring.size());
+    --hd.n;
+  };
+  while (hd.n && uint64_t{hist_fill_} - hd.at(0).len + data.size() >= limit)
+    drop_oldest();
+  if (hd.n == hd.ring.size()) {
+    const size_t grow = hd.ring.size();
+    if (hd.ring.size() < Held::kMaxHeld &&
+        (!cfg_->budget || cfg_->budget->reserve(grow * sizeof(Held::Segment)))) {
+      std::vector<Held::Segment> bigger(hd.ring.size() * 2);
+      for (uint32_t i = 0; i < hd.n; ++i)
+        bigger[i] = std::move(hd.at(i));
+      hd.ring = std::move(bigger);
+      hd.head = 0;
+      hist_cap_ += static_cast<uint32_t>(grow * sizeof(Held::Segment));
+    } else {
+      drop_oldest();  // at most kMaxHeld segments: fewer bytes stay verifiable
+    }
+  }
+  Held::Segment g{next_, data.data(), static_cast<uint32_t>(data.size()), 0, {}};
+  if (owner && owner->is_borrowed()) {
+    g.hold = owner->hold();
+  } else {
+    // Bytes from the out-of-order store or a packet of its own: a copy, counted.
+    if (cfg_->budget && !cfg_->budget->reserve(data.size())) {
+      forget_history();  // unverifiable from here on, as with a ring the budget refused
+      return;
+    }
+    Packet copy = Packet::copy_of(data, {}, 0);
+    g.data = copy.data().data();
+    g.copied = static_cast<uint32_t>(data.size());
+    g.hold = copy.hold();
+    hd.copied += g.copied;
+  }
+  hd.at(hd.n++) = std::move(g);
+  hist_fill_ = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, uint64_t{hist_fill_} + data.size()));
+}
+
+// Bytes below a hole or a new start are no longer next to next_: nothing held is of use.
+void TcpStream::forget_history() {
+  hist_fill_ = 0;
+  if (!hist_held_) return;
+  Held& hd = held();
+  while (hd.n) {
+    Held::Segment& g = hd.at(0);
+    if (g.copied && cfg_->budget) cfg_->budget->release(g.copied);
+    hd.copied -= g.copied;
+    g = {};
+    hd.head = (hd.head + 1) % uint32_t(hd.ring.size());
+    --hd.n;
+  }
+}
+
+uint64_t TcpStream::history_bytes() const {
+  if (!history_) return 0;
+  return hist_cap_ + (hist_held_ ? held().copied : 0);
+}
+
 void TcpStream::gap_to(uint64_t off, StreamSink& sink) {
   if (cfg_->depth) off = std::min(off, std::max(cfg_->depth, next_));
   if (off <= next_) return;
@@ -394,7 +529,7 @@ void TcpStream::gap_to(uint64_t off, StreamSink& sink) {
   count(&StreamStats::gap_bytes, len);
   sink.on_gap(next_, len);
   next_ = off;
-  hist_fill_ = 0;  // the ring holds bytes of older offsets, not of the gap
+  forget_history();  // the history holds bytes of older offsets, not of the gap
 }
 
 void TcpStream::drain(StreamSink& sink) {

@@ -517,6 +517,76 @@ TEST(TcpStream, RetransmissionOlderThanHistoryIsCountedUnverifiable) {
   EXPECT_EQ(st.unverifiable_bytes, 7u);
 }
 
+// Segments in borrowed packets (a mapped capture): the history holds them instead of copying.
+DropReason add_held(TcpStream& s, uint32_t seq, std::string_view payload, StreamSink& out) {
+  const Packet p = Packet::borrow(text(payload), nullptr);
+  return s.add(TcpSeq(seq), 0, p.data(), out, &p);
+}
+
+TEST(TcpStream, HeldHistoryReportsAMismatchAcrossTwoSegmentsWithBothVersions) {
+  StreamBudget budget(1 << 20);
+  StreamConfig cfg;
+  cfg.budget = &budget;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(100));
+  // The strings live as long as the test: the packets borrow them.
+  add_held(s, 101, "GET /ind", out);
+  add_held(s, 109, "ex.html", out);
+  EXPECT_GT(s.history_bytes(), 0u);
+  EXPECT_EQ(budget.used(), s.history_bytes());
+  EXPECT_LT(s.history_bytes(), 400u);  // records of two segments, no ring, no copies
+  EXPECT_EQ(add_held(s, 105, "/inDEx.h", out), DropReason::StreamRexmitMismatch);
+  ASSERT_EQ(out.mismatches.size(), 1u);
+  EXPECT_EQ(out.mismatches[0].offset, 4u);
+  EXPECT_EQ(out.mismatches[0].original, "/index.h");
+  EXPECT_EQ(out.mismatches[0].replacement, "/inDEx.h");
+  EXPECT_EQ(add_held(s, 101, "GET /index.html", out), DropReason::None);  // same bytes
+  EXPECT_EQ(out.data, "GET /index.html");
+  s.release_buffers();
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(TcpStream, HeldHistoryKeepsAtLeastTheConfiguredBytesThenForgetsOlderSegments) {
+  StreamStats st;
+  StreamConfig cfg;
+  cfg.totals = &st;
+  cfg.history = 8;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  const std::string a = "aaaaa", b = "bbbbb", c = "ccccc";
+  add_held(s, 1, a, out);
+  add_held(s, 6, b, out);
+  add_held(s, 11, c, out);
+  // "bbbbbccccc" covers the 8 bytes asked for: "aaaaa" was let go.
+  EXPECT_EQ(add_held(s, 1, "aaaaa", out), DropReason::StreamRexmitUnverifiable);
+  EXPECT_EQ(st.unverifiable_bytes, 5u);
+  EXPECT_EQ(add_held(s, 6, "bbbbbcXccc", out), DropReason::StreamRexmitMismatch);
+  ASSERT_EQ(out.mismatches.size(), 1u);
+  EXPECT_EQ(out.mismatches[0].original, "bbbbbccccc");
+}
+
+TEST(TcpStream, HeldHistoryCopiesBytesThatCameFromTheOutOfOrderStore) {
+  StreamBudget budget(1 << 20);
+  StreamConfig cfg;
+  cfg.budget = &budget;
+  TcpStream s(cfg);
+  Collect out;
+  s.init(TcpSeq(0));
+  add_held(s, 1, "abc", out);
+  add_held(s, 7, "ghi", out);  // ahead: buffered (a copy)
+  add_held(s, 4, "def", out);  // fills the hole; "ghi" drains from the store
+  EXPECT_EQ(out.data, "abcdefghi");
+  EXPECT_EQ(s.buffered_bytes(), 0u);
+  EXPECT_EQ(budget.used(), s.history_bytes());
+  EXPECT_EQ(add_held(s, 5, "efgXi", out), DropReason::StreamRexmitMismatch);
+  ASSERT_EQ(out.mismatches.size(), 1u);
+  EXPECT_EQ(out.mismatches[0].original, "efghi");
+  s.release_buffers();
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 TEST(TcpStream, WraparoundAcrossTwoToTheThirtyTwoIsInvisible) {
   TcpStream s;
   Collect out;
