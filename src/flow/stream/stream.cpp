@@ -54,11 +54,26 @@ struct TcpStream::Held {
   };
   static constexpr uint32_t kFirst = 4;
   static constexpr uint32_t kMaxHeld = 64;
-  std::vector<Segment> ring;  // ring.size() slots; n of them from head
+  std::vector<Segment> ring;  // a power of two of slots; n of them from head
   uint32_t head = 0;
   uint32_t n = 0;
   uint64_t copied = 0;  // the copies' bytes, reserved from the budget
-  Segment& at(uint32_t i) { return ring[(head + i) % ring.size()]; }
+  uint32_t mask() const { return uint32_t(ring.size() - 1); }
+  Segment& at(uint32_t i) { return ring[(head + i) & mask()]; }
+  // Lets the oldest go (its copy, if any, back to the budget); returns its length.
+  uint32_t pop(StreamMemory* budget) {
+    Segment& g = ring[head];
+    const uint32_t len = g.len;
+    if (g.copied) {
+      if (budget) budget->release(g.copied);
+      copied -= g.copied;
+      g.copied = 0;
+    }
+    g.hold = {};
+    head = (head + 1) & mask();
+    --n;
+    return len;
+  }
 };
 
 TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
@@ -455,17 +470,8 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
   }
   Held& hd = held();
   // Drop the oldest segments the newest ones make unnecessary (the rest still cover `limit`).
-  auto drop_oldest = [&] {
-    Held::Segment& g = hd.at(0);
-    hist_fill_ -= std::min<uint32_t>(hist_fill_, g.len);
-    if (g.copied && cfg_->budget) cfg_->budget->release(g.copied);
-    hd.copied -= g.copied;
-    g = {};
-    hd.head = (hd.head + 1) % uint32_t(hd.ring.size());
-    --hd.n;
-  };
-  while (hd.n && uint64_t{hist_fill_} - hd.at(0).len + data.size() >= limit)
-    drop_oldest();
+  while (hd.n && uint64_t{hist_fill_} - hd.ring[hd.head].len + data.size() >= limit)
+    hist_fill_ -= hd.pop(cfg_->budget);
   if (hd.n == hd.ring.size()) {
     const size_t grow = hd.ring.size();
     if (hd.ring.size() < Held::kMaxHeld &&
@@ -477,10 +483,13 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
       hd.head = 0;
       hist_cap_ += static_cast<uint32_t>(grow * sizeof(Held::Segment));
     } else {
-      drop_oldest();  // at most kMaxHeld segments: fewer bytes stay verifiable
+      hist_fill_ -= hd.pop(cfg_->budget);  // at most kMaxHeld: fewer bytes stay verifiable
     }
   }
-  Held::Segment g{next_, data.data(), static_cast<uint32_t>(data.size()), 0, {}};
+  Held::Segment& g = hd.at(hd.n);
+  g.off = next_;
+  g.data = data.data();
+  g.len = static_cast<uint32_t>(data.size());
   if (owner && owner->is_borrowed()) {
     g.hold = owner->hold();
   } else {
@@ -495,7 +504,7 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
     g.hold = copy.hold();
     hd.copied += g.copied;
   }
-  hd.at(hd.n++) = std::move(g);
+  ++hd.n;
   hist_fill_ = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, uint64_t{hist_fill_} + data.size()));
 }
 
@@ -504,14 +513,8 @@ void TcpStream::forget_history() {
   hist_fill_ = 0;
   if (!hist_held_) return;
   Held& hd = held();
-  while (hd.n) {
-    Held::Segment& g = hd.at(0);
-    if (g.copied && cfg_->budget) cfg_->budget->release(g.copied);
-    hd.copied -= g.copied;
-    g = {};
-    hd.head = (hd.head + 1) % uint32_t(hd.ring.size());
-    --hd.n;
-  }
+  while (hd.n)
+    hd.pop(cfg_->budget);
 }
 
 uint64_t TcpStream::history_bytes() const {
