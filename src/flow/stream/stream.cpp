@@ -52,17 +52,34 @@ struct TcpStream::Held {
     uint32_t copied;  // bytes of a copy reserved from the budget (0: held in its packet)
     Packet::Hold hold;
   };
-  static constexpr uint32_t kFirst = 4;
+  static constexpr uint32_t kFirst = 2;
   static constexpr uint32_t kMaxHeld = 64;
-  std::vector<Segment> ring;  // a power of two of slots; n of them from head
+  uint32_t cap;  // a power of two of slots, right after this header in the same allocation
   uint32_t head = 0;
   uint32_t n = 0;
   uint64_t copied = 0;  // the copies' bytes, reserved from the budget
-  uint32_t mask() const { return uint32_t(ring.size() - 1); }
-  Segment& at(uint32_t i) { return ring[(head + i) & mask()]; }
+
+  static size_t bytes_for(uint32_t cap) { return sizeof(Held) + cap * sizeof(Segment); }
+  // perf: the header and its slots in one allocation (one malloc per stream, not two).
+  static std::unique_ptr<std::byte[]> make(uint32_t cap) {
+    static_assert(sizeof(Held) % alignof(Segment) == 0);
+    static_assert(alignof(Held) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    auto mem = std::make_unique_for_overwrite<std::byte[]>(bytes_for(cap));
+    Held* h = new (mem.get()) Held(cap);
+    for (uint32_t i = 0; i < cap; ++i)
+      new (h->slots() + i) Segment{};
+    return mem;
+  }
+  explicit Held(uint32_t c) : cap(c) {}
+  ~Held() {
+    for (uint32_t i = 0; i < cap; ++i)
+      slots()[i].~Segment();
+  }
+  Segment* slots() { return reinterpret_cast<Segment*>(this + 1); }
+  Segment& at(uint32_t i) { return slots()[(head + i) & (cap - 1)]; }
   // Lets the oldest go (its copy, if any, back to the budget); returns its length.
   uint32_t pop(StreamMemory* budget) {
-    Segment& g = ring[head];
+    Segment& g = slots()[head];
     const uint32_t len = g.len;
     if (g.copied) {
       if (budget) budget->release(g.copied);
@@ -70,12 +87,11 @@ struct TcpStream::Held {
       g.copied = 0;
     }
     g.hold = {};
-    head = (head + 1) & mask();
+    head = (head + 1) & (cap - 1);
     --n;
     return len;
   }
 };
-
 TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
 
 TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(&cfg) {}
@@ -459,33 +475,35 @@ void TcpStream::grow_history(uint64_t want) {
 void TcpStream::hold(Bytes data, const Packet* owner) {
   const uint64_t limit = cfg_->history;
   if (!history_) {
-    const uint64_t cost = sizeof(Held) + Held::kFirst * sizeof(Held::Segment);
+    const uint64_t cost = Held::bytes_for(Held::kFirst);
     if (cfg_->budget && !cfg_->budget->reserve(cost)) return;
-    history_ = std::make_unique_for_overwrite<std::byte[]>(sizeof(Held));
-    static_assert(alignof(Held) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-    new (history_.get()) Held();
-    held().ring.resize(Held::kFirst);
+    history_ = Held::make(Held::kFirst);
     hist_held_ = true;
     hist_cap_ = static_cast<uint32_t>(cost);
   }
-  Held& hd = held();
   // Drop the oldest segments the newest ones make unnecessary (the rest still cover `limit`).
-  while (hd.n && uint64_t{hist_fill_} - hd.ring[hd.head].len + data.size() >= limit)
-    hist_fill_ -= hd.pop(cfg_->budget);
-  if (hd.n == hd.ring.size()) {
-    const size_t grow = hd.ring.size();
-    if (hd.ring.size() < Held::kMaxHeld &&
-        (!cfg_->budget || cfg_->budget->reserve(grow * sizeof(Held::Segment)))) {
-      std::vector<Held::Segment> bigger(hd.ring.size() * 2);
-      for (uint32_t i = 0; i < hd.n; ++i)
-        bigger[i] = std::move(hd.at(i));
-      hd.ring = std::move(bigger);
-      hd.head = 0;
-      hist_cap_ += static_cast<uint32_t>(grow * sizeof(Held::Segment));
+  while (held().n &&
+         uint64_t{hist_fill_} - held().slots()[held().head].len + data.size() >= limit)
+    hist_fill_ -= held().pop(cfg_->budget);
+  if (held().n == held().cap) {
+    const uint32_t cap = held().cap * 2;
+    const uint64_t more = Held::bytes_for(cap) - Held::bytes_for(held().cap);
+    if (cap <= Held::kMaxHeld && (!cfg_->budget || cfg_->budget->reserve(more))) {
+      auto bigger = Held::make(cap);
+      Held& nh = *reinterpret_cast<Held*>(bigger.get());
+      Held& old = held();
+      for (uint32_t i = 0; i < old.n; ++i)
+        nh.slots()[i] = std::move(old.at(i));
+      nh.n = old.n;
+      nh.copied = old.copied;
+      old.~Held();
+      history_ = std::move(bigger);
+      hist_cap_ += static_cast<uint32_t>(more);
     } else {
-      hist_fill_ -= hd.pop(cfg_->budget);  // at most kMaxHeld: fewer bytes stay verifiable
+      hist_fill_ -= held().pop(cfg_->budget);  // at most kMaxHeld: fewer bytes stay verifiable
     }
   }
+  Held& hd = held();
   Held::Segment& g = hd.at(hd.n);
   g.off = next_;
   g.data = data.data();
