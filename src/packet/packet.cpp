@@ -113,6 +113,16 @@ Packet Packet::share() const {
   return p;
 }
 
+Packet Packet::slice(const Packet& whole, size_t offset, size_t len, PacketMeta meta) {
+  L45_CHECK(offset + len <= whole.len_ && whole.off_ + offset <= UINT32_MAX);
+  Packet p = whole.share();
+  p.off_ = static_cast<uint32_t>(whole.off_ + offset);
+  p.len_ = static_cast<uint32_t>(len);
+  p.meta_ = meta;
+  if (p.meta_.wire_len < p.len_) p.meta_.wire_len = p.len_;
+  return p;
+}
+
 bool Packet::is_borrowed() const {
   return buf_ && buf_->external;
 }

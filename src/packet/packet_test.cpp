@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
 namespace l45 {
@@ -50,6 +51,35 @@ TEST(Packet, BorrowedBytesAreReadInPlaceAndCopiedOnFirstWrite) {
   p.mutable_data()[1] = std::byte{9};
   EXPECT_NE(p.data().data(), b->data());
   EXPECT_EQ((*b)[1], std::byte{2});
+}
+
+TEST(Packet, SlicesShareTheWholeAndOutliveIt) {
+  auto b = std::make_shared<std::vector<std::byte>>(bytes(64, 0));
+  std::weak_ptr<std::vector<std::byte>> alive = b;
+  PacketMeta m;
+  m.frame = 7;
+  Packet s;
+  {
+    Packet whole = Packet::borrow(*b, b);
+    b.reset();
+    s = Packet::slice(whole, 10, 20, m);
+    Packet t = Packet::slice(whole, 40, 24);
+    EXPECT_EQ(s.data().data(), whole.data().data() + 10);
+    EXPECT_EQ(t.data()[0], std::byte{40});
+    EXPECT_EQ(s.meta().frame, 7u);
+    EXPECT_EQ(s.meta().wire_len, 20u);  // at least the bytes it has
+    EXPECT_TRUE(s.is_borrowed());
+    EXPECT_FALSE(s.is_unique());
+  }
+  // The file's bytes live while a slice (or a Hold of it) does.
+  Packet::Hold h = s.hold();
+  EXPECT_FALSE(alive.expired());
+  EXPECT_EQ(s.data()[0], std::byte{10});
+  s.mutable_data()[0] = std::byte{0xee};  // copies: the file is never written
+  EXPECT_FALSE(s.is_borrowed());
+  EXPECT_FALSE(alive.expired());  // still held by h
+  h = {};
+  EXPECT_TRUE(alive.expired());
 }
 
 TEST(Packet, PushFrontUsesHeadroomAndPullFrontUndoesIt) {

@@ -129,6 +129,8 @@ Trace load_trace(const std::string& path, uint64_t limit) {
   }
   if (limit && n > limit) n = limit;
   t.pkts.reserve(n);
+  // Each record a slice of one packet over the whole file, as PcapFileSource hands them out.
+  const Packet whole = size <= UINT32_MAX ? Packet::borrow(Bytes(b, size), t.buf) : Packet();
   size_t off = 24;
   for (size_t i = 0; i < n; ++i) {
     PacketMeta m;
@@ -139,7 +141,10 @@ Trace load_trace(const std::string& path, uint64_t limit) {
     m.link = link;
     m.frame = i + 1;
     t.wire_bytes += m.wire_len;
-    t.pkts.push_back(Packet::borrow(Bytes(b + off + 16, cl), t.buf, m));
+    if (!whole.empty())
+      t.pkts.push_back(Packet::slice(whole, off + 16, cl, m));
+    else
+      t.pkts.push_back(Packet::borrow(Bytes(b + off + 16, cl), t.buf, m));
     off += 16 + cl;
   }
   t.load_sec = now_sec() - t0;

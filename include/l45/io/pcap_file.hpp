@@ -142,6 +142,7 @@ class PcapFileSource final : public Source {
 
   std::shared_ptr<const void> keepalive_;  // owns the bytes that packets borrow
   Bytes data_;
+  Packet whole_;  // all of data_, when under 4 GiB: records are slices of it
   std::string path_;
   CaptureFormat format_ = CaptureFormat::Pcap;
   size_t pos_ = 0;           // next record or block

@@ -60,6 +60,10 @@ class Packet {
   // Another handle on the same bytes (no copy); both see the bytes read-only until one of
   // them mutates, which copies.
   Packet share() const;
+  // A packet of the `len` bytes at `offset` inside `whole`'s bytes, sharing them like share()
+  // (no copy, no allocation): how a reader hands out the records of one mapped file.
+  // Requires offset + len <= whole.size() and whole's offset + `offset` < 2^32.
+  static Packet slice(const Packet& whole, size_t offset, size_t len, PacketMeta meta = {});
 
   bool empty() const { return len_ == 0; }
   size_t size() const { return len_; }
