@@ -128,6 +128,9 @@ enum class TcpOutcome : uint8_t {
 struct TcpResult {
   TcpOutcome outcome = TcpOutcome::Ok;
   DropReason anomaly = DropReason::None;
+  // Header prediction took it: an ACK or in-order data between established endpoints, so
+  // neither endpoint's state changed.
+  bool predicted = false;
 };
 
 // The anomalies one connection raised, by reason (a DropCounters per connection would cost

@@ -346,6 +346,8 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       tcp_segment(*f, dir, v);
     }
     obs_->on_packet(*f, from, v);
+    // perf: a predicted segment changed neither endpoint's state, so neither did the class.
+    if (res.predicted) return;
     const uint8_t cls = timeout_class(*f);
     // Both sides are done: what is buffered will not be completed.
     if (cls == kTcpClosed && cls_before != kTcpClosed) flush_streams(*f, true);
@@ -422,7 +424,7 @@ void Engine::tcp_segment(Flow& f, FlowDir dir, const PacketView& v) {
       }
     }
   }
-  settle_holes(f, false);
+  if (tcp.hole_ms[0] | tcp.hole_ms[1]) settle_holes(f, false);
 }
 
 // Holes the peer acknowledged: forgotten once filled, declared gaps once gap_delay passed (or

@@ -330,7 +330,8 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   const size_t r = 1 - s;
   TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
-  if (!first && predicted(s, r, tcp, len, meta)) return {};
+  if (!first && predicted(s, r, tcp, len, meta))
+    return {TcpOutcome::Ok, DropReason::None, /*predicted=*/true};
 
   // Reuse (RFC 9293 3.6.1, TIME-WAIT assassination aside): a fresh SYN after the end. After a
   // reset even the same ISN starts a new attempt (the application connected again, as Zeek
