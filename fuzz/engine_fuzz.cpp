@@ -11,8 +11,10 @@
 //                  flow opened; 0xf2 / 0xf3: disable_side() Client / Server of it (no bytes)
 //     time step:   < 200: that many milliseconds; else (step - 199) * 7 s (past every timeout)
 // Invariants: every flow is closed at most once and, after finish(), every flow not stopped
-// is closed; delivery per side is contiguous from 0 and within the depth; the caps (flows,
-// buffered bytes) hold after every packet; finish() leaves nothing held.
+// is closed; delivery per side is contiguous from 0 and within the depth; a state change
+// changes something, a handshake completes once and never for a flow picked up mid-stream, a
+// retransmission covers only delivered bytes; the caps (flows, buffered bytes) hold after
+// every packet; finish() leaves nothing held.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -45,6 +47,7 @@ struct Observer : l45::FlowObserver {
     uint64_t delivered[2] = {0, 0};
     bool closed = false;
     bool stopped = false;
+    bool handshake = false;
   };
   std::unordered_map<uint64_t, Per> flows;  // by serial
   l45::FlowHandle latest;
@@ -92,6 +95,25 @@ struct Observer : l45::FlowObserver {
   void on_icmp_error(const l45::Flow& f, l45::Side, const l45::PacketView& v) override {
     of(f);
     sink += touch(v.payload()) + f.icmp_errors();
+  }
+  void on_tcp_state(const l45::Flow& f, l45::Side, l45::TcpEndpointState before,
+                    l45::TcpEndpointState after) override {
+    of(f);
+    require(before != after && f.tcp());
+  }
+  void on_handshake(const l45::Flow& f) override {
+    Per& p = of(f);
+    require(!p.handshake && !f.tcp()->partial());  // once per connection, never mid-stream
+    p.handshake = true;
+  }
+  void on_retransmission(const l45::Flow& f, l45::Side from, uint64_t off, uint64_t len) override {
+    Per& p = of(f);
+    require(len > 0 && off + len <= p.next[size_t(from)]);  // only bytes already delivered
+  }
+  void on_orphan(const l45::PacketView& v, l45::DropReason) override { sink += touch(v.data()); }
+  void on_malformed(const l45::Packet& pkt, l45::DropReason why) override {
+    require(why != l45::DropReason::None);
+    sink += touch(pkt.data());
   }
   void on_close(const l45::Flow& f, l45::FlowEnd why) override {
     Per& p = of(f);

@@ -27,8 +27,8 @@ bool same_endpoint(const l45::TcpEndpoint& a, const l45::TcpEndpoint& b) {
          a.isn_known == b.isn_known && a.peer_acked == b.peer_acked && a.fin_sent == b.fin_sent &&
          a.ts_seen == b.ts_seen && a.syn_ts == b.syn_ts && a.isn == b.isn &&
          a.snd_una == b.snd_una && a.snd_nxt == b.snd_nxt && a.fin_seq == b.fin_seq &&
-         a.max_window == b.max_window && a.ts_recent == b.ts_recent &&
-         a.syn_tsval == b.syn_tsval && a.packets == b.packets;
+         a.max_window == b.max_window && a.ts_recent == b.ts_recent && a.syn_tsval == b.syn_tsval &&
+         a.packets == b.packets;
 }
 
 bool same(const l45::TcpConnection& a, const l45::TcpConnection& b) {

@@ -29,7 +29,7 @@ void require(bool ok) {
 
 struct Sink : l45::StreamSink {
   uint64_t seen = 0, data = 0, gaps = 0;
-  std::vector<std::byte> bytes;                        // delivered, gaps as nothing
+  std::vector<std::byte> bytes;                         // delivered, gaps as nothing
   std::vector<std::pair<uint64_t, uint64_t>> gap_list;  // (offset, length)
   void on_data(uint64_t off, l45::Bytes b) override {
     require(off == seen && !b.empty());

@@ -204,6 +204,26 @@ class FlowObserver {
   virtual void on_icmp_error(const Flow& f, Side from, const PacketView& v) {
     (void)f, (void)from, (void)v;
   }
+  // An endpoint's TCP state changed with this packet (called once per side that changed,
+  // client first, before on_packet).
+  virtual void on_tcp_state(const Flow& f, Side side, TcpEndpointState before,
+                            TcpEndpointState after) {
+    (void)f, (void)side, (void)before, (void)after;
+  }
+  // Both endpoints reached ESTABLISHED through a seen handshake (not for flows picked up
+  // mid-stream), before on_packet.
+  virtual void on_handshake(const Flow& f) { (void)f; }
+  // A segment resent `length` bytes at `offset` that were already delivered (before the
+  // comparison's on_mismatch, if any). Overlaps among bytes still out of order are compared
+  // (on_mismatch) but not reported here.
+  virtual void on_retransmission(const Flow& f, Side from, uint64_t offset, uint64_t length) {
+    (void)f, (void)from, (void)offset, (void)length;
+  }
+  // A packet that belongs to no flow: no IP, no key (a non-first fragment not reassembled, an
+  // ICMP error quoting no known flow), or a new flow the full table refused. `why` says which.
+  virtual void on_orphan(const PacketView& v, DropReason why) { (void)v, (void)why; }
+  // A packet the decoder refused, with its reason.
+  virtual void on_malformed(const Packet& p, DropReason why) { (void)p, (void)why; }
   // The flow ends: streams were flushed (remaining buffered data and gaps delivered) first.
   virtual void on_close(const Flow& f, FlowEnd why) { (void)f, (void)why; }
 };
@@ -278,6 +298,7 @@ class Engine {
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
   void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
+  void report_tcp_states(const Flow& f, const TcpEndpointState before[2]);
   void settle_holes(Flow& f, bool all);
   void flush_streams(Flow& f, bool release);
   void expire();

@@ -18,7 +18,8 @@
 // per-table seed, multiplied in pairs into 128-bit products folded to 64 bits (wyhash's step),
 // the three results mixed by one more such product. The seed (FlowTableConfig::hash_seed) keeps
 // an attacker who does not know it from aiming colliding flows at one probe chain: the default
-// seed is fixed (runs replay identically), a live engine should draw a random one. Written here in 20 lines: no library needed.
+// seed is fixed (runs replay identically), a live engine should draw a random one. Written here in
+// 20 lines: no library needed.
 //
 // Config (FlowTableConfig): max_flows, when_full (EvictOldestIdle | RefuseNew), timeouts[]
 // (per class), hash_seed.

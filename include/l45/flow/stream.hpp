@@ -151,6 +151,9 @@ class StreamSink {
   virtual void on_data(uint64_t offset, Bytes data) = 0;
   // [offset, offset + length) will never be delivered; delivery continues after it.
   virtual void on_gap(uint64_t offset, uint64_t length) { (void)offset, (void)length; }
+  // Bytes at [offset, offset + length), already delivered, came again (before any on_mismatch
+  // for them).
+  virtual void on_retransmission(uint64_t offset, uint64_t length) { (void)offset, (void)length; }
   virtual void on_mismatch(const StreamMismatch& m) { (void)m; }
 };
 
@@ -237,9 +240,9 @@ class TcpStream {
   // The history: a ring of hist_cap_ bytes (offset o at o % hist_cap_), or with hist_held_ a
   // Held placed in these bytes (hist_cap_: what the budget gave for it).
   std::unique_ptr<std::byte[]> history_;
-  std::unique_ptr<OutOfOrder> ooo_;       // null when nothing is buffered
-  TcpSeq base_;                           // sequence number of offset 0
-  uint32_t hist_cap_ = 0;                 // valid while history_ is set
+  std::unique_ptr<OutOfOrder> ooo_;  // null when nothing is buffered
+  TcpSeq base_;                      // sequence number of offset 0
+  uint32_t hist_cap_ = 0;            // valid while history_ is set
   uint32_t hist_fill_ = 0;  // delivered bytes right below next_ held in history_ (at least)
   uint32_t gaps_ = 0;
   uint32_t mismatches_ = 0;

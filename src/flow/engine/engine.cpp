@@ -93,6 +93,9 @@ class Engine::Sink final : public StreamSink {
     e_.stats_.stream_gap_bytes += len;
     e_.obs_->on_gap(f_, s_, off, len);
   }
+  void on_retransmission(uint64_t off, uint64_t len) override {
+    e_.obs_->on_retransmission(f_, s_, off, len);
+  }
   void on_mismatch(const StreamMismatch& m) override {
     ++e_.stats_.stream_mismatches;
     e_.obs_->on_mismatch(f_, s_, m);
@@ -138,6 +141,7 @@ void Engine::process(const Packet& pkt) {
   if (!v.ok()) {
     ++stats_.undecodable;
     stats_.drops.add(v.error());
+    obs_->on_malformed(pkt, v.error());
     return;
   }
   if (v.fragment().is_fragment && cfg_.defragment) {
@@ -153,6 +157,7 @@ void Engine::process(const Packet& pkt) {
     if (!w.ok()) {
       ++stats_.undecodable;
       stats_.drops.add(w.error());
+      obs_->on_malformed(*whole, w.error());
       return;
     }
     cur_pkt_ = &*whole;
@@ -168,6 +173,7 @@ void Engine::process(const Packet& pkt) {
 void Engine::handle(const PacketView& v) {
   if (v.ip_layers().empty()) {
     ++stats_.non_ip;
+    obs_->on_orphan(v, DropReason::None);
     return;
   }
   FlowKeyOptions ko;
@@ -176,6 +182,7 @@ void Engine::handle(const PacketView& v) {
   if (!kp) {
     ++stats_.no_key;
     stats_.drops.add(DropReason::FlowNoKey);
+    obs_->on_orphan(v, DropReason::FlowNoKey);
     return;
   }
   if (kp->icmp_error) {
@@ -184,6 +191,7 @@ void Engine::handle(const PacketView& v) {
     if (!f) {
       ++stats_.no_key;
       stats_.drops.add(DropReason::IcmpErrorNoFlow);
+      obs_->on_orphan(v, DropReason::IcmpErrorNoFlow);
       return;
     }
     ++f->icmp_errors_;
@@ -277,6 +285,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   auto r = table_.find_or_insert(kp.key, kp.dir, now_, on_evict);
   if (!r.handle) {
     ++stats_.flows_refused;
+    obs_->on_orphan(v, DropReason::FlowTableFull);
     return;
   }
   Flow* f = table_.get(r.handle);
@@ -320,6 +329,8 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
     // perf: the class the last packet set (timeout_class() of the state before this segment),
     // not computed again.
     const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.timeout_class(r.handle);
+    const TcpEndpointState before[2] = {f->tcp_->endpoint(Side::Client).state,
+                                        f->tcp_->endpoint(Side::Server).state};
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) return restart(r.handle, *f, v, kp);
     if (!both_closed && pkt_ts_ > f->last_) f->last_ = pkt_ts_;
@@ -328,6 +339,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       std::swap(f->side_[0], f->side_[1]);
     }
     if (r.created && f->tcp_->partial()) ++stats_.tcp_partial;
+    if (!res.predicted) report_tcp_states(*f, before);
     const Side from = f->tcp_->side_of(dir);
     FlowSideCounters& c = f->side_[size_t(from)];
     ++c.packets;
@@ -371,6 +383,22 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
   const uint32_t len = v.payload_len();
   c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
   if (!f->stopped_) obs_->on_packet(*f, from, v);
+}
+
+// State changes of either endpoint, then the handshake's completion (endpoint(Client) is the
+// client before and after, even when this segment flipped the roles).
+void Engine::report_tcp_states(const Flow& f, const TcpEndpointState before[2]) {
+  if (f.stopped_) return;
+  const TcpConnection& t = *f.tcp_;
+  const TcpEndpointState after[2] = {t.endpoint(Side::Client).state,
+                                     t.endpoint(Side::Server).state};
+  if (after[0] == before[0] && after[1] == before[1]) return;
+  for (size_t i = 0; i < 2; ++i)
+    if (after[i] != before[i]) obs_->on_tcp_state(f, Side(i), before[i], after[i]);
+  constexpr auto kEst = TcpEndpointState::Established;
+  if (after[0] == kEst && after[1] == kEst && !(before[0] == kEst && before[1] == kEst) &&
+      !t.partial())
+    obs_->on_handshake(f);
 }
 
 // A new connection on this flow's 4-tuple: the old one ends here (Reused), the SYN starts the

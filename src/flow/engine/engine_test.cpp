@@ -1023,6 +1023,96 @@ TEST(Engine, KeyVlanSeparatesTheSameTupleOnTwoVlans) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The callbacks the monitor layer's built-in events come from
+
+struct EventLog : FlowObserver {
+  std::vector<std::string> log;
+  void on_tcp_state(const Flow&, Side side, ES before, ES after) override {
+    log.push_back(std::string(side == Side::Client ? "c:" : "s:") +
+                  std::string(tcp_endpoint_state_name(before)) + ">" +
+                  std::string(tcp_endpoint_state_name(after)));
+  }
+  void on_handshake(const Flow&) override { log.push_back("handshake"); }
+  void on_retransmission(const Flow&, Side from, uint64_t off, uint64_t len) override {
+    log.push_back(fmt_rexmit(from, off, len));
+  }
+  void on_orphan(const PacketView&, DropReason why) override {
+    log.push_back("orphan:" + std::string(drop_reason_name(why)));
+  }
+  void on_malformed(const Packet&, DropReason why) override {
+    log.push_back("malformed:" + std::string(drop_reason_name(why)));
+  }
+  static std::string fmt_rexmit(Side from, uint64_t off, uint64_t len) {
+    return std::string(from == Side::Client ? "rexmit c " : "rexmit s ") + std::to_string(off) +
+           "+" + std::to_string(len);
+  }
+};
+
+TEST(Engine, StateChangesAndTheHandshakeAreReportedInOrder) {
+  EventLog ev;
+  Engine e({}, &ev);
+  Conv cv;
+  auto send = [&](Packet p, int64_t t) {
+    p.meta().ts = ms(t);
+    e.process(p);
+  };
+  send(cv.cli(kSyn, 1000, 0), 0);
+  send(cv.srv(kSA, 5000, 1001), 1);
+  send(cv.cli(kAck, 1001, 5001), 2);
+  send(cv.cli(kPA, 1001, 5001, "hello"), 3);
+  send(cv.cli(kPA, 1001, 5001, "hello"), 4);  // resent
+  send(cv.cli(kFA, 1006, 5001), 5);
+  EXPECT_EQ(ev.log, (std::vector<std::string>{
+                        "c:LISTEN>SYN_SENT", "s:LISTEN>SYN_RCVD", "c:SYN_SENT>ESTABLISHED",
+                        "s:SYN_RCVD>ESTABLISHED", "handshake", "rexmit c 0+5",
+                        "c:ESTABLISHED>FIN_WAIT_1", "s:ESTABLISHED>CLOSE_WAIT"}));
+}
+
+TEST(Engine, AFlowPickedUpMidstreamHasNoHandshake) {
+  EventLog ev;
+  Engine e({}, &ev);
+  Conv cv;
+  Packet p = cv.cli(kPA, 1001, 5001, "data");
+  e.process(p);
+  Packet q = cv.srv(kAck, 5001, 1005);
+  e.process(q);
+  for (const std::string& l : ev.log)
+    EXPECT_NE(l, "handshake");
+}
+
+TEST(Engine, OrphanAndMalformedPacketsAreReportedWithTheirReason) {
+  EventLog ev;
+  EngineConfig cfg;
+  cfg.max_flows = 1;
+  cfg.when_full = FullPolicy::RefuseNew;
+  Engine e(cfg, &ev);
+  Conv cv;
+  Packet syn = cv.cli(kSyn, 1000, 0);
+  e.process(syn);
+  Conv other;
+  other.cp = 40001;
+  Packet refused = other.cli(kSyn, 7, 0);  // the table holds one flow
+  e.process(refused);
+  Packet arp = PacketBuilder()
+                   .ethernet(kMacA, MacAddr{{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}})
+                   .arp_request(kMacA, ip("10.0.0.1"), ip("10.0.0.2"))
+                   .build();
+  e.process(arp);
+  Packet q = udp(ip("10.0.0.1"), 5353, ip("10.0.0.53"), 53, "query");
+  auto err = make_icmp_error(q, 3, 3);  // quotes a flow the engine never saw
+  ASSERT_TRUE(err);
+  e.process(*err);
+  Packet cut = Packet::copy_of(syn.data().first(24), {.link = LinkType::Raw});
+  e.process(cut);
+  ASSERT_EQ(ev.log.size(), 5u);  // the first SYN's state change, then the four above
+  EXPECT_EQ(ev.log[1], "orphan:flow_table_full");
+  EXPECT_EQ(ev.log[2], "orphan:none");  // no IP
+  EXPECT_EQ(ev.log[3], "orphan:icmp_error_no_flow");
+  EXPECT_EQ(ev.log[4].rfind("malformed:", 0), 0u) << ev.log[4];
+  EXPECT_EQ(e.stats().undecodable, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
 // ICMP errors
 
 TEST(Engine, IcmpPortUnreachableIsAttributedToTheUdpFlowItQuotesAndCreatesNoFlow) {

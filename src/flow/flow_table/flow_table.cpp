@@ -68,7 +68,6 @@ std::optional<KeyedPacket> quoted_key(Bytes quoted, uint16_t vlan) {
   return k;
 }
 
-
 }  // namespace
 
 IpAddr FlowKey::a() const {

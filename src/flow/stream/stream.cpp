@@ -273,6 +273,7 @@ DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& 
 void TcpStream::retransmission(uint64_t off, Bytes data, StreamSink& sink, DropReason& why) {
   count(&StreamStats::rexmit_segments);
   count(&StreamStats::rexmit_bytes, data.size());
+  sink.on_retransmission(off, data.size());
   // Kept: the hist_fill_ bytes right below next_ (none without a ring, or after a hole).
   const uint64_t lo = next_ - hist_fill_;
   const uint64_t end = off + data.size();
@@ -482,8 +483,7 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
     hist_cap_ = static_cast<uint32_t>(cost);
   }
   // Drop the oldest segments the newest ones make unnecessary (the rest still cover `limit`).
-  while (held().n &&
-         uint64_t{hist_fill_} - held().slots()[held().head].len + data.size() >= limit)
+  while (held().n && uint64_t{hist_fill_} - held().slots()[held().head].len + data.size() >= limit)
     hist_fill_ -= held().pop(cfg_->budget);
   if (held().n == held().cap) {
     const uint32_t cap = held().cap * 2;
@@ -523,7 +523,8 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
     hd.copied += g.copied;
   }
   ++hd.n;
-  hist_fill_ = static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, uint64_t{hist_fill_} + data.size()));
+  hist_fill_ =
+      static_cast<uint32_t>(std::min<uint64_t>(UINT32_MAX, uint64_t{hist_fill_} + data.size()));
 }
 
 // Bytes below a hole or a new start are no longer next to next_: nothing held is of use.

@@ -700,8 +700,8 @@ bool same_endpoint(const TcpEndpoint& a, const TcpEndpoint& b) {
          a.isn_known == b.isn_known && a.peer_acked == b.peer_acked && a.fin_sent == b.fin_sent &&
          a.ts_seen == b.ts_seen && a.syn_ts == b.syn_ts && a.isn == b.isn &&
          a.snd_una == b.snd_una && a.snd_nxt == b.snd_nxt && a.fin_seq == b.fin_seq &&
-         a.max_window == b.max_window && a.ts_recent == b.ts_recent &&
-         a.syn_tsval == b.syn_tsval && a.packets == b.packets;
+         a.max_window == b.max_window && a.ts_recent == b.ts_recent && a.syn_tsval == b.syn_tsval &&
+         a.packets == b.packets;
 }
 
 // Every TCP segment of a capture into two connections per 4-tuple, one with header prediction
