@@ -45,6 +45,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -115,6 +116,7 @@ class SubscriptionSet {
   };
   bool listens(EventId e, Hook h) const { return (mask_[size_t(h)] >> e) & 1; }
   size_t size() const { return triples_.size(); }
+  std::span<const Triple> triples() const { return triples_; }  // sorted
   uint32_t holders() const { return refs_; }
 
  private:

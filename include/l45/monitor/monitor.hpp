@@ -1,0 +1,117 @@
+// Monitoring sockets: mOS's programming model on the flow engine (first part: passive mode).
+//
+// A MonitorContext is one worker: a flow Engine, an EventRegistry and the monitoring sockets
+// opened on it. A middlebox opens sockets, registers handlers, subscribes them to events, and
+// feeds packets; the context does the flow management and runs the handlers.
+//
+// Sockets. A Stream socket takes the flows whose first packet its filter (tcpdump syntax; empty:
+// every flow) matches; every flow it takes starts with the socket's subscriptions. A Raw socket
+// sees packets, not flows: its subscriptions to BuiltinEvent::Packet, Orphan and Malformed run
+// for every packet its filter matches (with the flow, when the packet has one).
+//
+// Per flow: its own subscription set (subscribe()/unsubscribe(), at any time, in a handler
+// too), a user pointer (set_user()/user()), the peer of each side (peer()), stop(): no more
+// events for it (the engine stops tracking it) or for one side (that side's reassembly stops).
+// last_packet() is the packet being processed (mOS's getlastpkt).
+//
+// Events and hooks. The engine updates both endpoints of a segment in one step, so each event
+// is raised at Hook::Sender and then at Hook::Receiver, both after that step (mOS runs the
+// sender hook between the two updates; no built-in event of this version needs the difference).
+// Per packet the order is: conn_start (new flow), tcp_state (each side that changed),
+// handshake_done, retransmission / data / gap / mismatch (as the stream delivers), packet,
+// conn_end (when the packet ends the flow or expires others). `side` is the side the event
+// concerns: the sender for packet, data, retransmission, gap, mismatch; the changing side for
+// tcp_state; the client for conn_start, handshake_done and conn_end.
+//
+// Not yet here (issue 4): peek/ppeek on per-flow buffers, per-flow buffer options, timers,
+// inline mode (setlastpkt, sendpkt, reset), NFQUEUE, workers.
+//
+//   MonitorContext ctx;
+//   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
+//   HandlerId h = *ctx.handler("count", [&](MonitorContext& c, FlowHandle f, Side side,
+//                                           EventId e) { ... });
+//   ctx.on(s, BuiltinEvent::Data, Hook::Receiver, h);
+//   for (const Packet& p : packets) ctx.process(p);
+//   ctx.finish();
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "l45/core/result.hpp"
+#include "l45/event/event.hpp"
+#include "l45/flow/engine.hpp"
+
+namespace l45 {
+
+enum class SocketKind : uint8_t { Stream, Raw };
+using SocketId = uint32_t;
+
+class MonitorContext;
+// mOS's callback: (context, flow, side, event). The flow is null for a packet without one
+// (orphan, malformed).
+using MonitorCallback = std::function<void(MonitorContext&, FlowHandle, Side, EventId)>;
+
+struct Peer {
+  IpAddr addr;
+  uint16_t port = 0;
+};
+
+class MonitorContext {
+ public:
+  explicit MonitorContext(const EngineConfig& cfg = {});
+  ~MonitorContext();
+  MonitorContext(const MonitorContext&) = delete;
+  MonitorContext& operator=(const MonitorContext&) = delete;
+
+  EventRegistry& events() { return events_; }  // define UDEs here
+  const Engine& engine() const { return *engine_; }
+
+  // A bad filter is an error (EINVAL, with libpcap's message).
+  Result<SocketId> socket(SocketKind kind, std::string filter = "");
+  Result<HandlerId> handler(std::string name, MonitorCallback cb);
+  // What every flow the socket takes from now on starts with (for a Raw socket: what runs for
+  // each packet it matches).
+  Result<void> on(SocketId s, EventId e, Hook h, HandlerId handler);
+  Result<void> on(SocketId s, BuiltinEvent e, Hook h, HandlerId handler) {
+    return on(s, EventId(e), h, handler);
+  }
+
+  // The flow's own set. Errors for a flow that is gone.
+  Result<void> subscribe(FlowHandle f, EventId e, Hook h, HandlerId handler);
+  Result<void> unsubscribe(FlowHandle f, EventId e, Hook h, HandlerId handler);
+  void set_user(FlowHandle f, void* p);
+  void* user(FlowHandle f) const;  // nullptr for a flow that is gone
+  std::optional<Peer> peer(FlowHandle f, Side s) const;
+  // No more events for the flow (and the engine stops tracking it), or for one side of it.
+  Result<void> stop(FlowHandle f, std::optional<Side> side = std::nullopt);
+  const Packet* last_packet() const { return last_; }
+  const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
+
+  void process(const Packet& p);
+  void advance(Timestamp now);
+  void finish();
+
+ private:
+  class Bridge;
+  struct Socket;
+  struct PerFlow;
+
+  PerFlow* per_flow(FlowHandle f);
+  const PerFlow* per_flow(FlowHandle f) const;
+  bool socket_matches(Socket& s, const Packet& p);
+  void raise(const SubscriptionSet* set, EventId e, FlowHandle f, Side side);
+  void raise_raw(EventId e, FlowHandle f, Side side);
+
+  EventRegistry events_;
+  std::vector<std::unique_ptr<Socket>> sockets_;
+  std::vector<PerFlow> flows_;  // by FlowHandle::index
+  std::unique_ptr<Bridge> bridge_;
+  std::unique_ptr<Engine> engine_;
+  const Packet* last_ = nullptr;
+};
+
+}  // namespace l45

@@ -1,0 +1,247 @@
+#include "l45/monitor/monitor.hpp"
+
+#include <map>
+#include <utility>
+
+#include "l45/io/filter.hpp"
+
+namespace l45 {
+
+namespace {
+
+uint64_t pack(FlowHandle h) {
+  return uint64_t{h.index} << 32 | h.generation;
+}
+FlowHandle unpack(uint64_t v) {
+  return {uint32_t(v >> 32), uint32_t(v)};
+}
+
+}  // namespace
+
+struct MonitorContext::Socket {
+  SocketKind kind;
+  std::string filter;
+  std::map<LinkType, BpfFilter> compiled;  // per link type, compiled when first needed
+  Subscription sub;
+  Socket(SocketKind k, std::string f, EventRegistry& reg)
+      : kind(k), filter(std::move(f)), sub(reg) {}
+};
+
+struct MonitorContext::PerFlow {
+  uint32_t generation = 0;  // the live flow's, 0 when the slot is free
+  Subscription sub;
+  void* user = nullptr;
+  bool stopped = false;
+  bool side_stopped[2] = {false, false};
+  explicit PerFlow(EventRegistry& reg) : sub(reg) {}
+};
+
+// The engine's callbacks, turned into events.
+class MonitorContext::Bridge final : public FlowObserver {
+ public:
+  explicit Bridge(MonitorContext& c) : c_(c) {}
+  bool packet_seen = false;  // an event for the current packet reached the raw sockets
+
+  void on_open(const Flow& f) override {
+    PerFlow& p = c_.flows_[f.handle().index];
+    p.generation = f.handle().generation;
+    p.sub.reset();
+    p.user = nullptr;
+    p.stopped = false;
+    p.side_stopped[0] = p.side_stopped[1] = false;
+    // The flow starts with the union of the sets of the stream sockets its packet matches.
+    for (auto& s : c_.sockets_) {
+      if (s->kind != SocketKind::Stream || !c_.last_ || !c_.socket_matches(*s, *c_.last_)) continue;
+      for (const SubscriptionSet::Triple& t : s->sub.node()->triples())
+        (void)p.sub.add(t.event, t.hook, t.handler);  // valid triples: cannot fail
+    }
+    flow_event(f, BuiltinEvent::ConnStart, Side::Client);
+  }
+  void on_tcp_state(const Flow& f, Side side, TcpEndpointState, TcpEndpointState) override {
+    flow_event(f, BuiltinEvent::TcpState, side);
+  }
+  void on_handshake(const Flow& f) override {
+    flow_event(f, BuiltinEvent::HandshakeDone, Side::Client);
+  }
+  void on_data(const Flow& f, Side from, uint64_t, Bytes) override {
+    flow_event(f, BuiltinEvent::Data, from);
+  }
+  void on_retransmission(const Flow& f, Side from, uint64_t, uint64_t) override {
+    flow_event(f, BuiltinEvent::Retransmission, from);
+  }
+  void on_gap(const Flow& f, Side from, uint64_t, uint64_t) override {
+    flow_event(f, BuiltinEvent::Gap, from);
+  }
+  void on_mismatch(const Flow& f, Side from, const StreamMismatch&) override {
+    flow_event(f, BuiltinEvent::Mismatch, from);
+  }
+  void on_packet(const Flow& f, Side from, const PacketView&) override {
+    flow_event(f, BuiltinEvent::Packet, from);
+    packet_seen = true;
+    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
+  }
+  void on_icmp_error(const Flow& f, Side from, const PacketView&) override {
+    flow_event(f, BuiltinEvent::Packet, from);
+    packet_seen = true;
+    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
+  }
+  void on_orphan(const PacketView&, DropReason) override {
+    packet_seen = true;
+    c_.raise_raw(EventId(BuiltinEvent::Orphan), {}, Side::Client);
+    c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+  }
+  void on_malformed(const Packet&, DropReason) override {
+    packet_seen = true;
+    c_.raise_raw(EventId(BuiltinEvent::Malformed), {}, Side::Client);
+    c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+  }
+  void on_close(const Flow& f, FlowEnd) override {
+    flow_event(f, BuiltinEvent::ConnEnd, Side::Client);
+    PerFlow& p = c_.flows_[f.handle().index];
+    p.sub.reset();
+    p.generation = 0;
+    p.user = nullptr;
+  }
+
+ private:
+  void flow_event(const Flow& f, BuiltinEvent e, Side side) {
+    PerFlow* p = c_.per_flow(f.handle());
+    if (!p || p->stopped || p->side_stopped[size_t(side)]) return;
+    c_.raise(p->sub.node(), EventId(e), f.handle(), side);
+  }
+  MonitorContext& c_;
+};
+
+MonitorContext::MonitorContext(const EngineConfig& cfg) {
+  flows_.reserve(cfg.max_flows);
+  for (uint32_t i = 0; i < cfg.max_flows; ++i)
+    flows_.emplace_back(events_);
+  bridge_ = std::make_unique<Bridge>(*this);
+  engine_ = std::make_unique<Engine>(cfg, bridge_.get());
+}
+
+MonitorContext::~MonitorContext() {
+  engine_.reset();  // its last callbacks still reach the bridge and the flows
+}
+
+Result<SocketId> MonitorContext::socket(SocketKind kind, std::string filter) {
+  if (!filter.empty()) {
+    // Checked now, on Ethernet, so a typo is an error here and not a socket that sees nothing.
+    auto f = BpfFilter::compile(filter, LinkType::Ethernet);
+    if (!f.ok()) return f.error();
+  }
+  sockets_.push_back(std::make_unique<Socket>(kind, std::move(filter), events_));
+  return SocketId(sockets_.size() - 1);
+}
+
+Result<HandlerId> MonitorContext::handler(std::string name, MonitorCallback cb) {
+  if (!cb) return Error::invalid("handler '" + name + "' has no function");
+  return events_.add_handler(std::move(name), [this, cb = std::move(cb)](const EventArgs& a) {
+    cb(*this, unpack(a.subject), Side(a.side), a.event);
+  });
+}
+
+Result<void> MonitorContext::on(SocketId s, EventId e, Hook h, HandlerId handler) {
+  if (s >= sockets_.size()) return Error::invalid("no monitoring socket " + std::to_string(s));
+  return sockets_[s]->sub.add(e, h, handler);
+}
+
+MonitorContext::PerFlow* MonitorContext::per_flow(FlowHandle f) {
+  if (!f || f.index >= flows_.size() || flows_[f.index].generation != f.generation) return nullptr;
+  return &flows_[f.index];
+}
+
+const MonitorContext::PerFlow* MonitorContext::per_flow(FlowHandle f) const {
+  return const_cast<MonitorContext*>(this)->per_flow(f);
+}
+
+Result<void> MonitorContext::subscribe(FlowHandle f, EventId e, Hook h, HandlerId handler) {
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  return p->sub.add(e, h, handler);
+}
+
+Result<void> MonitorContext::unsubscribe(FlowHandle f, EventId e, Hook h, HandlerId handler) {
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  return p->sub.remove(e, h, handler);
+}
+
+void MonitorContext::set_user(FlowHandle f, void* u) {
+  if (PerFlow* p = per_flow(f)) p->user = u;
+}
+
+void* MonitorContext::user(FlowHandle f) const {
+  const PerFlow* p = per_flow(f);
+  return p ? p->user : nullptr;
+}
+
+std::optional<Peer> MonitorContext::peer(FlowHandle f, Side s) const {
+  const Flow* fl = engine_->flow(f);
+  if (!fl) return std::nullopt;
+  return Peer{fl->addr(s), fl->port(s)};
+}
+
+Result<void> MonitorContext::stop(FlowHandle f, std::optional<Side> side) {
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  if (side) {
+    p->side_stopped[size_t(*side)] = true;
+    engine_->disable_side(f, *side);
+  } else {
+    p->stopped = true;
+    engine_->stop_tracking(f);
+  }
+  return {};
+}
+
+bool MonitorContext::socket_matches(Socket& s, const Packet& p) {
+  if (s.filter.empty()) return true;
+  const LinkType link = p.meta().link;
+  auto it = s.compiled.find(link);
+  if (it == s.compiled.end()) {
+    auto f = BpfFilter::compile(s.filter, link);
+    it = s.compiled.emplace(link, f.ok() ? std::move(f).value() : BpfFilter::never(s.filter, link))
+             .first;
+  }
+  return it->second.matches(p);
+}
+
+void MonitorContext::raise(const SubscriptionSet* set, EventId e, FlowHandle f, Side side) {
+  EventArgs a;
+  a.subject = pack(f);
+  a.side = uint8_t(side);
+  a.user = this;
+  events_.raise(set, e, Hook::Sender, a);
+  events_.raise(set, e, Hook::Receiver, a);
+}
+
+void MonitorContext::raise_raw(EventId e, FlowHandle f, Side side) {
+  for (auto& s : sockets_) {
+    if (s->kind != SocketKind::Raw) continue;
+    const SubscriptionSet* set = s->sub.node();
+    if (!set->listens(e, Hook::Sender) && !set->listens(e, Hook::Receiver)) continue;
+    if (!last_ || !socket_matches(*s, *last_)) continue;
+    raise(set, e, f, side);
+  }
+}
+
+void MonitorContext::process(const Packet& p) {
+  last_ = &p;
+  bridge_->packet_seen = false;
+  engine_->process(p);
+  // A packet the engine took without a callback (a fragment held for reassembly, a packet of
+  // a flow no longer tracked): the raw sockets still see it.
+  if (!bridge_->packet_seen) raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+  last_ = nullptr;
+}
+
+void MonitorContext::advance(Timestamp now) {
+  engine_->advance(now);
+}
+
+void MonitorContext::finish() {
+  engine_->finish();
+}
+
+}  // namespace l45

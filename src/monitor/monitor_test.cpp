@@ -1,0 +1,225 @@
+// MonitorContext on the bundled capture (data/sample.pcap: nginx and curl, keep-alive requests,
+// IPv6, retransmissions after drops): events against the engine's own counts, filters, per-flow
+// subscriptions changed in handlers, UDEs, user data, stop, raw sockets.
+#include "l45/monitor/monitor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "l45/io/pcap_file.hpp"
+#include "l45/packet/decode.hpp"
+#include "testing.hpp"
+
+namespace l45 {
+namespace {
+
+const std::vector<Packet>& sample() {
+  static const std::vector<Packet> pkts = [] {
+    auto r = read_capture((testing::source_dir() / "data" / "sample.pcap").string());
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? std::move(r).value() : std::vector<Packet>{};
+  }();
+  return pkts;
+}
+
+void run(MonitorContext& ctx) {
+  for (const Packet& p : sample())
+    ctx.process(p);
+  ctx.finish();
+}
+
+// Counts events per (event name, hook) and per flow.
+struct Counter {
+  std::map<std::string, uint64_t> n;
+  std::set<uint64_t> flows;
+  HandlerId id = 0;
+  Counter(MonitorContext& ctx, const std::string& name) {
+    id = ctx.handler(name,
+                     [this, &ctx](MonitorContext& c, FlowHandle f, Side, EventId e) {
+                       EXPECT_EQ(&c, &ctx);
+                       ++n[ctx.events().list()[e].name];
+                       if (f) flows.insert(uint64_t{f.index} << 32 | f.generation);
+                     })
+             .value();
+  }
+};
+
+TEST(Monitor, StreamSocketEventsAgreeWithTheEngine) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  Counter c(ctx, "count");
+  for (BuiltinEvent e : {BuiltinEvent::ConnStart, BuiltinEvent::HandshakeDone, BuiltinEvent::Data,
+                         BuiltinEvent::Retransmission, BuiltinEvent::ConnEnd, BuiltinEvent::Packet,
+                         BuiltinEvent::TcpState})
+    ASSERT_TRUE(ctx.on(s, e, Hook::Sender, c.id).ok());
+  run(ctx);
+  const EngineStats& st = ctx.engine().stats();
+  EXPECT_EQ(c.n["conn_start"], 5u);  // l45 conn: five TCP connections (and two ICMP flows)
+  EXPECT_EQ(c.n["conn_start"], c.n["conn_end"]);
+  EXPECT_EQ(c.n["handshake_done"], c.n["conn_start"]);  // every connection was seen from its SYN
+  EXPECT_EQ(c.n["packet"], st.tcp_packets);
+  EXPECT_GT(c.n["retransmission"], 0u);  // the capture's dropped and resent segments
+  EXPECT_GT(c.n["data"], 0u);
+  // Four changes per side at least: LISTEN > SYN_* > ESTABLISHED > FIN... > ...
+  EXPECT_GE(c.n["tcp_state"], 4 * c.n["conn_start"]);
+}
+
+TEST(Monitor, BothHooksRunForEveryEvent) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream).value();
+  std::vector<Hook> seen;
+  HandlerId snd = ctx.handler("snd", [&](MonitorContext&, FlowHandle, Side,
+                                         EventId) { seen.push_back(Hook::Sender); })
+                      .value();
+  HandlerId rcv = ctx.handler("rcv", [&](MonitorContext&, FlowHandle, Side,
+                                         EventId) { seen.push_back(Hook::Receiver); })
+                      .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Receiver, rcv).ok());
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, snd).ok());
+  ctx.process(sample().at(0));
+  ctx.process(sample().at(2));  // the first SYN (0 and 1 are ARP)
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen[0], Hook::Sender);
+  EXPECT_EQ(seen[1], Hook::Receiver);
+}
+
+TEST(Monitor, TheFilterPicksTheFlowsASocketTakes) {
+  MonitorContext ctx;
+  SocketId v6 = ctx.socket(SocketKind::Stream, "ip6 and tcp").value();
+  SocketId none = ctx.socket(SocketKind::Stream, "udp port 9").value();
+  Counter a(ctx, "v6"), b(ctx, "none");
+  ASSERT_TRUE(ctx.on(v6, BuiltinEvent::ConnStart, Hook::Sender, a.id).ok());
+  ASSERT_TRUE(ctx.on(none, BuiltinEvent::ConnStart, Hook::Sender, b.id).ok());
+  run(ctx);
+  EXPECT_EQ(a.n["conn_start"], 1u);  // the one IPv6 transfer
+  EXPECT_EQ(b.n["conn_start"], 0u);
+  EXPECT_FALSE(ctx.socket(SocketKind::Stream, "tcp prot 80").ok());  // a typo is an error
+}
+
+TEST(Monitor, AFlowChangesItsOwnSubscriptionsFromAHandler) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  std::map<uint32_t, int> data_events;  // by flow slot
+  HandlerId on_data = 0;
+  on_data = ctx.handler("first_data",
+                        [&](MonitorContext& c, FlowHandle f, Side, EventId e) {
+                          ++data_events[f.index];
+                          // Only the first data of each flow: off again at once.
+                          ASSERT_TRUE(c.unsubscribe(f, e, Hook::Receiver, on_data).ok());
+                        })
+                .value();
+  HandlerId on_start =
+      ctx.handler(
+             "start",
+             [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+               auto server = c.peer(f, Side::Server);
+               ASSERT_TRUE(server);
+               if (server->port == 80) {
+                 ASSERT_TRUE(
+                     c.subscribe(f, EventId(BuiltinEvent::Data), Hook::Receiver, on_data).ok());
+               }
+             })
+          .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, on_start).ok());
+  run(ctx);
+  ASSERT_FALSE(data_events.empty());
+  for (auto [slot, n] : data_events)
+    EXPECT_EQ(n, 1) << "slot " << slot;
+  // Flows that changed nothing share their socket's node; the rest went back to it.
+  EXPECT_LE(ctx.events().nodes(), 3u);
+}
+
+TEST(Monitor, AUserDefinedEventFiltersOnTheLastPacket) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  // "http_get": data whose packet's payload starts with "GET ".
+  EventId get =
+      ctx.events()
+          .define("http_get", BuiltinEvent::Data,
+                  [](const EventArgs& a) {
+                    auto* c = static_cast<MonitorContext*>(a.user);
+                    const Packet* p = c->last_packet();
+                    if (!p) return false;
+                    PacketView v = PacketView::decode(*p);
+                    std::string_view pay(reinterpret_cast<const char*>(v.payload().data()),
+                                         v.payload().size());
+                    return pay.rfind("GET ", 0) == 0;
+                  })
+          .value();
+  Counter c(ctx, "gets");
+  ASSERT_TRUE(ctx.on(s, get, Hook::Sender, c.id).ok());
+  run(ctx);
+  // curl's requests in the capture: a page, two on one keep-alive connection, a 404, and two
+  // 256 KiB downloads.
+  EXPECT_GE(c.n["http_get"], 5u);
+  EXPECT_LE(c.n["http_get"], 8u);
+}
+
+TEST(Monitor, UserDataLivesWithTheFlowAndEndedFlowsRefuseRequests) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  std::vector<FlowHandle> ended;
+  int tags[64] = {};
+  int opened = 0, checked = 0;
+  HandlerId start = ctx.handler("start", [&](MonitorContext& c, FlowHandle f, Side,
+                                             EventId) { c.set_user(f, &tags[opened++ % 64]); })
+                        .value();
+  HandlerId end = ctx.handler("end",
+                              [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                                EXPECT_NE(c.user(f), nullptr);  // still there during conn_end
+                                ++checked;
+                                ended.push_back(f);
+                              })
+                      .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, start).ok());
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnEnd, Hook::Sender, end).ok());
+  run(ctx);
+  EXPECT_EQ(checked, opened);
+  ASSERT_FALSE(ended.empty());
+  for (FlowHandle f : ended) {
+    EXPECT_EQ(ctx.user(f), nullptr);
+    EXPECT_FALSE(ctx.subscribe(f, EventId(BuiltinEvent::Data), Hook::Sender, start).ok());
+    EXPECT_FALSE(ctx.stop(f).ok());
+    EXPECT_FALSE(ctx.peer(f, Side::Client));
+  }
+}
+
+TEST(Monitor, AStoppedFlowRaisesNothingMore) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  std::map<uint32_t, int> packets;
+  HandlerId h = ctx.handler("stop_after_3",
+                            [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                              if (++packets[f.index] == 3) {
+                                ASSERT_TRUE(c.stop(f).ok());
+                              }
+                            })
+                    .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::Packet, Hook::Sender, h).ok());
+  run(ctx);
+  ASSERT_FALSE(packets.empty());
+  for (auto [slot, n] : packets)
+    EXPECT_EQ(n, 3) << "slot " << slot;
+}
+
+TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {
+  MonitorContext ctx;
+  SocketId all = ctx.socket(SocketKind::Raw).value();
+  SocketId arp = ctx.socket(SocketKind::Raw, "arp").value();
+  Counter a(ctx, "all"), b(ctx, "arp");
+  ASSERT_TRUE(ctx.on(all, BuiltinEvent::Packet, Hook::Sender, a.id).ok());
+  ASSERT_TRUE(ctx.on(arp, BuiltinEvent::Packet, Hook::Sender, b.id).ok());
+  ASSERT_TRUE(ctx.on(arp, BuiltinEvent::Orphan, Hook::Sender, b.id).ok());
+  run(ctx);
+  EXPECT_EQ(a.n["packet"], sample().size());
+  EXPECT_GT(b.n["packet"], 0u);
+  EXPECT_EQ(b.n["orphan"], b.n["packet"]);  // ARP has no flow
+  EXPECT_TRUE(b.flows.empty());
+}
+
+}  // namespace
+}  // namespace l45
