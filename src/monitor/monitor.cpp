@@ -55,47 +55,75 @@ class MonitorContext::Bridge final : public FlowObserver {
       for (const SubscriptionSet::Triple& t : s->sub.node()->triples())
         (void)p.sub.add(t.event, t.hook, t.handler);  // valid triples: cannot fail
     }
+    c_.detail_ = {};
     flow_event(f, BuiltinEvent::ConnStart, Side::Client);
   }
-  void on_tcp_state(const Flow& f, Side side, TcpEndpointState, TcpEndpointState) override {
+  void on_tcp_state(const Flow& f, Side side, TcpEndpointState before,
+                    TcpEndpointState after) override {
+    c_.detail_ = {};
+    c_.detail_.before = before;
+    c_.detail_.after = after;
     flow_event(f, BuiltinEvent::TcpState, side);
   }
   void on_handshake(const Flow& f) override {
+    c_.detail_ = {};
     flow_event(f, BuiltinEvent::HandshakeDone, Side::Client);
   }
-  void on_data(const Flow& f, Side from, uint64_t, Bytes) override {
+  void on_data(const Flow& f, Side from, uint64_t off, Bytes b) override {
+    c_.detail_ = {};
+    c_.detail_.offset = off;
+    c_.detail_.length = b.size();
+    c_.detail_.data = b;
     flow_event(f, BuiltinEvent::Data, from);
   }
-  void on_retransmission(const Flow& f, Side from, uint64_t, uint64_t) override {
+  void on_retransmission(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    c_.detail_ = {};
+    c_.detail_.offset = off;
+    c_.detail_.length = len;
     flow_event(f, BuiltinEvent::Retransmission, from);
   }
-  void on_gap(const Flow& f, Side from, uint64_t, uint64_t) override {
+  void on_gap(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    c_.detail_ = {};
+    c_.detail_.offset = off;
+    c_.detail_.length = len;
     flow_event(f, BuiltinEvent::Gap, from);
   }
-  void on_mismatch(const Flow& f, Side from, const StreamMismatch&) override {
+  void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) override {
+    c_.detail_ = {};
+    c_.detail_.offset = m.offset;
+    c_.detail_.length = m.length;
+    c_.detail_.mismatch = &m;
     flow_event(f, BuiltinEvent::Mismatch, from);
   }
   void on_packet(const Flow& f, Side from, const PacketView&) override {
+    c_.detail_ = {};
     flow_event(f, BuiltinEvent::Packet, from);
     packet_seen = true;
     c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
   }
   void on_icmp_error(const Flow& f, Side from, const PacketView&) override {
+    c_.detail_ = {};
     flow_event(f, BuiltinEvent::Packet, from);
     packet_seen = true;
     c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
   }
-  void on_orphan(const PacketView&, DropReason) override {
+  void on_orphan(const PacketView&, DropReason why) override {
+    c_.detail_ = {};
+    c_.detail_.reason = why;
     packet_seen = true;
     c_.raise_raw(EventId(BuiltinEvent::Orphan), {}, Side::Client);
     c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
   }
-  void on_malformed(const Packet&, DropReason) override {
+  void on_malformed(const Packet&, DropReason why) override {
+    c_.detail_ = {};
+    c_.detail_.reason = why;
     packet_seen = true;
     c_.raise_raw(EventId(BuiltinEvent::Malformed), {}, Side::Client);
     c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
   }
-  void on_close(const Flow& f, FlowEnd) override {
+  void on_close(const Flow& f, FlowEnd why) override {
+    c_.detail_ = {};
+    c_.detail_.end = why;
     flow_event(f, BuiltinEvent::ConnEnd, Side::Client);
     PerFlow& p = c_.flows_[f.handle().index];
     p.sub.reset();

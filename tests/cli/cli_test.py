@@ -429,6 +429,48 @@ p = run("conn", "-r", crafted, "--max-flows", "1", "--when-full", "refuse", "--s
 check("conn --max-flows 1 --when-full refuse: the refusal is counted by name",
       p.returncode == 0 and "flow_table_full" in p.stderr, p.stderr)
 
+# -- l45 account: per-subscriber billing and retransmissions with other bytes
+subs = os.path.join(tmp, "subs.txt")
+with open(subs, "w") as f:
+    f.write("# the bundled capture's clients\n198.51.100.2/32 ue-v4\nfd00:45::2 ue-v6\n")
+p = run("account", "-r", SAMPLE, "--subscribers", subs, "--json")
+rows = [json.loads(l) for l in p.stdout.splitlines()] if p.returncode == 0 else []
+by_id = {r["id"]: r for r in rows if "id" in r}
+check("account --json: one object per subscriber, billed each way, no abuse in plain resends",
+      p.returncode == 0 and set(by_id) == {"ue-v4", "ue-v6"}
+      and by_id["ue-v6"]["bytes_down"] > 262144 and by_id["ue-v4"]["retransmitted_bytes"] > 0
+      and not any("abuse" in r for r in rows), p.stdout + p.stderr)
+# A request resent with other bytes: flagged with its flow, side and offsets.
+evil = os.path.join(tmp, "evil.pcap")
+U, V = "198.51.100.7", "203.0.113.9"
+write_pcap(evil, [
+    tcp_frame(U, V, 40000, 443, 1000, 0, "S"),
+    tcp_frame(V, U, 443, 40000, 5000, 1001, "SA"),
+    tcp_frame(U, V, 40000, 443, 1001, 5001, "A"),
+    tcp_frame(U, V, 40000, 443, 1001, 5001, "PA", b"GET /index.html HTTP/1.1\r\n"),
+    tcp_frame(U, V, 40000, 443, 1005, 5001, "PA", b"/TUNNELED-DATA!"),
+    tcp_frame(V, U, 443, 40000, 5001, 1027, "A"),
+])
+with open(subs, "w") as f:
+    f.write("198.51.100.0/24 cell\n")
+p = run("account", "-r", evil, "--subscribers", subs, "--json")
+abuse = [json.loads(l) for l in p.stdout.splitlines() if '"abuse"' in l]
+check("account: a retransmission with other bytes is reported (uid, side, offset, length)",
+      p.returncode == 0 and len(abuse) == 1 and abuse[0]["side"] == "orig"
+      and abuse[0]["offset"] == 4 and abuse[0]["length"] == 15 and abuse[0]["uid"].startswith("C"),
+      p.stdout + p.stderr)
+p = run("account", "-r", evil, "--subscribers", subs)
+check("account: a table, then the abuse line", p.returncode == 0
+      and p.stdout.splitlines()[0].startswith("subscriber") and "possible tunneling" in p.stdout,
+      p.stdout)
+with open(subs, "w") as f:
+    f.write("198.51.100.0/24 cell\n10.0.0.0/33 bad\n")
+p = run("account", "-r", evil, "--subscribers", subs)
+check("account: a bad subscribers file is one error line with file and line, exit 2",
+      p.returncode == 2 and one_error_line(p, "subs.txt:2", "bad prefix length"), p.stderr)
+p = run("account", "-r", evil)
+check("account without --subscribers: a usage error", p.returncode == 2, p.stderr)
+
 shutil.rmtree(tmp, ignore_errors=True)
 
 

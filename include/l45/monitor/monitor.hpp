@@ -60,6 +60,18 @@ struct Peer {
   uint16_t port = 0;
 };
 
+// What the event being handled carries beyond (flow, side, event): MonitorContext::detail(),
+// valid during the handler.
+struct EventDetail {
+  uint64_t offset = 0;  // data, gap, retransmission, mismatch: stream offset of the bytes
+  uint64_t length = 0;
+  Bytes data;                                  // data: the bytes delivered
+  const StreamMismatch* mismatch = nullptr;    // mismatch: both versions
+  TcpEndpointState before{}, after{};          // tcp_state
+  DropReason reason = DropReason::None;        // orphan, malformed
+  FlowEnd end = FlowEnd::EndOfInput;           // conn_end
+};
+
 class MonitorContext {
  public:
   explicit MonitorContext(const EngineConfig& cfg = {});
@@ -89,6 +101,7 @@ class MonitorContext {
   // No more events for the flow (and the engine stops tracking it), or for one side of it.
   Result<void> stop(FlowHandle f, std::optional<Side> side = std::nullopt);
   const Packet* last_packet() const { return last_; }
+  const EventDetail& detail() const { return detail_; }
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
 
   void process(const Packet& p);
@@ -112,6 +125,7 @@ class MonitorContext {
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<Engine> engine_;
   const Packet* last_ = nullptr;
+  EventDetail detail_;
 };
 
 }  // namespace l45
