@@ -65,11 +65,11 @@ struct Peer {
 struct EventDetail {
   uint64_t offset = 0;  // data, gap, retransmission, mismatch: stream offset of the bytes
   uint64_t length = 0;
-  Bytes data;                                  // data: the bytes delivered
-  const StreamMismatch* mismatch = nullptr;    // mismatch: both versions
-  TcpEndpointState before{}, after{};          // tcp_state
-  DropReason reason = DropReason::None;        // orphan, malformed
-  FlowEnd end = FlowEnd::EndOfInput;           // conn_end
+  Bytes data;                                // data: the bytes delivered
+  const StreamMismatch* mismatch = nullptr;  // mismatch: both versions
+  TcpEndpointState before{}, after{};        // tcp_state
+  DropReason reason = DropReason::None;      // orphan, malformed
+  FlowEnd end = FlowEnd::EndOfInput;         // conn_end
 };
 
 class MonitorContext {
