@@ -26,6 +26,7 @@
 
 #include "command.hpp"
 #include "flow_common.hpp"
+#include "l45/monitor/monitor.hpp"
 #include "l45/packet/builder.hpp"
 #include "l45/packet/ip_proto.hpp"
 
@@ -39,6 +40,7 @@ struct BenchArgs {
   uint64_t limit = 0;
   bool no_reassembly = false;
   bool drop_after_reset = false;
+  bool events = false;
   uint32_t synthetic = 0;
   // Slots are preallocated (and counted in hwm_kb): 262144 holds many-flows' ~130k flows open
   // at once, counting those kept for the 5 s close delay, without the 180 MB more of 1 << 20.
@@ -267,10 +269,11 @@ EngineConfig bench_config(const BenchArgs& a, uint32_t max_flows) {
   return c;
 }
 
-// One engine over the packets of worker `w`. The clock runs only around the packet loop.
-double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
-                  std::barrier<>* start = nullptr) {
-  Engine engine(bench_config(a, a.max_flows), &r.count);
+// The clock runs only around the packet loop; `process` feeds `engine` (directly, or through
+// a monitoring context), `finish` ends it after the clock stopped.
+template <typename Process, typename Finish>
+double timed_loop(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
+                  std::barrier<>* start, const Engine& engine, Process&& process, Finish&& finish) {
   if (start) start->arrive_and_wait();  // every engine built before any clock starts
   const double c0 = thread_cpu_sec();
   const double t0 = now_sec();
@@ -278,7 +281,7 @@ double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned 
   size_t i = 0;
   for (const Packet& p : pkts) {
     if (a.workers > 1 && worker_of(p, a.workers) != w) continue;
-    engine.process(p);
+    process(p);
     // The engine's bytes move only with flows and buffers: a sample every 4096 packets.
     if ((++i & 4095) == 0)
       r.engine_mem_peak = std::max<uint64_t>(r.engine_mem_peak, engine.memory_bytes());
@@ -290,7 +293,7 @@ double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned 
   r.c2s_run = r.count.c2s;
   r.s2c_run = r.count.s2c;
   r.peak_flows = engine.table_stats().peak;
-  engine.finish();
+  finish();
   const EngineStats& s = engine.stats();
   r.flows_created = s.flows_created;
   r.partial = s.tcp_partial;
@@ -299,6 +302,51 @@ double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned 
   r.buffered_peak = s.buffered_peak;
   r.anomalies = s.drops.total();
   return sec;
+}
+
+// --events: the same counts from one handler subscribed to every built-in event (receiver
+// hook) on a monitoring socket that takes every flow: what the event layer costs.
+void count_events(MonitorContext& ctx, Counter& count) {
+  auto h = ctx.handler("bench", [&count](MonitorContext& c, FlowHandle f, Side side, EventId e) {
+    switch (BuiltinEvent(e)) {
+      case BuiltinEvent::Data:
+        (side == Side::Client ? count.c2s : count.s2c) += c.detail().length;
+        break;
+      case BuiltinEvent::Gap:
+        ++count.gaps;
+        count.gap_bytes += c.detail().length;
+        break;
+      case BuiltinEvent::Mismatch:
+        ++count.mismatches;
+        break;
+      case BuiltinEvent::ConnEnd:
+        if (const Flow* fl = c.flow(f)) count.on_close(*fl, c.detail().end);
+        break;
+      default:
+        break;
+    }
+  });
+  auto s = ctx.socket(SocketKind::Stream);
+  if (!h.ok() || !s.ok()) fail("bench: cannot set up the monitoring socket");
+  for (size_t e = 0; e < kBuiltinEvents; ++e)
+    if (!ctx.on(s.value(), EventId(e), Hook::Receiver, h.value()).ok())
+      fail("bench: cannot subscribe to every event");
+}
+
+// One engine over the packets of worker `w`.
+double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
+                  std::barrier<>* start = nullptr) {
+  if (a.events) {
+    MonitorContext ctx(bench_config(a, a.max_flows));
+    count_events(ctx, r.count);
+    return timed_loop(
+        a, pkts, w, r, start, ctx.engine(), [&](const Packet& p) { ctx.process(p); },
+        [&] { ctx.finish(); });
+  }
+  Engine engine(bench_config(a, a.max_flows), &r.count);
+  return timed_loop(
+      a, pkts, w, r, start, engine, [&](const Packet& p) { engine.process(p); },
+      [&] { engine.finish(); });
 }
 
 void run_trace(const BenchArgs& a) {
@@ -349,6 +397,7 @@ void run_trace(const BenchArgs& a) {
   const char* peer = a.workers == 1 ? "l45" : "l45-2w";
   std::string peer_name = a.workers <= 2 ? peer : fmt::format("l45-{}w", a.workers);
   if (a.no_reassembly) peer_name += "-noreasm";
+  if (a.events) peer_name += "-events";
   fmt::print(
       "RESULT peer={} packets={} bytes={} flows={} c2s={} s2c={} sec={:.6f} mpps={:.4f} "
       "gbps={:.4f} load_sec={:.4f} rss_load_kb={} hwm_kb={} workers={} repeats={} "
@@ -454,6 +503,8 @@ void setup(CLI::App& app) {
   app.add_option("--limit", a->limit, "only the first N packets (a prefix for profiling)");
   app.add_flag("--drop-after-reset", a->drop_after_reset,
                "do not deliver data sent after an accepted RST (the receiver's view, as libnids)");
+  app.add_flag("--events", a->events,
+               "through a monitoring socket: one handler subscribed to every built-in event");
   app.add_flag("--no-reassembly", a->no_reassembly,
                "TCP state only, no stream reassembly (c2s/s2c = 0)");
   app.add_option("--synthetic-flows", a->synthetic,
@@ -467,6 +518,7 @@ void setup(CLI::App& app) {
   l45 bench -r trace.pcap --repeat 5                   median of 5 runs over one load
   l45 bench -r trace.pcap -c 2                         two engines on two threads
   l45 bench -r trace.pcap --limit 20000                a prefix, e.g. under valgrind
+  l45 bench -r trace.pcap --events                     the same through the event layer
   l45 bench --synthetic-flows 1000000                  memory of 1M open flows, empty buffers
   L45=build/tools/l45/l45 ../shared/bench-peers/run_peers.sh -p "floor-flow libnids l45" T.pcap
 
