@@ -150,6 +150,14 @@ Result<SubscriptionSet*> EventRegistry::move_to(SubscriptionSet* from, Subscript
 
 void EventRegistry::fill_masks(SubscriptionSet& s) const {
   s.mask_ = {};
+  size_t i = 0;
+  for (size_t slot = 0; slot < 2 * kMaxEvents; ++slot) {
+    s.first_[slot] = uint16_t(i);
+    while (i < s.triples_.size() &&
+           size_t(s.triples_[i].event) * 2 + size_t(s.triples_[i].hook) == slot)
+      ++i;
+  }
+  s.first_[2 * kMaxEvents] = uint16_t(i);
   for (const SubscriptionSet::Triple& t : s.triples_) {
     // The event itself and every base it hangs from: their filters must run to reach it.
     for (std::optional<EventId> e = t.event; e; e = events_[*e].base)
@@ -185,25 +193,26 @@ void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, Hook h, Even
     EventRegistry& r;
     explicit Depth(EventRegistry& reg) : r(reg) { ++r.dispatching_; }
     ~Depth() {
-      if (--r.dispatching_ != 0) return;
-      std::vector<SubscriptionSet*> g;
-      g.swap(r.garbage_);
-      for (SubscriptionSet* n : g)
-        if (n->refs_ == 0) r.free_node(n);  // unless a flow came back to it meanwhile
+      if (--r.dispatching_ == 0 && !r.garbage_.empty()) r.collect();
     }
   } depth(*this);
   args.hook = h;
   args.event = e;
-  const auto& tr = set->triples_;
-  const SubscriptionSet::Triple first{e, h, 0};
-  for (auto it = std::lower_bound(tr.begin(), tr.end(), first, triple_less);
-       it != tr.end() && it->event == e && it->hook == h; ++it)
-    handlers_[it->handler].fn(args);
+  const size_t slot = size_t(e) * 2 + size_t(h);
+  for (size_t i = set->first_[slot]; i < set->first_[slot + 1]; ++i)
+    handlers_[set->triples_[i].handler].fn(args);
   for (EventId c : events_[e].children) {
     if (!set->listens(c, h)) continue;
     args.event = c;
     if (events_[c].filter(args)) dispatch(set, c, h, args);
   }
+}
+
+void EventRegistry::collect() {
+  std::vector<SubscriptionSet*> g;
+  g.swap(garbage_);
+  for (SubscriptionSet* n : g)
+    if (n->refs_ == 0) free_node(n);  // unless a flow came back to it meanwhile
 }
 
 Subscription& Subscription::operator=(Subscription&& o) noexcept {

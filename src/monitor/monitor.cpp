@@ -50,8 +50,16 @@ class MonitorContext::Bridge final : public FlowObserver {
     p.stopped = false;
     p.side_stopped[0] = p.side_stopped[1] = false;
     // The flow starts with the union of the sets of the stream sockets its packet matches.
+    // perf: with one such socket (the usual case) it shares the socket's node: O(1), no set
+    // built per flow.
+    bool first = true;
     for (auto& s : c_.sockets_) {
       if (s->kind != SocketKind::Stream || !c_.last_ || !c_.socket_matches(*s, *c_.last_)) continue;
+      if (first) {
+        p.sub = Subscription(c_.events_, s->sub.node());
+        first = false;
+        continue;
+      }
       for (const SubscriptionSet::Triple& t : s->sub.node()->triples())
         (void)p.sub.add(t.event, t.hook, t.handler);  // valid triples: cannot fail
     }
@@ -159,6 +167,7 @@ Result<SocketId> MonitorContext::socket(SocketKind kind, std::string filter) {
     if (!f.ok()) return f.error();
   }
   sockets_.push_back(std::make_unique<Socket>(kind, std::move(filter), events_));
+  if (kind == SocketKind::Raw) ++raw_sockets_;
   return SocketId(sockets_.size() - 1);
 }
 
@@ -245,6 +254,7 @@ void MonitorContext::raise(const SubscriptionSet* set, EventId e, FlowHandle f, 
 }
 
 void MonitorContext::raise_raw(EventId e, FlowHandle f, Side side) {
+  if (raw_sockets_ == 0) return;
   for (auto& s : sockets_) {
     if (s->kind != SocketKind::Raw) continue;
     const SubscriptionSet* set = s->sub.node();

@@ -122,7 +122,10 @@ class SubscriptionSet {
  private:
   friend class EventRegistry;
   std::array<uint64_t, 2> mask_{};  // per hook: events handled here or needed by a UDE here
-  uint64_t key_ = 0;                // XOR of the triples' hashes
+  // perf: triples_[first_[2e + h] .. first_[2e + h + 1]) are event e's at hook h (no search
+  // per dispatch).
+  std::array<uint16_t, 2 * kMaxEvents + 1> first_{};
+  uint64_t key_ = 0;  // XOR of the triples' hashes
   uint32_t refs_ = 0;
   std::vector<Triple> triples_;  // sorted by (event, hook, handler)
 };
@@ -183,6 +186,7 @@ class EventRegistry {
   void fill_masks(SubscriptionSet& s) const;
   void dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs args);
   void free_node(SubscriptionSet* s);
+  void collect();  // frees the nodes released during the dispatch that just ended
 
   std::vector<Event> events_;
   std::vector<HandlerEntry> handlers_;

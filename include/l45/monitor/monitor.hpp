@@ -121,6 +121,7 @@ class MonitorContext {
 
   EventRegistry events_;
   std::vector<std::unique_ptr<Socket>> sockets_;
+  size_t raw_sockets_ = 0;
   std::vector<PerFlow> flows_;  // by FlowHandle::index
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<Engine> engine_;
