@@ -1,5 +1,7 @@
 #include "l45/monitor/monitor.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -264,6 +266,43 @@ void MonitorContext::raise_raw(EventId e, FlowHandle f, Side side) {
   }
 }
 
+Result<uint64_t> MonitorContext::timer(FlowHandle f, Duration after) {
+  if (!per_flow(f)) return Error::invalid("no such flow (it ended)");
+  if (after.ns < 0) return Error::invalid("a timer cannot fire in the past");
+  const uint64_t id = next_timer_++;
+  timers_.push_back({engine_->now() + after, id, f});
+  std::push_heap(timers_.begin(), timers_.end(), std::greater<>());
+  return id;
+}
+
+void MonitorContext::cancel_timer(uint64_t id) {
+  for (const Timer& t : timers_)
+    if (t.id == id) {
+      cancelled_.push_back(id);
+      return;
+    }
+}
+
+// Timers due at the engine's time, in (time, id) order. A handler may add timers; one due at
+// once runs in this same pass.
+void MonitorContext::run_timers() {
+  const Timestamp now = engine_->now();
+  while (!timers_.empty() && timers_.front().at <= now) {
+    std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
+    const Timer t = timers_.back();
+    timers_.pop_back();
+    if (auto c = std::find(cancelled_.begin(), cancelled_.end(), t.id); c != cancelled_.end()) {
+      cancelled_.erase(c);
+      continue;
+    }
+    PerFlow* p = per_flow(t.flow);
+    if (!p || p->stopped) continue;  // the flow ended (or is no longer monitored)
+    detail_ = {};
+    detail_.timer = t.id;
+    raise(p->sub.node(), EventId(BuiltinEvent::Timeout), t.flow, Side::Client);
+  }
+}
+
 void MonitorContext::process(const Packet& p) {
   last_ = &p;
   bridge_->packet_seen = false;
@@ -272,10 +311,12 @@ void MonitorContext::process(const Packet& p) {
   // a flow no longer tracked): the raw sockets still see it.
   if (!bridge_->packet_seen) raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
   last_ = nullptr;
+  if (!timers_.empty()) run_timers();
 }
 
 void MonitorContext::advance(Timestamp now) {
   engine_->advance(now);
+  if (!timers_.empty()) run_timers();
 }
 
 void MonitorContext::finish() {

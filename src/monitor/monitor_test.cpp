@@ -206,6 +206,49 @@ TEST(Monitor, AStoppedFlowRaisesNothingMore) {
     EXPECT_EQ(n, 3) << "slot " << slot;
 }
 
+TEST(Monitor, TimersFireOnPacketTimeOnceAndNotForEndedFlows) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  std::map<uint32_t, int> fired;
+  std::map<uint32_t, Timestamp> armed;
+  uint64_t cancelled_id = 0;
+  int started = 0;
+  HandlerId on_timeout = ctx.handler("timeout",
+                                     [&](MonitorContext& c, FlowHandle f, Side, EventId e) {
+                                       EXPECT_EQ(e, EventId(BuiltinEvent::Timeout));
+                                       EXPECT_NE(c.detail().timer, cancelled_id);
+                                       // Packet time: never before it was due.
+                                       EXPECT_GE(c.engine().now().ns, armed[f.index].ns + 1000000);
+                                       ++fired[f.index];
+                                     })
+                             .value();
+  HandlerId on_start =
+      ctx.handler(
+             "start",
+             [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+               ASSERT_TRUE(
+                   c.subscribe(f, EventId(BuiltinEvent::Timeout), Hook::Sender, on_timeout).ok());
+               armed[f.index] = c.engine().now();
+               ASSERT_TRUE(c.timer(f, Duration::millis(1)).ok());
+               // A second one, cancelled at once; a third far beyond the capture's end.
+               cancelled_id = c.timer(f, Duration::millis(1)).value();
+               c.cancel_timer(cancelled_id);
+               ASSERT_TRUE(c.timer(f, Duration::seconds(3600)).ok());
+               ++started;
+             })
+          .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, on_start).ok());
+  run(ctx);
+  ASSERT_EQ(started, 5);
+  int total = 0;
+  for (auto [slot, n] : fired) {
+    EXPECT_EQ(n, 1) << "slot " << slot;
+    total += n;
+  }
+  EXPECT_GE(total, 3);  // flows that lasted past a millisecond of packet time
+  EXPECT_FALSE(ctx.timer(FlowHandle{}, Duration::millis(1)).ok());
+}
+
 TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {
   MonitorContext ctx;
   SocketId all = ctx.socket(SocketKind::Raw).value();

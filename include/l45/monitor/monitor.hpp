@@ -23,8 +23,10 @@
 // concerns: the sender for packet, data, retransmission, gap, mismatch; the changing side for
 // tcp_state; the client for conn_start, handshake_done and conn_end.
 //
-// Not yet here (issue 4): peek/ppeek on per-flow buffers, per-flow buffer options, timers,
-// inline mode (setlastpkt, sendpkt, reset), NFQUEUE, workers.
+// Timers: timer(flow, after) raises BuiltinEvent::Timeout for the flow on the engine's clock.
+//
+// Not yet here (issue 4): peek/ppeek on per-flow buffers, per-flow buffer options, inline mode
+// (setlastpkt, sendpkt, reset), NFQUEUE, workers.
 //
 //   MonitorContext ctx;
 //   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
@@ -40,6 +42,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "l45/core/result.hpp"
 #include "l45/event/event.hpp"
@@ -70,6 +73,7 @@ struct EventDetail {
   TcpEndpointState before{}, after{};        // tcp_state
   DropReason reason = DropReason::None;      // orphan, malformed
   FlowEnd end = FlowEnd::EndOfInput;         // conn_end
+  uint64_t timer = 0;                        // timeout: the timer's id
 };
 
 class MonitorContext {
@@ -100,6 +104,11 @@ class MonitorContext {
   std::optional<Peer> peer(FlowHandle f, Side s) const;
   // No more events for the flow (and the engine stops tracking it), or for one side of it.
   Result<void> stop(FlowHandle f, std::optional<Side> side = std::nullopt);
+  // A timer on the engine's clock (packet time for a file): BuiltinEvent::Timeout is raised
+  // for the flow (side: client) at the first packet or advance() at or after now + after, with
+  // detail().timer = the id returned. A flow that ends first cancels its timers.
+  Result<uint64_t> timer(FlowHandle f, Duration after);
+  void cancel_timer(uint64_t id);
   const Packet* last_packet() const { return last_; }
   const EventDetail& detail() const { return detail_; }
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
@@ -118,6 +127,7 @@ class MonitorContext {
   bool socket_matches(Socket& s, const Packet& p);
   void raise(const SubscriptionSet* set, EventId e, FlowHandle f, Side side);
   void raise_raw(EventId e, FlowHandle f, Side side);
+  void run_timers();
 
   EventRegistry events_;
   std::vector<std::unique_ptr<Socket>> sockets_;
@@ -127,6 +137,17 @@ class MonitorContext {
   std::unique_ptr<Engine> engine_;
   const Packet* last_ = nullptr;
   EventDetail detail_;
+  struct Timer {
+    Timestamp at;
+    uint64_t id;
+    FlowHandle flow;
+    friend bool operator>(const Timer& a, const Timer& b) {
+      return a.at != b.at ? a.at > b.at : a.id > b.id;
+    }
+  };
+  std::vector<Timer> timers_;        // a min-heap by (time, id)
+  std::vector<uint64_t> cancelled_;  // ids cancelled and still in the heap
+  uint64_t next_timer_ = 1;
 };
 
 }  // namespace l45
