@@ -1,6 +1,7 @@
 #include "l45/monitor/monitor.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <map>
 #include <utility>
@@ -20,9 +21,81 @@ FlowHandle unpack(uint64_t v) {
 
 }  // namespace
 
+// One side's kept bytes: runs of contiguous stream bytes, oldest first (a gap starts a run).
+struct MonitorContext::SideBuffer {
+  struct Run {
+    uint64_t off;
+    std::deque<std::byte> bytes;
+  };
+  size_t limit = 0;
+  size_t held = 0;
+  uint64_t read = 0;  // the next byte peek() returns
+  uint64_t dropped = 0;
+  std::deque<Run> runs;
+
+  void append(uint64_t off, Bytes b) {
+    if (limit == 0 || b.empty()) return;
+    if (b.size() > limit) {  // only the newest `limit` bytes can stay
+      dropped += b.size() - limit;
+      off += b.size() - limit;
+      b = b.last(limit);
+    }
+    if (runs.empty() || runs.back().off + runs.back().bytes.size() != off)
+      runs.push_back({off, {}});
+    runs.back().bytes.insert(runs.back().bytes.end(), b.begin(), b.end());
+    held += b.size();
+    while (held > limit) {
+      Run& r = runs.front();
+      const size_t n = std::min(held - limit, r.bytes.size());
+      // Unread bytes that go count as dropped.
+      const uint64_t end = r.off + n;
+      if (read < end) dropped += end - std::max(read, r.off);
+      r.bytes.erase(r.bytes.begin(), r.bytes.begin() + ptrdiff_t(n));
+      r.off += n;
+      held -= n;
+      if (r.bytes.empty()) runs.pop_front();
+    }
+    if (!runs.empty() && read < runs.front().off) read = runs.front().off;
+  }
+  // Copies from stream offset `off` within one run; 0 when it is not held.
+  size_t copy(uint64_t off, std::span<std::byte> out) const {
+    for (const Run& r : runs) {
+      if (off < r.off || off >= r.off + r.bytes.size()) continue;
+      const size_t n = std::min<uint64_t>(out.size(), r.off + r.bytes.size() - off);
+      std::copy_n(r.bytes.begin() + ptrdiff_t(off - r.off), n, out.begin());
+      return n;
+    }
+    return 0;
+  }
+  size_t peek(std::span<std::byte> out) {
+    // Past a gap: the next run.
+    for (const Run& r : runs)
+      if (read < r.off + r.bytes.size()) {
+        if (read < r.off) read = r.off;
+        break;
+      }
+    const size_t n = copy(read, out);
+    read += n;
+    // Consumed runs go.
+    while (!runs.empty() && runs.front().off + runs.front().bytes.size() <= read) {
+      held -= runs.front().bytes.size();
+      runs.pop_front();
+    }
+    if (!runs.empty() && runs.front().off < read) {
+      const size_t k = size_t(read - runs.front().off);
+      runs.front().bytes.erase(runs.front().bytes.begin(),
+                               runs.front().bytes.begin() + ptrdiff_t(k));
+      runs.front().off = read;
+      held -= k;
+    }
+    return n;
+  }
+};
+
 struct MonitorContext::Socket {
   SocketKind kind;
   std::string filter;
+  size_t buffer = 0;                       // bytes kept per side for each flow it takes
   std::map<LinkType, BpfFilter> compiled;  // per link type, compiled when first needed
   Subscription sub;
   Socket(SocketKind k, std::string f, EventRegistry& reg)
@@ -30,7 +103,8 @@ struct MonitorContext::Socket {
 };
 
 struct MonitorContext::PerFlow {
-  uint32_t generation = 0;  // the live flow's, 0 when the slot is free
+  uint32_t generation = 0;             // the live flow's, 0 when the slot is free
+  std::unique_ptr<SideBuffer> buf[2];  // with set_buffer() only
   Subscription sub;
   void* user = nullptr;
   bool stopped = false;
@@ -49,6 +123,8 @@ class MonitorContext::Bridge final : public FlowObserver {
     p.generation = f.handle().generation;
     p.sub.reset();
     p.user = nullptr;
+    p.buf[0].reset();
+    p.buf[1].reset();
     p.stopped = false;
     p.side_stopped[0] = p.side_stopped[1] = false;
     // The flow starts with the union of the sets of the stream sockets its packet matches.
@@ -57,6 +133,11 @@ class MonitorContext::Bridge final : public FlowObserver {
     bool first = true;
     for (auto& s : c_.sockets_) {
       if (s->kind != SocketKind::Stream || !c_.last_ || !c_.socket_matches(*s, *c_.last_)) continue;
+      for (auto& b : p.buf)
+        if (s->buffer) {
+          if (!b) b = std::make_unique<SideBuffer>();
+          b->limit = std::max(b->limit, s->buffer);
+        }
       if (first) {
         p.sub = Subscription(c_.events_, s->sub.node());
         first = false;
@@ -80,6 +161,8 @@ class MonitorContext::Bridge final : public FlowObserver {
     flow_event(f, BuiltinEvent::HandshakeDone, Side::Client);
   }
   void on_data(const Flow& f, Side from, uint64_t off, Bytes b) override {
+    if (PerFlow* p = c_.per_flow(f.handle()); p && p->buf[size_t(from)])
+      p->buf[size_t(from)]->append(off, b);
     c_.detail_ = {};
     c_.detail_.offset = off;
     c_.detail_.length = b.size();
@@ -139,6 +222,8 @@ class MonitorContext::Bridge final : public FlowObserver {
     p.sub.reset();
     p.generation = 0;
     p.user = nullptr;
+    p.buf[0].reset();
+    p.buf[1].reset();
   }
 
  private:
@@ -232,6 +317,56 @@ Result<void> MonitorContext::stop(FlowHandle f, std::optional<Side> side) {
     engine_->stop_tracking(f);
   }
   return {};
+}
+
+Result<void> MonitorContext::set_buffer(SocketId s, size_t bytes) {
+  if (s >= sockets_.size()) return Error::invalid("no monitoring socket " + std::to_string(s));
+  sockets_[s]->buffer = bytes;
+  return {};
+}
+
+Result<void> MonitorContext::set_buffer(FlowHandle f, Side side, size_t bytes) {
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  auto& b = p->buf[size_t(side)];
+  if (bytes == 0) {
+    b.reset();
+    return {};
+  }
+  if (!b) b = std::make_unique<SideBuffer>();
+  b->limit = bytes;  // a smaller limit trims at the next bytes
+  return {};
+}
+
+Result<size_t> MonitorContext::peek(FlowHandle f, Side side, std::span<std::byte> out) {
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  if (!p->buf[size_t(side)]) return Error::invalid("no buffer on that side (set_buffer)");
+  return p->buf[size_t(side)]->peek(out);
+}
+
+Result<size_t> MonitorContext::ppeek(FlowHandle f, Side side, uint64_t offset,
+                                     std::span<std::byte> out) const {
+  const PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
+  const SideBuffer* b = p->buf[size_t(side)].get();
+  if (!b) return Error::invalid("no buffer on that side (set_buffer)");
+  if (out.empty()) return size_t{0};
+  const size_t n = b->copy(offset, out);
+  if (n == 0)
+    return Error::invalid("offset " + std::to_string(offset) +
+                          " is not buffered (dropped, consumed, in a gap or not yet seen)");
+  return n;
+}
+
+uint64_t MonitorContext::read_offset(FlowHandle f, Side side) const {
+  const PerFlow* p = per_flow(f);
+  return p && p->buf[size_t(side)] ? p->buf[size_t(side)]->read : 0;
+}
+
+uint64_t MonitorContext::buffer_dropped(FlowHandle f, Side side) const {
+  const PerFlow* p = per_flow(f);
+  return p && p->buf[size_t(side)] ? p->buf[size_t(side)]->dropped : 0;
 }
 
 bool MonitorContext::socket_matches(Socket& s, const Packet& p) {

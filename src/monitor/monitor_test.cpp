@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "l45/io/pcap_file.hpp"
+#include "l45/packet/builder.hpp"
 #include "l45/packet/decode.hpp"
 #include "testing.hpp"
 
@@ -247,6 +248,142 @@ TEST(Monitor, TimersFireOnPacketTimeOnceAndNotForEndedFlows) {
   }
   EXPECT_GE(total, 3);  // flows that lasted past a millisecond of packet time
   EXPECT_FALSE(ctx.timer(FlowHandle{}, Duration::millis(1)).ok());
+}
+
+TEST(Monitor, PeekReadsBackEveryDeliveredByteInOrder) {
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream, "tcp").value();
+  ASSERT_TRUE(ctx.set_buffer(s, 1 << 20).ok());
+  std::map<std::pair<uint32_t, int>, std::string> delivered, peeked;
+  HandlerId on_data = ctx.handler("data",
+                                  [&](MonitorContext& c, FlowHandle f, Side side, EventId) {
+                                    const Bytes d = c.detail().data;
+                                    delivered[{f.index, int(side)}].append(
+                                        reinterpret_cast<const char*>(d.data()), d.size());
+                                    // ppeek at the offset of these bytes: the same bytes, not
+                                    // consumed.
+                                    std::vector<std::byte> tmp(d.size());
+                                    auto n = c.ppeek(f, side, c.detail().offset, tmp);
+                                    ASSERT_TRUE(n.ok()) << n.error().message();
+                                    EXPECT_EQ(n.value(), d.size());
+                                    EXPECT_TRUE(std::equal(tmp.begin(), tmp.end(), d.begin()));
+                                    // Read half of what is there now; the rest waits for the next
+                                    // event.
+                                    std::vector<std::byte> out(d.size() / 2 + 1);
+                                    auto k = c.peek(f, side, out);
+                                    ASSERT_TRUE(k.ok());
+                                    peeked[{f.index, int(side)}].append(
+                                        reinterpret_cast<const char*>(out.data()), k.value());
+                                  })
+                          .value();
+  HandlerId on_end =
+      ctx.handler("end",
+                  [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                    for (Side side : {Side::Client, Side::Server}) {
+                      std::vector<std::byte> out(1 << 20);
+                      for (int i = 0; i < 64; ++i) {  // gaps split the rest into runs
+                        auto k = c.peek(f, side, out);
+                        ASSERT_TRUE(k.ok());
+                        if (k.value() == 0) break;
+                        peeked[{f.index, int(side)}].append(
+                            reinterpret_cast<const char*>(out.data()), k.value());
+                      }
+                      EXPECT_EQ(c.buffer_dropped(f, side), 0u);
+                    }
+                  })
+          .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::Data, Hook::Receiver, on_data).ok());
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnEnd, Hook::Receiver, on_end).ok());
+  run(ctx);
+  ASSERT_EQ(delivered.size(), 10u);  // five connections, both sides sent bytes
+  for (const auto& [k, bytes] : delivered)
+    EXPECT_EQ(peeked[k], bytes) << "flow slot " << k.first << " side " << k.second;
+}
+
+// A crafted connection: the client sends "hello", then bytes 8..11 after a 3-byte hole the
+// server acknowledges (a gap), into a 10-byte buffer nobody reads until the end.
+struct Crafted {
+  IpAddr c = *IpAddr::parse("198.51.100.1"), s = *IpAddr::parse("203.0.113.1");
+  std::vector<Packet> pkts;
+  void add(bool up, uint8_t flags, uint32_t seq, uint32_t ack, std::string_view data = {}) {
+    PacketBuilder pb;
+    if (up)
+      pb.ipv4(c, s).tcp(40000, 80);
+    else
+      pb.ipv4(s, c).tcp(80, 40000);
+    pb.seq(TcpSeq(seq)).ack(TcpSeq(ack)).flags(flags).window(65535);
+    if (!data.empty()) pb.payload(data);
+    pkts.push_back(pb.build());
+    pkts.back().meta().ts = Timestamp::from_sec_usec(1700000000, uint32_t(pkts.size()) * 1000);
+  }
+};
+
+TEST(Monitor, PeekStopsAtAGapAndPpeekRefusesWhatIsNotHeld) {
+  using namespace tcp_flag;
+  Crafted cr;
+  cr.add(true, kSyn, 1000, 0);
+  cr.add(false, kSyn | kAck, 5000, 1001);
+  cr.add(true, kAck, 1001, 5001);
+  cr.add(true, kPsh | kAck, 1001, 5001, "hello");
+  cr.add(true, kPsh | kAck, 1009, 5001, "WXYZ");  // bytes 8..11; 5..7 never seen
+  cr.add(false, kAck, 5001, 1013);                // acknowledged: a gap
+  EngineConfig cfg;
+  cfg.gap_delay = Duration{0};
+  MonitorContext ctx(cfg);
+  SocketId s = ctx.socket(SocketKind::Stream).value();
+  ASSERT_TRUE(ctx.set_buffer(s, 64).ok());
+  FlowHandle flow;
+  HandlerId h =
+      ctx.handler("h", [&](MonitorContext&, FlowHandle f, Side, EventId) { flow = f; }).value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, h).ok());
+  for (const Packet& p : cr.pkts)
+    ctx.process(p);
+  ASSERT_TRUE(flow);
+  std::vector<std::byte> out(32);
+  auto str = [&](size_t n) { return std::string(reinterpret_cast<const char*>(out.data()), n); };
+  auto n = ctx.ppeek(flow, Side::Client, 2, out);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(str(n.value()), "llo");                           // stops at the gap
+  EXPECT_FALSE(ctx.ppeek(flow, Side::Client, 6, out).ok());   // in the gap
+  EXPECT_FALSE(ctx.ppeek(flow, Side::Client, 12, out).ok());  // not seen yet
+  n = ctx.peek(flow, Side::Client, out);
+  EXPECT_EQ(str(n.value()), "hello");
+  EXPECT_EQ(ctx.read_offset(flow, Side::Client), 5u);
+  n = ctx.peek(flow, Side::Client, out);
+  EXPECT_EQ(str(n.value()), "WXYZ");  // after the gap: read_offset jumped
+  EXPECT_EQ(ctx.read_offset(flow, Side::Client), 12u);
+  EXPECT_EQ(ctx.peek(flow, Side::Client, out).value(), 0u);
+  EXPECT_FALSE(ctx.ppeek(flow, Side::Client, 0, out).ok());  // consumed
+  EXPECT_FALSE(ctx.peek(flow, Side::Server, out).ok());      // no buffer there? it has one: empty
+}
+
+TEST(Monitor, AReaderThatFallsBehindLosesTheOldestBytesCounted) {
+  using namespace tcp_flag;
+  Crafted cr;
+  cr.add(true, kSyn, 1000, 0);
+  cr.add(false, kSyn | kAck, 5000, 1001);
+  cr.add(true, kAck, 1001, 5001);
+  cr.add(true, kPsh | kAck, 1001, 5001, "0123456789");
+  cr.add(true, kPsh | kAck, 1011, 5001, "abcdefghij");
+  cr.add(true, kPsh | kAck, 1021, 5001, "KLMNO");
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream).value();
+  FlowHandle flow;
+  HandlerId h = ctx.handler("h",
+                            [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                              flow = f;
+                              ASSERT_TRUE(c.set_buffer(f, Side::Client, 10).ok());
+                            })
+                    .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, h).ok());
+  for (const Packet& p : cr.pkts)
+    ctx.process(p);
+  std::vector<std::byte> out(32);
+  auto n = ctx.peek(flow, Side::Client, out);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out.data()), n.value()), "fghijKLMNO");
+  EXPECT_EQ(ctx.buffer_dropped(flow, Side::Client), 15u);
+  EXPECT_EQ(ctx.read_offset(flow, Side::Client), 25u);
 }
 
 TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {

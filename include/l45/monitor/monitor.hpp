@@ -25,8 +25,14 @@
 //
 // Timers: timer(flow, after) raises BuiltinEvent::Timeout for the flow on the engine's clock.
 //
-// Not yet here (issue 4): peek/ppeek on per-flow buffers, per-flow buffer options, inline mode
-// (setlastpkt, sendpkt, reset), NFQUEUE, workers.
+// Buffers (mOS's per-flow receive buffers): with set_buffer() (per socket, for the flows it
+// takes, or per flow and side) the reassembled bytes of a side are kept, up to that many
+// bytes; the oldest go first when the reader falls behind (counted in buffer_dropped()).
+// peek() consumes them in order, ppeek() reads at a stream offset without consuming. A gap is
+// a boundary: one call never returns bytes from both sides of it; read_offset() tells where the
+// next peek() starts, so a jump shows.
+//
+// Not yet here (issue 4): inline mode (setlastpkt, sendpkt, reset), NFQUEUE, workers.
 //
 //   MonitorContext ctx;
 //   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
@@ -41,6 +47,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -109,6 +116,16 @@ class MonitorContext {
   // detail().timer = the id returned. A flow that ends first cancels its timers.
   Result<uint64_t> timer(FlowHandle f, Duration after);
   void cancel_timer(uint64_t id);
+  // Buffers: 0 bytes turns one off (the default).
+  Result<void> set_buffer(SocketId s, size_t bytes);
+  Result<void> set_buffer(FlowHandle f, Side side, size_t bytes);
+  // Up to out.size() of the side's oldest unread bytes, consumed; stops at a gap.
+  Result<size_t> peek(FlowHandle f, Side side, std::span<std::byte> out);
+  // Up to out.size() bytes at stream `offset`, not consumed; stops at a gap. An offset no
+  // longer (or not yet) buffered is an error.
+  Result<size_t> ppeek(FlowHandle f, Side side, uint64_t offset, std::span<std::byte> out) const;
+  uint64_t read_offset(FlowHandle f, Side side) const;  // where the next peek() starts
+  uint64_t buffer_dropped(FlowHandle f, Side side) const;  // bytes dropped unread
   const Packet* last_packet() const { return last_; }
   const EventDetail& detail() const { return detail_; }
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
@@ -121,6 +138,7 @@ class MonitorContext {
   class Bridge;
   struct Socket;
   struct PerFlow;
+  struct SideBuffer;
 
   PerFlow* per_flow(FlowHandle f);
   const PerFlow* per_flow(FlowHandle f) const;
