@@ -354,7 +354,9 @@ TEST(Monitor, PeekStopsAtAGapAndPpeekRefusesWhatIsNotHeld) {
   EXPECT_EQ(ctx.read_offset(flow, Side::Client), 12u);
   EXPECT_EQ(ctx.peek(flow, Side::Client, out).value(), 0u);
   EXPECT_FALSE(ctx.ppeek(flow, Side::Client, 0, out).ok());  // consumed
-  EXPECT_FALSE(ctx.peek(flow, Side::Server, out).ok());      // no buffer there? it has one: empty
+  EXPECT_EQ(ctx.peek(flow, Side::Server, out).value(), 0u);  // buffered, but it sent nothing
+  ASSERT_TRUE(ctx.set_buffer(flow, Side::Server, 0).ok());   // off
+  EXPECT_FALSE(ctx.peek(flow, Side::Server, out).ok());
 }
 
 TEST(Monitor, AReaderThatFallsBehindLosesTheOldestBytesCounted) {
