@@ -457,6 +457,7 @@ bool run_chain(Sock* s, l45_shim_dir dir, const char* data, size_t len, Msgs* ou
     cur.swap(next);
   }
   *out = std::move(cur);
+  publish_counters(s);
   return true;
 }
 
@@ -571,10 +572,8 @@ ssize_t rx_stream(Sock* s, int fd, char* buf, size_t len, int flags) {
     if (s->eof) return static_cast<ssize_t>(copied);
     if (copied > 0 && !(flags & MSG_WAITALL)) return static_cast<ssize_t>(copied);
     char* tmp = scratch();
-    uint64_t t0 = mono_ns();
     ssize_t r = REAL(recv)(fd, tmp, 65536, flags & ~(MSG_PEEK | MSG_WAITALL | MSG_TRUNC));
     int e = errno;
-    observe(s, L45_SHIM_INGRESS, r, r < 0 ? e : 0, 1, mono_ns() - t0);
     if (r < 0) {
       if (copied > 0) return static_cast<ssize_t>(copied);
       errno = e;
@@ -689,10 +688,8 @@ ssize_t rx_dgram(Sock* s, int fd, msghdr* msg, int flags) {
     mh.msg_iovlen = 1;
     mh.msg_control = msg->msg_control;
     mh.msg_controllen = msg->msg_controllen;
-    uint64_t t0 = mono_ns();
     ssize_t r = REAL(recvmsg)(fd, &mh, flags & ~(MSG_PEEK | MSG_TRUNC | MSG_WAITALL));
     int e = errno;
-    observe(s, L45_SHIM_INGRESS, r, r < 0 ? e : 0, 1, mono_ns() - t0);
     if (r < 0) {
       errno = e;
       return -1;
@@ -789,10 +786,12 @@ ssize_t do_recvmsg(Sock* s, int fd, msghdr* msg, int flags) {
   }
   if (!s->transforming)
     return timed(s, L45_SHIM_INGRESS, 1, [&] { return REAL(recvmsg)(fd, msg, flags); });
-  if (s->type == SOCK_DGRAM) return rx_dgram(s, fd, msg, flags);
+  if (s->type == SOCK_DGRAM)
+    return timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, msg, flags); });
   size_t want = iov_total(msg->msg_iov, msg->msg_iovlen);
   std::string tmp(want, '\0');
-  ssize_t r = rx_stream(s, fd, tmp.data(), want, flags);
+  ssize_t r =
+      timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_stream(s, fd, tmp.data(), want, flags); });
   if (r > 0) scatter(msg->msg_iov, msg->msg_iovlen, tmp.data(), static_cast<size_t>(r));
   if (r >= 0) {
     msg->msg_controllen = 0;
@@ -812,7 +811,8 @@ ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* fro
     return timed(s, L45_SHIM_INGRESS, 1,
                  [&] { return REAL(recvfrom)(fd, buf, len, flags, from, fromlen); });
   if (s->type == SOCK_STREAM) {
-    ssize_t r = rx_stream(s, fd, static_cast<char*>(buf), len, flags);
+    ssize_t r = timed(s, L45_SHIM_INGRESS, 1,
+                      [&] { return rx_stream(s, fd, static_cast<char*>(buf), len, flags); });
     if (r >= 0 && from && fromlen) {
       // recvfrom on a connected stream reports the peer as the kernel would.
       getpeername(fd, from, fromlen);
@@ -825,7 +825,7 @@ ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* fro
   mh.msg_namelen = from && fromlen ? *fromlen : 0;
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  ssize_t r = rx_dgram(s, fd, &mh, flags);
+  ssize_t r = timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, &mh, flags); });
   if (r >= 0 && from && fromlen) *fromlen = mh.msg_namelen;
   return r;
 }
@@ -836,6 +836,19 @@ bool has_buffered(int fd) {
   if (!s) return false;
   std::lock_guard<std::mutex> lock(s->rx_mu);
   return s->rx.size() > s->rx_off || !s->rxq.empty();
+}
+
+// At exit the sockets still open are published as closed, with their modules' last counters.
+__attribute__((destructor)) void at_exit() {
+  for (int fd = 0; fd < kMaxFd; ++fd) {
+    Sock* s = g_fds[fd].load(std::memory_order_acquire);
+    if (!s || !s->slot) continue;
+    if (s->mu.try_lock()) {
+      publish_counters(s);
+      s->mu.unlock();
+    }
+    StatsPublisher::release(s->slot);
+  }
 }
 
 // ---- epoll: which tracked sockets an epoll instance watches, for buffered readiness --------
