@@ -10,7 +10,7 @@
 //   remote = "198.51.100.0/24"  # remote address prefix (IPv4 or IPv6; one address = /32, /128)
 //   ports = [5000]            # remote port on the client side, local port on the server side
 //   side = "any"              # client | server | any
-//   [params]                  # passed to the module as text
+//   [params]                  # passed to the module as text, in key order
 //   k = 10
 //
 // Unknown keys are refused (a misspelt match key must not widen a match). A bad manifest is
