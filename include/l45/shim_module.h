@@ -91,7 +91,10 @@ struct l45_shim_event {
   int err;             /* errno when result < 0 */
   uint32_t messages;   /* datagrams or stream pieces moved (sendmmsg/recvmmsg: several) */
   uint64_t latency_ns; /* time spent in the real call */
+  uint32_t flags;      /* L45_SHIM_EV_* */
 };
+/* The call only looked (MSG_PEEK): the bytes are still there for the next read. */
+#define L45_SHIM_EV_PEEK 1u
 
 struct l45_shim_counter {
   char name[24];

@@ -49,7 +49,7 @@ struct l45_shim_stats_slot {
   uint8_t protocol; /* IPPROTO_TCP / IPPROTO_UDP */
   uint8_t family;   /* AF_INET / AF_INET6 */
   uint8_t side;     /* enum l45_shim_side */
-  uint8_t pad[5];
+  uint8_t pad[5];   /* pad[0]: a monitor module counts into this slot */
   uint64_t opened_ns;
   uint64_t closed_ns;
   char local[56];

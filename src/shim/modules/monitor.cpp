@@ -31,8 +31,11 @@ void* monitor_init(const l45_shim_param*, size_t nparams, int* ok, char* err, si
 }
 
 void* monitor_sock_create(void*, const l45_shim_sock_ctx* ctx) {
-  // The per-socket state is the published slot itself (nullptr when publishing is off).
-  return ctx->stats;
+  // The per-socket state is the published slot itself (nullptr when publishing is off). Only
+  // the first monitor of a chain counts: two would count every byte twice in the one slot.
+  l45_shim_stats_slot* s = ctx->stats;
+  if (!s || __atomic_exchange_n(&s->pad[0], 1, __ATOMIC_RELAXED) != 0) return nullptr;
+  return s;
 }
 
 void add(uint64_t* p, uint64_t v) {
@@ -51,6 +54,7 @@ void monitor_observe(void* sock, const l45_shim_event* ev) {
     add(out ? &s->errors_out : &s->errors_in, 1);
     return;
   }
+  if (ev->flags & L45_SHIM_EV_PEEK) return;  // nothing moved yet: the next read counts it
   add(out ? &s->bytes_out : &s->bytes_in, static_cast<uint64_t>(ev->result));
   if (ev->result > 0 || ev->messages > 1) add(out ? &s->msgs_out : &s->msgs_in, ev->messages);
 }

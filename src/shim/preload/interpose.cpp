@@ -461,10 +461,11 @@ bool run_chain(Sock* s, l45_shim_dir dir, const char* data, size_t len, Msgs* ou
   return true;
 }
 
-void observe(Sock* s, l45_shim_dir dir, int64_t result, int err, uint32_t msgs, uint64_t ns) {
+void observe(Sock* s, l45_shim_dir dir, int64_t result, int err, uint32_t msgs, uint64_t ns,
+             uint32_t ev_flags = 0) {
   if (!s->observing && !s->slot) return;
   std::lock_guard<std::mutex> lock(s->mu);
-  l45_shim_event ev{dir, result, err, msgs, ns};
+  l45_shim_event ev{dir, result, err, msgs, ns, ev_flags};
   for (auto& st : s->chain)
     if (st.inst->mod->observe) st.inst->mod->observe(st.state, &ev);
   if ((++s->calls & 63) == 0) publish_counters(s);
@@ -472,12 +473,12 @@ void observe(Sock* s, l45_shim_dir dir, int64_t result, int err, uint32_t msgs, 
 
 // Times one real call and reports it to the chain's passive modules.
 template <typename F>
-ssize_t timed(Sock* s, l45_shim_dir dir, uint32_t msgs, F&& call) {
+ssize_t timed(Sock* s, l45_shim_dir dir, uint32_t msgs, F&& call, int call_flags = 0) {
   uint64_t t0 = mono_ns();
   ssize_t r = call();
   int e = errno;
   uint64_t t1 = mono_ns();
-  observe(s, dir, r, r < 0 ? e : 0, msgs, t1 - t0);
+  observe(s, dir, r, r < 0 ? e : 0, msgs, t1 - t0, (call_flags & MSG_PEEK) ? L45_SHIM_EV_PEEK : 0);
   errno = e;
   return r;
 }
@@ -785,13 +786,15 @@ ssize_t do_recvmsg(Sock* s, int fd, msghdr* msg, int flags) {
     return REAL(recvmsg)(fd, msg, flags);
   }
   if (!s->transforming)
-    return timed(s, L45_SHIM_INGRESS, 1, [&] { return REAL(recvmsg)(fd, msg, flags); });
+    return timed(
+        s, L45_SHIM_INGRESS, 1, [&] { return REAL(recvmsg)(fd, msg, flags); }, flags);
   if (s->type == SOCK_DGRAM)
-    return timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, msg, flags); });
+    return timed(
+        s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, msg, flags); }, flags);
   size_t want = iov_total(msg->msg_iov, msg->msg_iovlen);
   std::string tmp(want, '\0');
-  ssize_t r =
-      timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_stream(s, fd, tmp.data(), want, flags); });
+  ssize_t r = timed(
+      s, L45_SHIM_INGRESS, 1, [&] { return rx_stream(s, fd, tmp.data(), want, flags); }, flags);
   if (r > 0) scatter(msg->msg_iov, msg->msg_iovlen, tmp.data(), static_cast<size_t>(r));
   if (r >= 0) {
     msg->msg_controllen = 0;
@@ -808,11 +811,13 @@ ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* fro
     return REAL(recvfrom)(fd, buf, len, flags, from, fromlen);
   }
   if (!s->transforming)
-    return timed(s, L45_SHIM_INGRESS, 1,
-                 [&] { return REAL(recvfrom)(fd, buf, len, flags, from, fromlen); });
+    return timed(
+        s, L45_SHIM_INGRESS, 1, [&] { return REAL(recvfrom)(fd, buf, len, flags, from, fromlen); },
+        flags);
   if (s->type == SOCK_STREAM) {
-    ssize_t r = timed(s, L45_SHIM_INGRESS, 1,
-                      [&] { return rx_stream(s, fd, static_cast<char*>(buf), len, flags); });
+    ssize_t r = timed(
+        s, L45_SHIM_INGRESS, 1,
+        [&] { return rx_stream(s, fd, static_cast<char*>(buf), len, flags); }, flags);
     if (r >= 0 && from && fromlen) {
       // recvfrom on a connected stream reports the peer as the kernel would.
       getpeername(fd, from, fromlen);
@@ -825,7 +830,8 @@ ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* fro
   mh.msg_namelen = from && fromlen ? *fromlen : 0;
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  ssize_t r = timed(s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, &mh, flags); });
+  ssize_t r = timed(
+      s, L45_SHIM_INGRESS, 1, [&] { return rx_dgram(s, fd, &mh, flags); }, flags);
   if (r >= 0 && from && fromlen) *fromlen = mh.msg_namelen;
   return r;
 }

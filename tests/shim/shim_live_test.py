@@ -1,0 +1,351 @@
+#!/usr/bin/python3
+"""The shim end to end with real programs in two network namespaces: `l45 run` preloading
+libl45shim.so into nginx, curl and socat.
+
+- no module matched: curl against nginx, socat TCP and UDP move the same bytes (sha256) with the
+  same exit codes with and without the shim; a refused connection fails the same way;
+- matching by program, port, prefix and side, in `order`; an insecure directory and a bad
+  manifest are reported once and the program still runs;
+- monitor: the counters equal the bytes the programs moved;
+- identity: a capture on the link shows the header, the receiving program sees the original bytes.
+
+Needs root, network namespaces, nginx, curl, socat, tcpdump; otherwise exits 77 (skipped) with one
+line. Usage: shim_live_test.py L45_BINARY
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+L45 = sys.argv[1]
+if os.geteuid() != 0:
+    print("SKIP: needs root (network namespaces)")
+    sys.exit(77)
+missing = [t for t in ("nginx", "curl", "socat", "tcpdump", "ss", "ethtool") if not shutil.which(t)]
+if missing:
+    print(f"SKIP: needs {', '.join(missing)} (scripts/install-deps.sh)")
+    sys.exit(77)
+suffix = str(os.getpid())
+probe = f"l45sh-p{suffix}"
+if subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=30).returncode != 0:
+    print("SKIP: cannot create a network namespace here ('ip netns add' failed)")
+    sys.exit(77)
+subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+
+NS_S, NS_C = f"l45sh-s{suffix}", f"l45sh-c{suffix}"
+SRV, CLI = "198.51.100.1", "198.51.100.2"
+results = []
+procs = []
+tmp = tempfile.mkdtemp(prefix="l45-shim-live-")
+os.chmod(tmp, 0o755)
+
+
+def sh(*cmd, check=True, timeout=30):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
+
+
+def start(cmd, **kw):
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("text", True)
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGKILL, timeout=5):
+    """Signals `p` by its pid (its session: p.pid is its process group) and reaps it."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        return p.communicate(timeout=5)
+
+
+def finish(p, timeout=20):
+    """Waits (bounded) for `p` to end by itself; kills it when it does not."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = stop(p)
+    return p.returncode, out, err
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def moddir(name, manifests, mode=0o755):
+    d = f"{tmp}/{name}"
+    os.makedirs(d)
+    for fname, text in manifests.items():
+        with open(f"{d}/{fname}", "w") as f:
+            f.write(text)
+        os.chmod(f"{d}/{fname}", 0o644)
+    os.chmod(d, mode)
+    return d
+
+
+def shim(ns, mods, rundir, *cmd):
+    """The command line running `cmd` in `ns` under the shim."""
+    return ["ip", "netns", "exec", ns, L45, "run", "--modules", mods, "--rundir", rundir, "--",
+            *cmd]
+
+
+def plain(ns, *cmd):
+    return ["ip", "netns", "exec", ns, *cmd]
+
+
+def wait_listen(ns, port, udp=False, timeout=5):
+    deadline = time.monotonic() + timeout
+    flag = "-Hlun" if udp else "-Hltn"
+    while time.monotonic() < deadline:
+        if sh("ip", "netns", "exec", ns, "ss", flag, f"sport = :{port}").stdout.strip():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stats(rundir):
+    p = sh(L45, "shim", "stats", "--all", "--json", "--rundir", rundir, check=False)
+    if p.returncode != 0:
+        return []
+    socks = []
+    for proc in json.loads(p.stdout)["processes"]:
+        for s in proc["sockets"]:
+            s["program"] = proc["program"]
+            socks.append(s)
+    return socks
+
+
+def socat_tcp(prefix_srv, prefix_cli, port, src, dst):
+    """One file over TCP with socat: server writes what it receives into dst."""
+    srv = start(prefix_srv + ["socat", "-u", f"TCP-LISTEN:{port},bind={SRV},reuseaddr",
+                              f"OPEN:{dst},creat,trunc"])
+    up = wait_listen(NS_S, port)
+    cli = subprocess.run(prefix_cli + ["socat", "-u", f"OPEN:{src}", f"TCP:{SRV}:{port}"],
+                         capture_output=True, text=True, timeout=30)
+    rc, _, serr = finish(srv)
+    return up, cli.returncode, rc, cli.stderr + serr
+
+
+def socat_udp(prefix_srv, prefix_cli, port, chunks, dst):
+    """Datagrams of the given sizes over UDP: the server appends each to dst."""
+    srv = start(prefix_srv + ["socat", "-u", f"UDP-RECV:{port},bind={SRV}", f"OPEN:{dst},creat,trunc"])
+    up = wait_listen(NS_S, port, udp=True)
+    rcs = []
+    sent = b""
+    for i, n in enumerate(chunks):
+        data = bytes([(i * 7 + j) & 0xFF for j in range(n)])
+        sent += data
+        p = subprocess.run(prefix_cli + ["socat", "-u", "-", f"UDP-SENDTO:{SRV}:{port}"],
+                           input=data, capture_output=True, timeout=15)
+        rcs.append(p.returncode)
+    time.sleep(0.3)
+    stop(srv, signal.SIGTERM)
+    got = open(dst, "rb").read() if os.path.exists(dst) else b""
+    return up, rcs, sent, got
+
+
+try:
+    sh("ip", "netns", "add", NS_S)
+    sh("ip", "netns", "add", NS_C)
+    sh("ip", "-n", NS_S, "link", "add", "veth-s", "type", "veth", "peer", "name", "veth-c", "netns", NS_C)
+    sh("ip", "-n", NS_S, "addr", "add", f"{SRV}/24", "dev", "veth-s")
+    sh("ip", "-n", NS_C, "addr", "add", f"{CLI}/24", "dev", "veth-c")
+    for ns, dev in ((NS_S, "veth-s"), (NS_C, "veth-c")):
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+           check=False)
+
+    src = f"{tmp}/src.bin"
+    with open(src, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    SRC_SHA = sha(src)
+
+    # ---- no module matched: the shim is active (a manifest exists) but matches nothing ---------
+    none = moddir("none", {"nothing.toml": 'name = "nothing"\nmodule = "monitor"\n[match]\nports = [9]\n'})
+    run_none = f"{tmp}/run-none"
+
+    os.makedirs(f"{tmp}/www")
+    shutil.copy(src, f"{tmp}/www/big.bin")
+    with open(f"{tmp}/nginx.conf", "w") as f:
+        f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
+  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
+  server {{ listen {SRV}:80; root {tmp}/www; }}
+  server {{ listen {SRV}:8080; root {tmp}/www; }}
+}}
+""")
+    nginx = start(shim(NS_S, none, run_none, "nginx", "-e", f"{tmp}/error.log", "-p", tmp, "-c",
+                       f"{tmp}/nginx.conf"))
+    up = wait_listen(NS_S, 80) and wait_listen(NS_S, 8080)
+    check("nginx runs under the shim with no module matched", up and nginx.poll() is None)
+    outs = {}
+    for label, prefix in (("plain", plain(NS_C)), ("shim", shim(NS_C, none, run_none))):
+        out = f"{tmp}/curl-{label}.bin"
+        p = subprocess.run(prefix + ["curl", "-sS", "--max-time", "20", "-o", out, "-w", "%{http_code}",
+                                     f"http://{SRV}/big.bin"], capture_output=True, text=True, timeout=30)
+        outs[label] = (p.returncode, p.stdout, sha(out) if os.path.exists(out) else None)
+    check("curl <- nginx (1 MiB): same exit code, status and sha256 with and without the shim",
+          outs["plain"] == outs["shim"] == (0, "200", SRC_SHA), outs)
+    refused = {}
+    for label, prefix in (("plain", plain(NS_C)), ("shim", shim(NS_C, none, run_none))):
+        p = subprocess.run(prefix + ["curl", "-sS", "--max-time", "5", f"http://{SRV}:81/"],
+                           capture_output=True, text=True, timeout=15)
+        refused[label] = (p.returncode, "failed to connect" in p.stderr.lower())
+    check("a refused connection fails the same way (curl exit 7, ECONNREFUSED) under the shim",
+          refused["plain"] == refused["shim"] == (7, True), refused)
+    stop(nginx, signal.SIGTERM)
+
+    for label, ps, pc in (("plain", plain(NS_S), plain(NS_C)),
+                          ("shim", shim(NS_S, none, run_none), shim(NS_C, none, run_none))):
+        dst = f"{tmp}/tcp-{label}.bin"
+        up, crc, src_rc, err = socat_tcp(ps, pc, 7000, src, dst)
+        check(f"socat TCP ({label}): 1 MiB arrives intact, both ends exit 0",
+              up and crc == 0 and src_rc == 0 and sha(dst) == SRC_SHA, f"{up} {crc} {src_rc} {err}")
+    sizes = [1, 100, 1400, 8000, 3, 512]
+    udp = {}
+    for label, ps, pc in (("plain", plain(NS_S), plain(NS_C)),
+                          ("shim", shim(NS_S, none, run_none), shim(NS_C, none, run_none))):
+        up, rcs, sent, got = socat_udp(ps, pc, 7010, sizes, f"{tmp}/udp-{label}.bin")
+        udp[label] = (up, rcs, hashlib.sha256(got).hexdigest())
+        check(f"socat UDP ({label}): {len(sizes)} datagrams of varied sizes arrive intact",
+              up and rcs == [0] * len(sizes) and got == sent, f"{up} {rcs} {len(got)}/{len(sent)}")
+    check("socat UDP: the same bytes with and without the shim", udp["plain"] == udp["shim"], udp)
+    check("no module matched: nothing is published (no socket got a chain)", stats(run_none) == [],
+          stats(run_none))
+
+    # ---- matching and order -------------------------------------------------------------------
+    match = moddir("match", {
+        "a.toml": 'name = "by-program"\nmodule = "monitor"\norder = 20\n[match]\nprogram = "socat"\n',
+        "b.toml": 'name = "by-port"\nmodule = "monitor"\norder = 10\n[match]\nports = [7001]\n',
+        "c.toml": f'name = "by-prefix"\nmodule = "monitor"\norder = 30\n[match]\nremote = "{SRV}/32"\n'
+                  'side = "client"\n',
+        "d.toml": 'name = "by-side"\nmodule = "monitor"\norder = 5\n[match]\nside = "server"\n',
+        "e.toml": 'name = "curl-only"\nmodule = "monitor"\n[match]\nprogram = "curl"\n',
+        "f.toml": 'name = "udp-only"\nmodule = "monitor"\n[match]\nprotocol = "udp"\n',
+        "g.toml": f'name = "other-net"\nmodule = "monitor"\n[match]\nremote = "203.0.113.0/24"\n',
+    })
+    run_match = f"{tmp}/run-match"
+    dst = f"{tmp}/tcp-match.bin"
+    up, crc, src_rc, err = socat_tcp(shim(NS_S, match, run_match), shim(NS_C, match, run_match),
+                                     7001, src, dst)
+    socks = stats(run_match)
+    chains = sorted((s["side"], s["chain"]) for s in socks if s["protocol"] == "tcp")
+    check("matching: client chain by-port,by-program,by-prefix; server chain by-side,by-port,"
+          "by-program (order honoured, curl-only/udp-only/other-net left out)",
+          chains == [("client", "by-port,by-program,by-prefix"), ("server", "by-side,by-port,by-program")]
+          and sha(dst) == SRC_SHA, f"{chains} {err}")
+
+    # ---- monitor: the counters are the bytes moved --------------------------------------------
+    client = [s for s in socks if s["side"] == "client" and s["protocol"] == "tcp"]
+    server = [s for s in socks if s["side"] == "server" and s["protocol"] == "tcp"]
+    n = os.path.getsize(src)
+    check(f"monitor: client bytes_out = server bytes_in = {n}, nothing the other way",
+          len(client) == 1 and len(server) == 1 and client[0]["bytes_out"] == n
+          and server[0]["bytes_in"] == n and client[0]["bytes_in"] == 0 and server[0]["bytes_out"] == 0,
+          [(s["side"], s["bytes_out"], s["bytes_in"]) for s in socks])
+    check("monitor: calls, messages and the latency histogram add up",
+          client and client[0]["calls_out"] == sum(client[0]["latency_out_log2us"])
+          and client[0]["msgs_out"] >= n // 65536 and server[0]["calls_in"] > 0, client)
+    run_udp = f"{tmp}/run-udp"
+    up, rcs, sent, got = socat_udp(shim(NS_S, match, run_udp), shim(NS_C, match, run_udp), 7011,
+                                   sizes, f"{tmp}/udp-match.bin")
+    usocks = [s for s in stats(run_udp) if s["protocol"] == "udp"]
+    out_b = sum(s["bytes_out"] for s in usocks if s["side"] == "client")
+    out_m = sum(s["msgs_out"] for s in usocks if s["side"] == "client")
+    in_b = sum(s["bytes_in"] for s in usocks if s["side"] == "server")
+    in_m = sum(s["msgs_in"] for s in usocks if s["side"] == "server")
+    check(f"monitor UDP: {len(sizes)} datagrams, {sum(sizes)} bytes out and in; udp-only is in the chain",
+          got == sent and (out_b, out_m, in_b, in_m) == (sum(sizes), len(sizes), sum(sizes), len(sizes))
+          and all("udp-only" in s["chain"] for s in usocks),
+          [(s["side"], s["chain"], s["bytes_out"], s["msgs_out"], s["bytes_in"], s["msgs_in"]) for s in usocks])
+    table = sh(L45, "shim", "stats", "--all", "--rundir", run_match, check=False).stdout
+    check("l45 shim stats prints a table per program", "socat (pid" in table and "by-port" in table, table)
+
+    # ---- an insecure directory, a bad manifest ------------------------------------------------
+    insecure = moddir("insecure", {"a.toml": 'name = "a"\nmodule = "monitor"\n'}, mode=0o777)
+    up, crc, src_rc, err = socat_tcp(plain(NS_S), shim(NS_C, insecure, f"{tmp}/run-insecure"), 7002,
+                                     src, f"{tmp}/tcp-insecure.bin")
+    lines = [l for l in err.splitlines() if l.startswith("l45 shim:")]
+    check("insecure directory: one line on stderr saying why, nothing loaded, the program runs",
+          len(lines) == 1 and "world-writable (mode 0777)" in lines[0] and crc == 0
+          and sha(f"{tmp}/tcp-insecure.bin") == SRC_SHA and stats(f"{tmp}/run-insecure") == [],
+          f"{lines} {crc}")
+    bad = moddir("bad", {"a.toml": 'name = "good"\nmodule = "monitor"\n',
+                         "b.toml": 'name = "bad"\nmodule = "monitor"\n[match]\nports = [99999]\n',
+                         "c.toml": 'name = "nomod"\nmodule = "no-such-module"\n'})
+    run_bad = f"{tmp}/run-bad"
+    up, crc, src_rc, err = socat_tcp(plain(NS_S), shim(NS_C, bad, run_bad), 7003, src,
+                                     f"{tmp}/tcp-bad.bin")
+    lines = [l for l in err.splitlines() if l.startswith("l45 shim:")]
+    check("bad manifests: skipped with file:line and the reason, the good one still loads",
+          any(f"{bad}/b.toml:4: match.ports" in l for l in lines)
+          and any(f"{bad}/c.toml" in l and "no such built-in module" in l for l in lines)
+          and crc == 0 and [s["chain"] for s in stats(run_bad)] == ["good"], f"{lines} {stats(run_bad)}")
+
+    # ---- identity: on the wire, not in the programs --------------------------------------------
+    ident = moddir("ident", {"id.toml": 'name = "id"\nmodule = "identity"\n[match]\nports = [7004, 7012]\n'
+                                        '[params]\nuser = "ticket-4711"\napp = "l45-live"\n'})
+    run_id = f"{tmp}/run-id"
+    pcap = f"{tmp}/id.pcap"
+    cap = start(["ip", "netns", "exec", NS_S, "tcpdump", "-i", "veth-s", "-U", "-n", "-w", pcap,
+                 "port 7004 or port 7012"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not os.path.exists(pcap):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    dst = f"{tmp}/tcp-id.bin"
+    up, crc, src_rc, err = socat_tcp(shim(NS_S, ident, run_id), shim(NS_C, ident, run_id), 7004, src, dst)
+    up2, rcs, sent, got = socat_udp(shim(NS_S, ident, run_id), shim(NS_C, ident, run_id), 7012, sizes,
+                                    f"{tmp}/udp-id.bin")
+    time.sleep(0.5)
+    stop(cap, signal.SIGINT)
+    wire = open(pcap, "rb").read() if os.path.exists(pcap) else b""
+    check("identity TCP: the receiving socat gets the original 1 MiB",
+          crc == 0 and src_rc == 0 and sha(dst) == SRC_SHA, err)
+    check("identity UDP: every datagram arrives as sent", got == sent, f"{len(got)}/{len(sent)}")
+    nhdr = wire.count(b"L45I\x01")
+    check(f"identity: the capture shows the header (1 for TCP + {len(sizes)} datagrams) with its fields",
+          nhdr == 1 + len(sizes) and wire.count(b"ticket-4711") == nhdr and b"l45-live" in wire,
+          f"{nhdr} headers in {len(wire)} bytes")
+    idsocks = stats(run_id)
+    stripped = sum(s["counters"].get("stripped", 0) for s in idsocks if s["side"] == "server")
+    inserted = sum(s["counters"].get("inserted", 0) for s in idsocks if s["side"] == "client")
+    check("identity counters: inserted and stripped once per TCP connection and per datagram",
+          stripped == inserted == 1 + len(sizes), [(s["side"], s["counters"]) for s in idsocks])
+finally:
+    for p in procs:
+        stop(p)
+    subprocess.run(["ip", "netns", "del", NS_S], capture_output=True)
+    subprocess.run(["ip", "netns", "del", NS_C], capture_output=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+failed = results.count(False)
+print(f"{len(results) - failed} passed, {failed} failed")
+sys.exit(1 if failed or not results else 0)
