@@ -237,6 +237,9 @@ struct Sock {
   std::deque<Dgram> rxq;
   bool eof = false;
   bool buffered = false;  // counted in g_buffered
+  // Where the last datagram went (unconnected UDP): what modules emit at close goes there.
+  sockaddr_storage last_dest{};
+  socklen_t last_destlen = 0;
 };
 
 constexpr int kMaxFd = 1 << 16;
@@ -372,24 +375,47 @@ void decide(Sock* s, int fd) {
   s->decided.store(true, std::memory_order_release);
 }
 
-// Runs on the last close of a socket: lets modules flush, publishes, frees.
+// Runs on the last close of a socket: lets modules flush (what a module emits at close goes
+// through the rest of the egress chain and out, best effort and without blocking), publishes,
+// frees.
 void finish(Sock* s, int fd) {
   if (!s->chain.empty()) {
     std::lock_guard<std::mutex> lock(s->mu);
-    for (auto& st : s->chain) {
+    for (size_t i = 0; i < s->chain.size(); ++i) {
+      auto& st = s->chain[i];
       if (!st.inst->mod->sock_close) continue;
-      std::vector<std::string> out;
+      std::vector<std::string> cur;
       st.inst->mod->sock_close(
           st.state,
           [](void* ctx, const void* d, size_t n) {
             static_cast<std::vector<std::string>*>(ctx)->emplace_back(static_cast<const char*>(d),
                                                                       n);
           },
-          &out);
-      // Only stream data can still go out, best effort and without blocking.
-      if (s->type == SOCK_STREAM && fd >= 0)
-        for (const auto& o : out)
+          &cur);
+      for (size_t j = i + 1; j < s->chain.size() && !cur.empty(); ++j) {
+        auto hook = s->chain[j].inst->mod->egress;
+        if (!hook) continue;
+        std::vector<std::string> next;
+        for (const auto& m : cur)
+          hook(
+              s->chain[j].state, m.data(), m.size(),
+              [](void* ctx, const void* d, size_t n) {
+                static_cast<std::vector<std::string>*>(ctx)->emplace_back(
+                    static_cast<const char*>(d), n);
+              },
+              &next);
+        cur.swap(next);
+      }
+      if (fd < 0) continue;
+      for (const auto& o : cur) {
+        if (s->type == SOCK_STREAM)
           REAL(send)(fd, o.data(), o.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        else
+          REAL(sendto)
+          (fd, o.data(), o.size(), MSG_DONTWAIT,
+           s->last_destlen ? reinterpret_cast<const sockaddr*>(&s->last_dest) : nullptr,
+           s->last_destlen);
+      }
     }
     publish_counters(s);
     for (auto& st : s->chain)
@@ -607,6 +633,10 @@ ssize_t rx_stream(Sock* s, int fd, char* buf, size_t len, int flags) {
 // datagram to the same destination, with the program's ancillary data.
 ssize_t tx_dgram(Sock* s, int fd, const msghdr* tmpl, const char* buf, size_t len, int flags) {
   std::lock_guard<std::mutex> lock(s->tx_mu);
+  if (tmpl->msg_name && tmpl->msg_namelen <= sizeof s->last_dest) {
+    std::memcpy(&s->last_dest, tmpl->msg_name, tmpl->msg_namelen);
+    s->last_destlen = tmpl->msg_namelen;
+  }
   Msgs out;
   if (!run_chain(s, L45_SHIM_EGRESS, buf, len, &out)) {
     errno = EIO;
