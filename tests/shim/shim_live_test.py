@@ -339,6 +339,40 @@ http {{
     inserted = sum(s["counters"].get("inserted", 0) for s in idsocks if s["side"] == "client")
     check("identity counters: inserted and stripped once per TCP connection and per datagram",
           stripped == inserted == 1 + len(sizes), [(s["side"], s["counters"]) for s in idsocks])
+
+    # ---- fec: 5% of the datagrams dropped at random on the server's input ---------------------
+    BLAST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udp_blast.py")
+    N = 20000
+    rules = ("table inet l45fec {\n chain in {\n  type filter hook input priority 0;\n"
+             "  udp dport { 7020, 7021 } numgen random mod 1000 < 50 drop\n }\n}\n")
+    nft = subprocess.run(["ip", "netns", "exec", NS_S, "nft", "-f", "-"], input=rules, text=True,
+                         capture_output=True, timeout=15)
+    check("nftables drops 5% of the test's datagrams at random (numgen random)", nft.returncode == 0,
+          nft.stderr)
+    fec = moddir("fec", {"fec.toml": 'name = "fec"\nmodule = "fec"\n[match]\nprotocol = "udp"\n'
+                                     'ports = [7021]\n[params]\nk = 10\nm = 3\nmax_delay_ms = 20\n'})
+    run_fec = f"{tmp}/run-fec"
+    ratios = {}
+    for label, port, ps, pc in (("plain", 7020, plain(NS_S), plain(NS_C)),
+                                ("fec", 7021, shim(NS_S, fec, run_fec), shim(NS_C, fec, run_fec))):
+        res = f"{tmp}/blast-{label}.json"
+        rcv = start(ps + ["/usr/bin/python3", BLAST, "recv", SRV, str(port), str(N), res])
+        wait_listen(NS_S, port, udp=True)
+        snd = subprocess.run(pc + ["/usr/bin/python3", BLAST, "send", SRV, str(port), str(N)],
+                             capture_output=True, text=True, timeout=60)
+        rc, _, err = finish(rcv, timeout=70)
+        r = json.load(open(res)) if os.path.exists(res) else {"intact": 0, "corrupt": -1, "dups": -1}
+        ratios[label] = (r["intact"] / N, r, snd.returncode, rc, (snd.stderr + err)[-300:])
+    print(f"     fec: plain {ratios['plain'][0]:.4f}, with k=10 m=3 {ratios['fec'][0]:.4f} of {N} datagrams")
+    check("without the module about 95% arrive (93-97%)", 0.93 <= ratios["plain"][0] <= 0.97, ratios["plain"])
+    check("fec k=10 m=3: at least 99.75% of the datagrams delivered intact, none corrupt",
+          ratios["fec"][0] >= 0.9975 and ratios["fec"][1]["corrupt"] == 0 and ratios["fec"][2] == 0,
+          ratios["fec"])
+    fsocks = stats(run_fec)
+    rec = sum(s["counters"].get("recovered", 0) for s in fsocks)
+    check("fec counters: the receiver recovered datagrams, the sender sent parity",
+          rec > 0 and sum(s["counters"].get("parity_sent", 0) for s in fsocks) >= 3 * (N // 10),
+          [(s["side"], s["counters"]) for s in fsocks])
 finally:
     for p in procs:
         stop(p)
