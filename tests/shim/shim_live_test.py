@@ -10,7 +10,7 @@ libl45shim.so into nginx, curl and socat.
 - identity: a capture on the link shows the header, the receiving program sees the original bytes.
 
 Needs root, network namespaces, nginx, curl, socat, tcpdump; otherwise exits 77 (skipped) with one
-line. Usage: shim_live_test.py L45_BINARY
+line. Usage: shim_live_test.py L45_BINARY [ROT13_MODULE_SO]
 """
 import hashlib
 import json
@@ -23,6 +23,7 @@ import tempfile
 import time
 
 L45 = sys.argv[1]
+ROT13 = sys.argv[2] if len(sys.argv) > 2 else None
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces)")
     sys.exit(77)
@@ -314,7 +315,8 @@ http {{
                                         '[params]\nuser = "ticket-4711"\napp = "l45-live"\n'})
     run_id = f"{tmp}/run-id"
     pcap = f"{tmp}/id.pcap"
-    cap = start(["ip", "netns", "exec", NS_S, "tcpdump", "-i", "veth-s", "-U", "-n", "-w", pcap,
+    cap = start(["ip", "netns", "exec", NS_S, "tcpdump", "-i", "veth-s", "-U", "-n", "-s", "300",
+                 "-B", "16384", "-w", pcap,
                  "port 7004 or port 7012"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not os.path.exists(pcap):
@@ -339,6 +341,23 @@ http {{
     inserted = sum(s["counters"].get("inserted", 0) for s in idsocks if s["side"] == "client")
     check("identity counters: inserted and stripped once per TCP connection and per datagram",
           stripped == inserted == 1 + len(sizes), [(s["side"], s["counters"]) for s in idsocks])
+
+    # ---- a module written in C, loaded from its path ------------------------------------------
+    if ROT13:
+        text = f"{tmp}/text.txt"
+        with open(text, "w") as f:
+            f.write("Hello, Layer Four and a Half!\n" * 1000)
+        rot = moddir("rot", {"rot.toml": f'name = "rot"\nmodule = "{ROT13}"\n[match]\nports = [7005]\n'})
+        run_rot = f"{tmp}/run-rot"
+        up, crc, src_rc, err = socat_tcp(plain(NS_S), shim(NS_C, rot, run_rot), 7005, text,
+                                         f"{tmp}/rot-one.txt")
+        one = open(f"{tmp}/rot-one.txt").read() if os.path.exists(f"{tmp}/rot-one.txt") else ""
+        check("C module (.so by path): an unshimmed receiver sees the sender's bytes rot13'd",
+              crc == 0 and one == "Uryyb, Ynlre Sbhe naq n Unys!\n" * 1000, f"{err} {one[:60]!r}")
+        up, crc, src_rc, err = socat_tcp(shim(NS_S, rot, run_rot), shim(NS_C, rot, run_rot), 7005, text,
+                                         f"{tmp}/rot-both.txt")
+        check("C module on both ends: the receiver sees the original bytes",
+              crc == 0 and sha(f"{tmp}/rot-both.txt") == sha(text), err)
 
     # ---- fec: 5% of the datagrams dropped at random on the server's input ---------------------
     BLAST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "udp_blast.py")
