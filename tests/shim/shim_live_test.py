@@ -238,6 +238,29 @@ http {{
         check(f"socat UDP ({label}): {len(sizes)} datagrams of varied sizes arrive intact",
               up and rcs == [0] * len(sizes) and got == sent, f"{up} {rcs} {len(got)}/{len(sent)}")
     check("socat UDP: the same bytes with and without the shim", udp["plain"] == udp["shim"], udp)
+    # errno and non-blocking behaviour: plain, shim with no module, shim with a passive monitor.
+    PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "errno_probe.py")
+    mon_only = moddir("mon-only", {"m.toml": 'name = "m"\nmodule = "monitor"\n[match]\nports = [7030]\n'})
+    probes = {}
+    for label, pc in (("plain", plain(NS_C)), ("no module", shim(NS_C, none, run_none)),
+                      ("monitor", shim(NS_C, mon_only, f"{tmp}/run-mon-only"))):
+        # The server reads into a process that never reads: the client's sends fill up.
+        srv = start(plain(NS_S) + ["socat", "-u", f"TCP-LISTEN:7030,bind={SRV},reuseaddr",
+                                   "SYSTEM:sleep 8"])
+        wait_listen(NS_S, 7030)
+        p = subprocess.run(pc + ["/usr/bin/python3", PROBE, SRV, "7030", "7031"], capture_output=True,
+                           text=True, timeout=30)
+        stop(srv)
+        try:
+            probes[label] = json.loads(p.stdout)
+        except ValueError:
+            probes[label] = {"error": p.stderr[-300:]}
+    want = {"connect": "EINPROGRESS", "so_error": "0", "recv_empty": "EAGAIN", "send_loop_end": "EAGAIN",
+            "partial_writes": True, "sent_something": True, "refused": "ECONNREFUSED"}
+    check("non-blocking connect/recv/send and a refused connect end the same way (EINPROGRESS, EAGAIN, "
+          "partial writes, ECONNREFUSED) plain, with no module and with monitor",
+          all(v == want for v in probes.values()), probes)
+
     if shutil.which("iperf3"):
         for mode in ("tcp", "udp"):
             got = {}
@@ -356,7 +379,7 @@ http {{
     up2, rcs, sent, got = socat_udp(shim(NS_S, ident, run_id), shim(NS_C, ident, run_id), 7012, sizes,
                                     f"{tmp}/udp-id.bin")
     time.sleep(0.5)
-    stop(cap, signal.SIGINT)
+    _, cap_err = stop(cap, signal.SIGINT)
     wire = open(pcap, "rb").read() if os.path.exists(pcap) else b""
     check("identity TCP: the receiving socat gets the original 1 MiB",
           crc == 0 and src_rc == 0 and sha(dst) == SRC_SHA, err)
@@ -364,7 +387,7 @@ http {{
     nhdr = wire.count(b"L45I\x01")
     check(f"identity: the capture shows the header (1 for TCP + {len(sizes)} datagrams) with its fields",
           nhdr == 1 + len(sizes) and wire.count(b"ticket-4711") == nhdr and b"l45-live" in wire,
-          f"{nhdr} headers in {len(wire)} bytes")
+          f"{nhdr} headers in {len(wire)} bytes; tcpdump: {cap_err!r}")
     idsocks = stats(run_id)
     stripped = sum(s["counters"].get("stripped", 0) for s in idsocks if s["side"] == "server")
     inserted = sum(s["counters"].get("inserted", 0) for s in idsocks if s["side"] == "client")

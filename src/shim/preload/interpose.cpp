@@ -310,6 +310,10 @@ void copy_str(char* dst, size_t cap, const std::string& s) {
 // Builds the socket's context and its chain, once. `fd` is the descriptor it is called for.
 void decide(Sock* s, int fd) {
   if (s->decided.load(std::memory_order_acquire)) return;
+  struct KeepErrno {
+    int saved = errno;
+    ~KeepErrno() { errno = saved; }
+  } keep_errno;
   std::lock_guard<std::mutex> lock(s->mu);
   if (s->decided.load(std::memory_order_relaxed)) return;
   Context c;
@@ -330,8 +334,11 @@ void decide(Sock* s, int fd) {
   if (!s->chain.empty()) {
     std::string err;
     s->slot = StatsPublisher::claim(&err);
+    bool counts = g->debug;
+    for (const auto& st : s->chain)
+      counts = counts || st.inst->mod->observe;
     static std::atomic<bool> said{false};
-    if (!err.empty() && !said.exchange(true)) say(err);
+    if (!err.empty() && counts && !said.exchange(true)) say(err);
     if (s->slot) {
       s->slot->fd = fd;
       s->slot->protocol = static_cast<uint8_t>(c.protocol);
@@ -412,9 +419,9 @@ void finish(Sock* s, int fd) {
           REAL(send)(fd, o.data(), o.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
         else
           REAL(sendto)
-          (fd, o.data(), o.size(), MSG_DONTWAIT,
-           s->last_destlen ? reinterpret_cast<const sockaddr*>(&s->last_dest) : nullptr,
-           s->last_destlen);
+        (fd, o.data(), o.size(), MSG_DONTWAIT,
+         s->last_destlen ? reinterpret_cast<const sockaddr*>(&s->last_dest) : nullptr,
+         s->last_destlen);
       }
     }
     publish_counters(s);
@@ -1266,22 +1273,33 @@ L45_EXPORT int dup(int fd) {
   return r;
 }
 
+namespace {
+// dup2/dup3 onto a tracked descriptor: it now names another file, so its socket is released
+// without sending anything on it.
+void release_replaced(int fd2) {
+  if (static_cast<unsigned>(fd2) >= static_cast<unsigned>(kMaxFd)) return;
+  if (Sock* s = g_fds[fd2].exchange(nullptr, std::memory_order_acq_rel)) unref(s);
+}
+}  // namespace
+
 L45_EXPORT int dup2(int fd, int fd2) {
-  Sock* was = lookup(fd2);
   int r = REAL(dup2)(fd, fd2);
   if (r >= 0 && fd != fd2) {
-    if (was) untrack(fd2);
+    int saved = errno;
+    release_replaced(fd2);
     if (lookup(fd)) share(fd, r);
+    errno = saved;
   }
   return r;
 }
 
 L45_EXPORT int dup3(int fd, int fd2, int flags) {
-  Sock* was = lookup(fd2);
   int r = REAL(dup3)(fd, fd2, flags);
   if (r >= 0) {
-    if (was) untrack(fd2);
+    int saved = errno;
+    release_replaced(fd2);
     if (lookup(fd)) share(fd, r);
+    errno = saved;
   }
   return r;
 }
