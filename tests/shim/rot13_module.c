@@ -31,7 +31,9 @@ static void* init(const struct l45_shim_param* params, size_t n, int* ok, char* 
   return enabled;
 }
 
-static void fini(void* inst) { free(inst); }
+static void fini(void* inst) {
+  free(inst);
+}
 
 static void* create(void* inst, const struct l45_shim_sock_ctx* ctx) {
   (void)ctx;
@@ -63,10 +65,21 @@ static size_t counters(void* sock, struct l45_shim_counter* out, size_t max) {
   return 1;
 }
 
-static void destroy(void* sock) { free(sock); }
+static void destroy(void* sock) {
+  free(sock);
+}
 
 static const struct l45_shim_module kRot13 = {
-    L45_SHIM_ABI_VERSION, "rot13", init, fini, create, rotate, rotate, NULL, counters, NULL,
+    L45_SHIM_ABI_VERSION,
+    "rot13",
+    init,
+    fini,
+    create,
+    rotate,
+    rotate,
+    NULL,
+    counters,
+    NULL,
     destroy,
 };
 
