@@ -89,7 +89,10 @@ void stats(const StatsArgs& a) {
           "  {:>4} {:<4} {:<6} {:<24} {:<24} {:>12} {:>12} {:>8} {:>8} {:>6} {:<6} {}\n", s.fd,
           proto_name(s.protocol), side_name(s.side), s.local, s.remote, s.bytes_out, s.bytes_in,
           s.msgs_out, s.msgs_in, s.errors_out + s.errors_in,
-          s.state == L45_SLOT_OPEN ? "open" : "closed", s.chain);
+          s.state != L45_SLOT_OPEN ? "closed"
+          : p.alive                ? "open"
+                                   : "exited",
+          s.chain);
     }
     pj["sockets"] = socks;
     out.push_back(pj);
