@@ -30,7 +30,7 @@ const char* proto_name(uint8_t p) {
   return p == IPPROTO_TCP ? "tcp" : p == IPPROTO_UDP ? "udp" : "?";
 }
 
-nlohmann::json slot_json(const l45_shim_stats_slot& s) {
+nlohmann::json slot_json(const l45_shim_stats_slot& s, bool alive) {
   nlohmann::json j;
   j["fd"] = s.fd;
   j["protocol"] = proto_name(s.protocol);
@@ -38,7 +38,7 @@ nlohmann::json slot_json(const l45_shim_stats_slot& s) {
   j["local"] = s.local;
   j["remote"] = s.remote;
   j["chain"] = s.chain;
-  j["state"] = s.state == L45_SLOT_OPEN ? "open" : "closed";
+  j["state"] = s.state != L45_SLOT_OPEN ? "closed" : alive ? "open" : "exited";
   j["bytes_out"] = s.bytes_out;
   j["bytes_in"] = s.bytes_in;
   j["msgs_out"] = s.msgs_out;
@@ -83,7 +83,7 @@ void stats(const StatsArgs& a) {
     int shown = 0;
     for (const auto& s : p.slots) {
       if (s.state != L45_SLOT_OPEN && !a.all) continue;
-      socks.push_back(slot_json(s));
+      socks.push_back(slot_json(s, p.alive));
       ++shown;
       rows += fmt::format(
           "  {:>4} {:<4} {:<6} {:<24} {:<24} {:>12} {:>12} {:>8} {:>8} {:>6} {:<6} {}\n", s.fd,
