@@ -786,6 +786,26 @@ void decide_on_data(Sock* s, int fd, const sockaddr* dest, socklen_t destlen) {
   decide(s, fd);
 }
 
+// The receiving side of an undecided socket. A datagram socket that was bound and not connected
+// (a UDP server) learns its remote from the first datagram's sender, read with MSG_PEEK, so
+// `remote` and `ports` match servers too. False (errno set) when that peek fails: the
+// program's own call would have failed the same way.
+bool decide_on_recv(Sock* s, int fd, int flags) {
+  if (s->decided.load(std::memory_order_acquire)) return true;
+  if (s->type == SOCK_DGRAM && s->remote.ss_family == AF_UNSPEC) {
+    char b;
+    sockaddr_storage from{};
+    socklen_t fl = sizeof from;
+    ssize_t r = REAL(recvfrom)(fd, &b, 1, (flags & MSG_DONTWAIT) | MSG_PEEK,
+                               reinterpret_cast<sockaddr*>(&from), &fl);
+    if (r < 0) return false;
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (from.ss_family == AF_INET || from.ss_family == AF_INET6) s->remote = from;
+  }
+  decide_on_data(s, fd, nullptr, 0);
+  return true;
+}
+
 ssize_t do_sendmsg(Sock* s, int fd, const msghdr* msg, int flags) {
   decide_on_data(s, fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen);
   if (s->bypass.load(std::memory_order_acquire)) {
@@ -817,7 +837,7 @@ ssize_t do_send(Sock* s, int fd, const void* buf, size_t len, int flags, const s
 }
 
 ssize_t do_recvmsg(Sock* s, int fd, msghdr* msg, int flags) {
-  decide_on_data(s, fd, nullptr, 0);
+  if (!decide_on_recv(s, fd, flags)) return -1;
   if (s->bypass.load(std::memory_order_acquire)) {
     drop_if_bypass(s, fd);
     return REAL(recvmsg)(fd, msg, flags);
@@ -842,7 +862,7 @@ ssize_t do_recvmsg(Sock* s, int fd, msghdr* msg, int flags) {
 
 ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* from,
                 socklen_t* fromlen) {
-  decide_on_data(s, fd, nullptr, 0);
+  if (!decide_on_recv(s, fd, flags)) return -1;
   if (s->bypass.load(std::memory_order_acquire)) {
     drop_if_bypass(s, fd);
     return REAL(recvfrom)(fd, buf, len, flags, from, fromlen);
@@ -1097,7 +1117,7 @@ L45_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 L45_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout) {
   Sock* s = lookup(fd);
   if (!s) return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
-  decide_on_data(s, fd, nullptr, 0);
+  if (!decide_on_recv(s, fd, flags)) return -1;
   if (s->bypass.load(std::memory_order_acquire)) {
     drop_if_bypass(s, fd);
     return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
@@ -1132,7 +1152,7 @@ L45_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, time
 L45_EXPORT ssize_t read(int fd, void* buf, size_t len) {
   Sock* s = lookup(fd);
   if (!s) return REAL(read)(fd, buf, len);
-  decide_on_data(s, fd, nullptr, 0);
+  if (!decide_on_recv(s, fd, 0)) return -1;
   if (s->bypass.load(std::memory_order_acquire)) {
     drop_if_bypass(s, fd);
     return REAL(read)(fd, buf, len);
@@ -1184,7 +1204,7 @@ L45_EXPORT ssize_t write(int fd, const void* buf, size_t len) {
 L45_EXPORT ssize_t readv(int fd, const iovec* iov, int iovcnt) {
   Sock* s = lookup(fd);
   if (!s) return REAL(readv)(fd, iov, iovcnt);
-  decide_on_data(s, fd, nullptr, 0);
+  if (!decide_on_recv(s, fd, 0)) return -1;
   if (s->bypass.load(std::memory_order_acquire)) {
     drop_if_bypass(s, fd);
     return REAL(readv)(fd, iov, iovcnt);
