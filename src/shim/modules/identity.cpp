@@ -37,6 +37,7 @@ std::vector<uint8_t> build_identity_header(const IdentityHeader& h) {
 }
 
 IdentityParse parse_identity_header(const uint8_t* data, size_t len, IdentityHeader* out) {
+  if (len == 0) return IdentityParse::NeedMore;  // nothing yet is the start of anything
   size_t magic = std::min<size_t>(len, 4);
   if (std::memcmp(data, kIdentityMagic, magic) != 0) return IdentityParse::NotIdentity;
   if (len >= 5 && data[4] != kIdentityVersion) return IdentityParse::NotIdentity;
