@@ -394,6 +394,20 @@ http {{
     check("identity counters: inserted and stripped once per TCP connection and per datagram",
           stripped == inserted == 1 + len(sizes), [(s["side"], s["counters"]) for s in idsocks])
 
+    # ---- readiness while the shim holds ingress data (select, poll, epoll) -------------------
+    READY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "readiness_probe.py")
+    rd = moddir("ready", {"id.toml": 'name = "id"\nmodule = "identity"\n[match]\nports = [7006]\n'})
+    res = f"{tmp}/ready.json"
+    srv = start(shim(NS_S, rd, f"{tmp}/run-ready", "/usr/bin/python3", READY, "server", SRV, "7006", res))
+    wait_listen(NS_S, 7006)
+    cl = subprocess.run(shim(NS_C, rd, f"{tmp}/run-ready", "/usr/bin/python3", READY, "client", SRV, "7006"),
+                        capture_output=True, text=True, timeout=40)
+    rc, _, err = finish(srv, timeout=30)
+    r = json.load(open(res)) if os.path.exists(res) else {"error": err[-300:]}
+    check("a socket holding data in the shim is readable for select, poll and epoll (no wait times out)",
+          r.get("data_ok") and r.get("timeouts") == {"select": 0, "poll": 0, "epoll": 0} and cl.returncode == 0,
+          r)
+
     # ---- a module written in C, loaded from its path ------------------------------------------
     if ROT13:
         text = f"{tmp}/text.txt"
