@@ -16,11 +16,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
@@ -1285,6 +1287,42 @@ L45_EXPORT int close(int fd) {
     errno = saved;
   }
   return REAL(close)(fd);
+}
+
+// Descriptors closed without close(): fclose (glibc closes inside, not through close),
+// close_range and closefrom. The shim forgets them first, so a later file that reuses the
+// number is never taken for the old socket.
+L45_EXPORT int fclose(FILE* f) {
+  int fd = f ? fileno(f) : -1;
+  if (fd >= 0 && lookup(fd)) {
+    int saved = errno;
+    untrack(fd);
+    forget_epoll(fd);
+    errno = saved;
+  }
+  return REAL(fclose)(f);
+}
+
+namespace {
+void forget_range(unsigned first, unsigned last) {
+  int saved = errno;
+  for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFd); ++fd)
+    if (lookup(static_cast<int>(fd))) {
+      untrack(static_cast<int>(fd));
+      forget_epoll(static_cast<int>(fd));
+    }
+  errno = saved;
+}
+}  // namespace
+
+L45_EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) forget_range(first, last);
+  return REAL_T(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
+}
+
+L45_EXPORT void closefrom(int lowfd) {
+  if (lowfd >= 0) forget_range(static_cast<unsigned>(lowfd), ~0u);
+  REAL_T(closefrom, void (*)(int))(lowfd);
 }
 
 L45_EXPORT int dup(int fd) {
