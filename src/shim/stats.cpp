@@ -45,6 +45,7 @@ struct Mapping {
   pid_t pid = 0;  // whose file `base` is
   void* base = nullptr;
   bool failed = false;
+  std::string rundir;  // empty: stats_rundir() at the first claim
 };
 Mapping& mapping() {
   static Mapping* m = new Mapping;  // never destroyed: sockets may close during exit
@@ -69,8 +70,7 @@ bool mkdirs(const std::string& dir) {
   return true;
 }
 
-void* create_file(std::string* error) {
-  std::string dir = stats_rundir();
+void* create_file(const std::string& dir, std::string* error) {
   if (!mkdirs(dir)) {
     if (error) *error = "stats off: cannot create " + dir + ": " + std::strerror(errno);
     return nullptr;
@@ -132,7 +132,8 @@ l45_shim_stats_slot* StatsPublisher::claim(std::string* error) {
     if (m.pid != getpid()) {  // first claim, or first in a forked child: its own file
       m.pid = getpid();
       m.failed = false;
-      m.base = create_file(error);
+      if (m.rundir.empty()) m.rundir = stats_rundir();
+      m.base = create_file(m.rundir, error);
       if (!m.base) m.failed = true;
     }
     if (m.failed) return nullptr;
@@ -172,6 +173,12 @@ l45_shim_stats_slot* StatsPublisher::claim(std::string* error) {
   s->opened_ns = realtime_ns();
   __atomic_store_n(&s->state, static_cast<uint32_t>(L45_SLOT_OPEN), __ATOMIC_RELEASE);
   return s;
+}
+
+void StatsPublisher::set_rundir(const std::string& dir) {
+  Mapping& m = mapping();
+  std::lock_guard<std::mutex> lock(m.mu);
+  m.rundir = dir;
 }
 
 void StatsPublisher::release(l45_shim_stats_slot* slot) {

@@ -22,6 +22,9 @@ class StatsPublisher {
   // created: `error` then says why, once).
   static l45_shim_stats_slot* claim(std::string* error);
   static void release(l45_shim_stats_slot* slot);
+  // Fixes the directory (default: stats_rundir() at the first claim). The shim calls it at
+  // start: some programs (nginx) clear their environment later.
+  static void set_rundir(const std::string& dir);
 };
 
 // Bucket index of a latency, for lat_out / lat_in.

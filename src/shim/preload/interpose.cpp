@@ -137,6 +137,7 @@ void init_once() {
     st->program = slash ? slash + 1 : exe;
   }
   st->uid = getuid();
+  StatsPublisher::set_rundir(stats_rundir());  // now: nginx, for one, clears its environment
   const char* env = std::getenv("L45_SHIM_MODULES");
   std::string dir = env && *env ? env : "/etc/l45/modules.d";
   try {
