@@ -175,6 +175,8 @@ try:
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
            check=False)
+    sh("ip", "-n", NS_S, "addr", "add", "fd00:45::1/64", "dev", "veth-s", "nodad")
+    sh("ip", "-n", NS_C, "addr", "add", "fd00:45::2/64", "dev", "veth-c", "nodad")
 
     src = f"{tmp}/src.bin"
     with open(src, "wb") as f:
@@ -340,6 +342,23 @@ http {{
           [(s["side"], s["chain"], s["bytes_out"], s["msgs_out"], s["bytes_in"], s["msgs_in"]) for s in usocks])
     table = sh(L45, "shim", "stats", "--all", "--rundir", run_match, check=False).stdout
     check("l45 shim stats prints a table per program", "socat (pid" in table and "by-port" in table, table)
+
+    # ---- IPv6: a prefix match and identity over TCP ------------------------------------------
+    v6 = moddir("v6", {"m.toml": 'name = "v6-mon"\nmodule = "monitor"\n[match]\nremote = "fd00:45::/64"\n'
+                                 'side = "client"\n',
+                       "i.toml": 'name = "v6-id"\nmodule = "identity"\norder = 5\n[match]\nports = [7007]\n'})
+    run_v6 = f"{tmp}/run-v6"
+    srv = start(shim(NS_S, v6, run_v6, "socat", "-u", "TCP6-LISTEN:7007,bind=[fd00:45::1],reuseaddr",
+                     f"OPEN:{tmp}/v6.bin,creat,trunc"))
+    wait_listen(NS_S, 7007)
+    c6 = subprocess.run(shim(NS_C, v6, run_v6, "socat", "-u", f"OPEN:{src}", "TCP6:[fd00:45::1]:7007"),
+                        capture_output=True, text=True, timeout=30)
+    rc, _, err = finish(srv)
+    v6socks = sorted((x["side"], x["chain"], x["remote"]) for x in stats(run_v6))
+    check("IPv6: the remote prefix fd00:45::/64 matches the client only; identity on both; 1 MiB intact",
+          c6.returncode == 0 and rc == 0 and sha(f"{tmp}/v6.bin") == SRC_SHA
+          and [(a, b) for a, b, _ in v6socks] == [("client", "v6-mon,v6-id"), ("server", "v6-id")]
+          and v6socks[0][2] == "[fd00:45::1]:7007", f"{v6socks} {c6.stderr} {err}")
 
     # ---- an insecure directory, a bad manifest ------------------------------------------------
     insecure = moddir("insecure", {"a.toml": 'name = "a"\nmodule = "monitor"\n'}, mode=0o777)
