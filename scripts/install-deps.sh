@@ -16,7 +16,7 @@ packages=(
   # tests and the sample recorder: real peers, kernel tools, oracles
   tshark tcpdump python3 python3-scapy
   nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps util-linux jq
-  socat iperf3
+  socat iperf3 dnsmasq-base bind9-dnsutils
 )
 if [ "${1:-}" = bench ]; then
   packages+=(wrk libnids-dev libtins-dev libndpi-bin time)

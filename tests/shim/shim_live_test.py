@@ -292,6 +292,35 @@ http {{
                   "at least 4 MiB sent",
                   all(g[:2] == (0, 0) and isinstance(g[2], int) and g[2] >= 4 << 20 for g in got.values()),
                   got)
+    if shutil.which("dnsmasq") and shutil.which("dig"):
+        # dig against a local dnsmasq: plain, no module, and identity on both ends (UDP and TCP).
+        dns_id = moddir("dns-id", {"id.toml": 'name = "dns-id"\nmodule = "identity"\n[match]\nports = [5353]\n'})
+        answers = {}
+        for label, mods in (("plain", None), ("no module", none), ("identity", dns_id)):
+            run_dns = f"{tmp}/run-dns-{label.replace(' ', '-')}"
+            dcmd = ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                    f"--listen-address={SRV}", "--port=5353", "--address=/a.l45.test/192.0.2.77",
+                    '--txt-record=t.l45.test,hello l45', "--pid-file=", "--user=root", "--group=root"]
+            dns = start((shim(NS_S, mods, run_dns) if mods else plain(NS_S)) + dcmd)
+            wait_listen(NS_S, 5353, udp=True)
+            got = []
+            for q in (["a.l45.test", "A"], ["t.l45.test", "TXT"], ["t.l45.test", "TXT", "+tcp"]):
+                cmd = ["dig", f"@{SRV}", "-p", "5353", "+short", "+time=3", "+tries=1", *q]
+                p = subprocess.run((shim(NS_C, mods, run_dns) if mods else plain(NS_C)) + cmd,
+                                   capture_output=True, text=True, timeout=20)
+                got.append((p.returncode, p.stdout))
+            stop(dns, signal.SIGTERM)
+            answers[label] = got
+            if label == "identity":
+                ids = stats(run_dns)
+        check("dig <- dnsmasq (A, TXT over UDP and TCP): the same answers plain, with no module and with "
+              "identity on both ends",
+              answers["plain"] == answers["no module"] == answers["identity"]
+              and answers["plain"] == [(0, "192.0.2.77\n"), (0, '"hello l45"\n'), (0, '"hello l45"\n')],
+              answers)
+        check("dnsmasq stripped the identity of each query (UDP twice, TCP once)",
+              sum(x["counters"].get("stripped", 0) for x in ids if x["program"] == "dnsmasq") == 3,
+              [(x["program"], x["protocol"], x["counters"]) for x in ids])
     check("no module matched: nothing is published (no socket got a chain)", stats(run_none) == [],
           stats(run_none))
 

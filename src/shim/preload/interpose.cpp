@@ -28,6 +28,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -1409,6 +1410,45 @@ L45_EXPORT int ioctl(int fd, unsigned long req, ...) {
     }
   }
   return r;
+}
+
+// Some libraries call the socket system calls through syscall() (libuv: sendmmsg, recvmmsg):
+// those on a shimmed socket are routed to the functions above. Like glibc's syscall(), this
+// reads six arguments whatever the call takes.
+L45_EXPORT long syscall(long n, ...) {
+  va_list ap;
+  va_start(ap, n);
+  long a[6];
+  for (long& x : a)
+    x = va_arg(ap, long);
+  va_end(ap);
+  auto real = REAL_T(syscall, long (*)(long, ...));
+  int fd = static_cast<int>(a[0]);
+  if ((n == SYS_sendmmsg || n == SYS_recvmmsg || n == SYS_sendmsg || n == SYS_recvmsg ||
+       n == SYS_sendto || n == SYS_recvfrom) &&
+      lookup(fd)) {
+    switch (n) {
+      case SYS_sendmmsg:
+        return sendmmsg(fd, reinterpret_cast<mmsghdr*>(a[1]), static_cast<unsigned>(a[2]),
+                        static_cast<int>(a[3]));
+      case SYS_recvmmsg:
+        return recvmmsg(fd, reinterpret_cast<mmsghdr*>(a[1]), static_cast<unsigned>(a[2]),
+                        static_cast<int>(a[3]), reinterpret_cast<timespec*>(a[4]));
+      case SYS_sendmsg:
+        return sendmsg(fd, reinterpret_cast<const msghdr*>(a[1]), static_cast<int>(a[2]));
+      case SYS_recvmsg:
+        return recvmsg(fd, reinterpret_cast<msghdr*>(a[1]), static_cast<int>(a[2]));
+      case SYS_sendto:
+        return sendto(fd, reinterpret_cast<const void*>(a[1]), static_cast<size_t>(a[2]),
+                      static_cast<int>(a[3]), reinterpret_cast<const sockaddr*>(a[4]),
+                      static_cast<socklen_t>(a[5]));
+      default:
+        return recvfrom(fd, reinterpret_cast<void*>(a[1]), static_cast<size_t>(a[2]),
+                        static_cast<int>(a[3]), reinterpret_cast<sockaddr*>(a[4]),
+                        reinterpret_cast<socklen_t*>(a[5]));
+    }
+  }
+  return real(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 // ---- readiness: a socket holding chain output is readable even when the kernel is empty ----
