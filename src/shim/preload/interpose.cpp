@@ -240,7 +240,9 @@ struct Sock {
   size_t rx_off = 0;
   std::deque<Dgram> rxq;
   bool eof = false;
-  bool buffered = false;  // counted in g_buffered
+  // Counted in g_buffered. Written under rx_mu, read without it: a poll in one thread must not
+  // wait for a recv blocked in another.
+  std::atomic<bool> buffered{false};
   // Where the last datagram went (unconnected UDP): what modules emit at close goes there.
   sockaddr_storage last_dest{};
   socklen_t last_destlen = 0;
@@ -275,8 +277,8 @@ void track_new(int fd, int family, int type) {
 
 void update_buffered(Sock* s) {
   bool has = s->rx.size() > s->rx_off || !s->rxq.empty();
-  if (has != s->buffered) {
-    s->buffered = has;
+  if (has != s->buffered.load(std::memory_order_relaxed)) {
+    s->buffered.store(has, std::memory_order_release);
     g_buffered.fetch_add(has ? 1 : -1, std::memory_order_relaxed);
   }
 }
@@ -900,9 +902,7 @@ ssize_t do_recv(Sock* s, int fd, void* buf, size_t len, int flags, sockaddr* fro
 // Whether a tracked socket holds ingress data the kernel does not know about.
 bool has_buffered(int fd) {
   Sock* s = lookup(fd);
-  if (!s) return false;
-  std::lock_guard<std::mutex> lock(s->rx_mu);
-  return s->rx.size() > s->rx_off || !s->rxq.empty();
+  return s && s->buffered.load(std::memory_order_acquire);
 }
 
 // At exit the sockets still open are published as closed, with their modules' last counters.
@@ -1401,8 +1401,9 @@ L45_EXPORT int ioctl(int fd, unsigned long req, ...) {
   int r = REAL(ioctl)(fd, req, arg);
   // FIONREAD on a socket holding chain output: what the program can read now is that.
   if (r == 0 && req == FIONREAD && arg) {
-    if (Sock* s = lookup(fd)) {
-      std::lock_guard<std::mutex> lock(s->rx_mu);
+    Sock* s = lookup(fd);
+    if (s && s->buffered.load(std::memory_order_acquire) && s->rx_mu.try_lock()) {
+      std::lock_guard<std::mutex> lock(s->rx_mu, std::adopt_lock);
       if (s->rx.size() > s->rx_off)
         *static_cast<int*>(arg) = static_cast<int>(s->rx.size() - s->rx_off);
       else if (!s->rxq.empty())
