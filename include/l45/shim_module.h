@@ -120,6 +120,13 @@ struct l45_shim_module {
   /* Egress-side flush at close (TCP: data still to send). */
   void (*sock_close)(void* sock, l45_shim_emit_fn emit, void* emit_ctx);
   void (*sock_destroy)(void* sock);
+  /* For a module that holds ingress data until a time (fec waits up to max_delay_ms for a gap):
+   * the CLOCK_MONOTONIC time in ns at which ingress_tick must run, 0 when it holds nothing. The
+   * shim runs ingress_tick from recv and from poll/select/epoll_wait, so a program waiting on
+   * the socket gets what the module releases then. What it emits continues up the ingress
+   * chain. */
+  uint64_t (*ingress_deadline)(void* sock);
+  void (*ingress_tick)(void* sock, uint64_t now_ns, l45_shim_emit_fn emit, void* emit_ctx);
 };
 
 typedef const struct l45_shim_module* (*l45_shim_module_entry_fn)(void);

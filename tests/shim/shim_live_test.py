@@ -536,16 +536,18 @@ http {{
         rc, _, err = finish(rcv, timeout=70)
         r = json.load(open(res)) if os.path.exists(res) else {"intact": 0, "corrupt": -1, "dups": -1}
         ratios[label] = (r["intact"] / N, r, snd.returncode, rc, (snd.stderr + err)[-300:])
-    print(f"     fec: plain {ratios['plain'][0]:.4f}, with k=10 m=3 {ratios['fec'][0]:.4f} of {N} datagrams")
+    print(f"     fec: plain {ratios['plain'][0]:.4f}, with k=10 m=3 {ratios['fec'][0]:.4f} of {N} datagrams "
+          f"({ratios['fec'][1]})")
     check("without the module about 95% arrive (93-97%)", 0.93 <= ratios["plain"][0] <= 0.97, ratios["plain"])
-    check("fec k=10 m=3: at least 99.75% of the datagrams delivered intact, none corrupt",
-          ratios["fec"][0] >= 0.9975 and ratios["fec"][1]["corrupt"] == 0 and ratios["fec"][2] == 0,
-          ratios["fec"])
+    check("fec k=10 m=3: at least 99.75% of the datagrams delivered intact, none corrupt, in order",
+          ratios["fec"][0] >= 0.9975 and ratios["fec"][1]["corrupt"] == 0 and ratios["fec"][2] == 0
+          and ratios["fec"][1]["out_of_order"] == 0, ratios["fec"])
     fsocks = stats(run_fec)
     rec = sum(s["counters"].get("recovered", 0) for s in fsocks)
     check("fec counters: the receiver recovered datagrams, the sender sent parity",
           rec > 0 and sum(s["counters"].get("parity_sent", 0) for s in fsocks) >= 3 * (N // 10),
           [(s["side"], s["counters"]) for s in fsocks])
+    print(f"     fec counters: {[(s['side'], s['counters']) for s in fsocks]}")
 finally:
     for p in procs:
         stop(p)

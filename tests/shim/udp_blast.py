@@ -4,7 +4,9 @@ fec test (run under `l45 run`).
 
   udp_blast.py send HOST PORT COUNT         sends COUNT datagrams, paced, sizes 16-1200 bytes
   udp_blast.py recv ADDR PORT COUNT OUT     receives until COUNT or 3 s of silence (at most 60 s),
-                                            writes {"intact": n, "corrupt": n, "dups": n} to OUT
+                                            writes {"intact": n, "corrupt": n, "dups": n,
+                                            "out_of_order": n} to OUT (out_of_order: datagrams
+                                            that came after one with a higher number)
 """
 import hashlib
 import json
@@ -35,7 +37,7 @@ def recv(addr, port, count, out):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((addr, port))
     s.settimeout(3.0)
-    seen, corrupt, dups = set(), 0, 0
+    seen, corrupt, dups, out_of_order, highest = set(), 0, 0, 0, -1
     deadline = time.monotonic() + 60
     while len(seen) < count and time.monotonic() < deadline:
         try:
@@ -54,8 +56,11 @@ def recv(addr, port, count, out):
             dups += 1
         else:
             seen.add(seq)
+            if seq < highest:
+                out_of_order += 1
+            highest = max(highest, seq)
     with open(out, "w") as f:
-        json.dump({"intact": len(seen), "corrupt": corrupt, "dups": dups}, f)
+        json.dump({"intact": len(seen), "corrupt": corrupt, "dups": dups, "out_of_order": out_of_order}, f)
 
 
 if sys.argv[1] == "send":

@@ -147,7 +147,7 @@ bool FecDecoder::Group::missing_data() const {
 
 FecDecoder::~FecDecoder() = default;
 
-void FecDecoder::receive(std::string_view d, const FecEmit& emit) {
+void FecDecoder::receive(std::string_view d, uint64_t now, const FecEmit& emit) {
   const auto* p = reinterpret_cast<const uint8_t*>(d.data());
   bool valid = d.size() >= kFecHeader && p[0] == kMagic0 && p[1] == kMagic1 && p[2] == kVersion &&
                p[3] <= 1 && p[4] >= 1 && p[5] >= 1 && p[6] < p[4] + p[5] &&
@@ -160,9 +160,15 @@ void FecDecoder::receive(std::string_view d, const FecEmit& emit) {
   int kind = p[3], k = p[4], m = p[5], index = p[6];
   uint32_t group = (uint32_t{p[8]} << 24) | (uint32_t{p[9]} << 16) | (uint32_t{p[10]} << 8) | p[11];
   std::string_view body = d.substr(kFecHeader);
+  if (!started_) {
+    started_ = true;
+    next_group_ = group;
+    next_index_ = 0;
+  }
   if (have_newest_ && static_cast<int32_t>(newest_ - group) >= static_cast<int32_t>(kWindow)) {
     // Too old to help any group we keep; a data datagram is still the application's.
-    if (kind == 0) emit(body);
+    if (kind == 0) hold(group, index, std::string(body), now, emit);
+    release(now, emit);
     return;
   }
   if (!have_newest_ || static_cast<int32_t>(group - newest_) > 0) {
@@ -175,14 +181,66 @@ void FecDecoder::receive(std::string_view d, const FecEmit& emit) {
     g.k = k;
     g.m = m;
   }
+  // The group's length for in-order delivery, kept until delivery has passed it (the recovery
+  // window above may have dropped the group by then).
+  if (static_cast<int32_t>(group - next_group_) >= 0 && (kind == 1 || !group_k_.count(group)))
+    group_k_[group] = k;
   if (g.shards.count(index)) return;  // a duplicate
-  if (kind == 0 && g.done) return;    // already rebuilt and delivered
+  if (kind == 0 && g.done) return;    // already rebuilt
   g.shards.emplace(index, std::string(body));
-  if (kind == 0) emit(body);
-  if (!g.done) try_recover(g, emit);
+  if (kind == 0) hold(group, index, std::string(body), now, emit);
+  if (!g.done) try_recover(group, g, now, emit);
+  release(now, emit);
 }
 
-void FecDecoder::try_recover(Group& g, const FecEmit& emit) {
+void FecDecoder::hold(uint32_t group, int index, std::string data, uint64_t now,
+                      const FecEmit& emit) {
+  uint64_t k = key(group, index);
+  if (k < key(next_group_, next_index_)) {  // its gap was given up already: late, but not lost
+    emit(data);
+    return;
+  }
+  if (held_.emplace(k, Held{std::move(data), now}).second) arrivals_.insert(now);
+}
+
+void FecDecoder::release(uint64_t now, const FecEmit& emit) {
+  constexpr size_t kMaxHeld = 4096;  // memory bound: past it, gaps are given up at once
+  while (!held_.empty()) {
+    auto it = held_.begin();
+    if (it->first <= key(next_group_, next_index_)) {
+      emit(it->second.data);
+      if (it->first == key(next_group_, next_index_)) ++next_index_;
+      arrivals_.erase(arrivals_.find(it->second.arrival));
+      held_.erase(it);
+      continue;
+    }
+    auto g = group_k_.find(next_group_);
+    if (g != group_k_.end() && next_index_ >= g->second) {
+      group_k_.erase(group_k_.begin(), std::next(g));  // past the group's last datagram
+      ++next_group_;
+      next_index_ = 0;
+      continue;
+    }
+    if (*arrivals_.begin() + max_delay_ <= now || held_.size() > kMaxHeld) {
+      ++gaps_skipped;  // waited long enough: what is held goes on without the gap
+      next_group_ = static_cast<uint32_t>(it->first >> 8);
+      next_index_ = static_cast<int>(it->first & 0xff);
+      group_k_.erase(group_k_.begin(), group_k_.lower_bound(next_group_));
+      continue;
+    }
+    break;
+  }
+}
+
+void FecDecoder::tick(uint64_t now, const FecEmit& emit) {
+  release(now, emit);
+}
+
+uint64_t FecDecoder::deadline() const {
+  return arrivals_.empty() ? 0 : *arrivals_.begin() + max_delay_;
+}
+
+void FecDecoder::try_recover(uint32_t group, Group& g, uint64_t now, const FecEmit& emit) {
   if (!g.missing_data()) {
     g.done = true;
     return;
@@ -250,7 +308,7 @@ void FecDecoder::try_recover(Group& g, const FecEmit& emit) {
     if (len + 2 > s) continue;  // garbage in, nothing out
     std::string d = sh.substr(2, len);
     g.shards.emplace(lost[static_cast<size_t>(r)], d);
-    emit(d);
+    hold(group, lost[static_cast<size_t>(r)], std::move(d), now, emit);
     ++recovered;
   }
   ++groups_recovered;
@@ -273,7 +331,7 @@ namespace {
 struct Sock {
   FecEncoder enc;
   FecDecoder dec;
-  explicit Sock(FecParams p) : enc(p) {}
+  explicit Sock(FecParams p) : enc(p), dec(p.max_delay_ns) {}
 };
 
 uint64_t now_ns() {
@@ -323,9 +381,19 @@ int fec_ingress(void* sock, const void* data, size_t len, l45_shim_emit_fn emit,
     emit(ectx, data, len);
     return L45_SHIM_OK;
   }
-  s->dec.receive(std::string_view(static_cast<const char*>(data), len),
+  s->dec.receive(std::string_view(static_cast<const char*>(data), len), now_ns(),
                  [&](std::string_view d) { emit(ectx, d.data(), d.size()); });
   return L45_SHIM_OK;
+}
+
+uint64_t fec_deadline(void* sock) {
+  auto* s = static_cast<Sock*>(sock);
+  return s ? s->dec.deadline() : 0;
+}
+
+void fec_tick(void* sock, uint64_t now, l45_shim_emit_fn emit, void* ectx) {
+  auto* s = static_cast<Sock*>(sock);
+  if (s) s->dec.tick(now, [&](std::string_view d) { emit(ectx, d.data(), d.size()); });
 }
 
 void fec_close(void* sock, l45_shim_emit_fn emit, void* ectx) {
@@ -337,11 +405,11 @@ size_t fec_counters(void* sock, l45_shim_counter* out, size_t max) {
   auto* s = static_cast<Sock*>(sock);
   if (!s) return 0;
   const std::pair<const char*, uint64_t> c[] = {
-      {"groups_sent", s->enc.groups_sent},
       {"parity_sent", s->enc.parity_sent},
       {"recovered", s->dec.recovered},
       {"groups_recovered", s->dec.groups_recovered},
       {"groups_unrecoverable", s->dec.groups_unrecoverable},
+      {"gaps_skipped", s->dec.gaps_skipped},
       {"no_header", s->dec.no_header}};
   size_t n = 0;
   for (const auto& [name, v] : c) {
@@ -358,8 +426,9 @@ void fec_destroy(void* sock) {
 }
 
 const l45_shim_module kFecModule = {
-    L45_SHIM_ABI_VERSION, "fec",   fec_init,     fec_fini,  fec_sock_create, fec_egress,
-    fec_ingress,          nullptr, fec_counters, fec_close, fec_destroy,
+    L45_SHIM_ABI_VERSION, "fec",        fec_init, fec_fini,     fec_sock_create,
+    fec_egress,           fec_ingress,  nullptr,  fec_counters, fec_close,
+    fec_destroy,          fec_deadline, fec_tick,
 };
 
 }  // namespace

@@ -46,7 +46,7 @@ void decode(benchmark::State& state, int lost_per_group) {
   for (auto _ : state) {
     FecDecoder dec;
     for (const auto& w : kept)
-      dec.receive(w, [&](std::string_view d) { benchmark::DoNotOptimize(d.data()); });
+      dec.receive(w, 0, [&](std::string_view d) { benchmark::DoNotOptimize(d.data()); });
     bytes += in.size() * 1200;
   }
   state.SetBytesProcessed(static_cast<int64_t>(bytes));

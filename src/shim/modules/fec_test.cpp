@@ -60,11 +60,12 @@ TEST(Fec, AnyMLossesPerGroupAreRebuilt) {
     std::shuffle(idx.begin(), idx.end(), rng);
     std::set<int> lost(idx.begin(), idx.begin() + 3);
     FecDecoder dec;
-    std::multiset<std::string> got;
+    std::vector<std::string> got;
     for (int i = 0; i < 13; ++i)
       if (!lost.count(i))
-        dec.receive(wire[static_cast<size_t>(i)], [&](std::string_view d) { got.emplace(d); });
-    EXPECT_EQ(got, std::multiset<std::string>(in.begin(), in.end())) << trial;
+        dec.receive(wire[static_cast<size_t>(i)], 0,
+                    [&](std::string_view d) { got.emplace_back(d); });
+    EXPECT_EQ(got, in) << "all of them, in order; trial " << trial;
     EXPECT_EQ(dec.no_header, 0u);
   }
 }
@@ -74,17 +75,47 @@ TEST(Fec, MoreThanMLossesCountAsUnrecoverable) {
   auto in = make_datagrams(250, rng);  // 25 groups of 10
   auto wire = encode(in, {10, 3, 1'000'000'000});
   ASSERT_EQ(wire.size(), 250u + 75u);
-  FecDecoder dec;
-  size_t delivered = 0;
-  for (size_t i = 0; i < wire.size(); ++i) {
+  FecDecoder dec(20'000'000);
+  std::vector<std::string> got;
+  uint64_t now = 0;
+  for (size_t i = 0; i < wire.size(); ++i, now += 1'000'000) {
     if (i < 4) continue;        // group 0 loses 4 of its data: one more than m
     if (i == 13 + 5) continue;  // group 1 loses one: rebuilt
-    dec.receive(wire[i], [&](std::string_view) { ++delivered; });
+    dec.receive(wire[i], now, [&](std::string_view d) { got.emplace_back(d); });
   }
-  EXPECT_EQ(delivered, 250u - 4u);
+  dec.tick(now + 1'000'000'000, [&](std::string_view d) { got.emplace_back(d); });
+  EXPECT_EQ(got, std::vector<std::string>(in.begin() + 4, in.end())) << "all but 4, in order";
+  EXPECT_EQ(dec.gaps_skipped, 1u);
+  EXPECT_EQ(dec.deadline(), 0u);
   EXPECT_EQ(dec.recovered, 1u);
   EXPECT_EQ(dec.groups_recovered, 1u);
   EXPECT_EQ(dec.groups_unrecoverable, 1u) << "group 0, counted when it leaves the window";
+}
+
+TEST(Fec, DeliversInOrderAndWaitsAtMostMaxDelayForAGap) {
+  std::mt19937 rng(11);
+  auto in = make_datagrams(20, rng);
+  auto wire = encode(in, {10, 3, 1'000'000'000});  // 2 groups: 0-9 data, 10-12 parity, ...
+  FecDecoder dec(20'000'000);
+  std::vector<std::string> got;
+  auto take = [&](std::string_view d) { got.emplace_back(d); };
+  // Reordered: data 1 before data 0 is held, then both come out in order.
+  dec.receive(wire[1], 0, take);
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(dec.deadline(), 20'000'000u);
+  dec.receive(wire[0], 1'000'000, take);
+  EXPECT_EQ(got, (std::vector<std::string>{in[0], in[1]}));
+  // Data 2 lost (and no parity yet): 3 waits, then goes on after max_delay.
+  dec.receive(wire[3], 2'000'000, take);
+  dec.tick(21'000'000, take);
+  EXPECT_EQ(got.size(), 2u) << "still within max_delay";
+  dec.tick(22'000'000, take);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got.back(), in[3]);
+  EXPECT_EQ(dec.gaps_skipped, 1u);
+  // The lost one arriving after its gap was given up is still delivered.
+  dec.receive(wire[2], 23'000'000, take);
+  EXPECT_EQ(got.back(), in[2]);
 }
 
 TEST(Fec, OldGroupClosesOnTheNextDatagramAfterMaxDelay) {
@@ -102,15 +133,15 @@ TEST(Fec, OldGroupClosesOnTheNextDatagramAfterMaxDelay) {
   // The early group is rebuilt from its parity alone when both data datagrams are lost.
   FecDecoder dec;
   std::vector<std::string> got;
-  dec.receive(wire[2], [&](std::string_view d) { got.emplace_back(d); });
-  dec.receive(wire[3], [&](std::string_view d) { got.emplace_back(d); });
+  dec.receive(wire[2], 0, [&](std::string_view d) { got.emplace_back(d); });
+  dec.receive(wire[3], 0, [&](std::string_view d) { got.emplace_back(d); });
   EXPECT_EQ(got, (std::vector<std::string>{"a", "b"}));
 }
 
 TEST(Fec, DatagramsWithoutHeaderPassAndGarbageNeverCrashes) {
   FecDecoder dec;
   std::vector<std::string> got;
-  dec.receive("plain", [&](std::string_view d) { got.emplace_back(d); });
+  dec.receive("plain", 0, [&](std::string_view d) { got.emplace_back(d); });
   EXPECT_EQ(got, std::vector<std::string>{"plain"});
   EXPECT_EQ(dec.no_header, 1u);
   std::mt19937 rng(9);
@@ -119,7 +150,7 @@ TEST(Fec, DatagramsWithoutHeaderPassAndGarbageNeverCrashes) {
     std::string d = wire[static_cast<size_t>(rng() % wire.size())];
     if (!d.empty()) d[rng() % d.size()] = static_cast<char>(rng());
     if (round % 3 == 0) d.resize(rng() % (d.size() + 1));
-    dec.receive(d, [](std::string_view) {});
+    dec.receive(d, static_cast<uint64_t>(round) * 1'000'000, [](std::string_view) {});
   }
 }
 

@@ -246,11 +246,17 @@ struct Sock {
   // Where the last datagram went (unconnected UDP): what modules emit at close goes there.
   sockaddr_storage last_dest{};
   socklen_t last_destlen = 0;
+  // Where the last datagram came from: what a module releases at a deadline came from there.
+  sockaddr_storage last_from{};
+  socklen_t last_fromlen = 0;
+  // The earliest time a module wants its ingress_tick (0: none); counted in g_deadlines.
+  std::atomic<uint64_t> deadline{0};
 };
 
 constexpr int kMaxFd = 1 << 16;
 std::atomic<Sock*> g_fds[kMaxFd];
-std::atomic<int> g_buffered{0};  // sockets holding ingress data: poll/select/epoll look then
+std::atomic<int> g_buffered{0};   // sockets holding ingress data: poll/select/epoll look then
+std::atomic<int> g_deadlines{0};  // sockets whose modules wait for a time (fec reordering)
 
 inline Sock* lookup(int fd) {
   if (static_cast<unsigned>(fd) >= static_cast<unsigned>(kMaxFd)) return nullptr;
@@ -436,6 +442,7 @@ void finish(Sock* s, int fd) {
     StatsPublisher::release(s->slot);
   }
   if (s->buffered) g_buffered.fetch_sub(1, std::memory_order_relaxed);
+  if (s->deadline.load()) g_deadlines.fetch_sub(1, std::memory_order_relaxed);
   delete s;
 }
 
@@ -498,6 +505,83 @@ bool run_chain(Sock* s, l45_shim_dir dir, const char* data, size_t len, Msgs* ou
   *out = std::move(cur);
   publish_counters(s);
   return true;
+}
+
+// The earliest deadline of the chain's modules, kept in s->deadline. Caller holds rx_mu.
+void refresh_deadline(Sock* s) {
+  uint64_t d = 0;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    for (auto& st : s->chain)
+      if (st.inst->mod->ingress_deadline) {
+        uint64_t x = st.inst->mod->ingress_deadline(st.state);
+        if (x && (!d || x < d)) d = x;
+      }
+  }
+  uint64_t old = s->deadline.exchange(d, std::memory_order_acq_rel);
+  if (!old && d) g_deadlines.fetch_add(1, std::memory_order_relaxed);
+  if (old && !d) g_deadlines.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Runs the modules' ingress_tick; what they release continues up the ingress chain into the
+// socket's buffer. Caller holds rx_mu. True when the program has something new to read.
+bool run_ticks(Sock* s, uint64_t now) {
+  Msgs out;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    size_t n = s->chain.size();
+    for (size_t i = n; i-- > 0;) {
+      auto tick = s->chain[i].inst->mod->ingress_tick;
+      if (!tick) continue;
+      Msgs cur;
+      tick(s->chain[i].state, now, emit_into, &cur);
+      for (size_t j = i; j-- > 0 && !cur.empty();) {
+        auto hook = s->chain[j].inst->mod->ingress;
+        if (!hook) continue;
+        Msgs next;
+        for (const auto& m : cur)
+          hook(s->chain[j].state, m.data(), m.size(), emit_into, &next);
+        cur.swap(next);
+      }
+      for (auto& m : cur)
+        out.push_back(std::move(m));
+    }
+    publish_counters(s);
+  }
+  for (auto& m : out) {
+    if (s->type == SOCK_STREAM) {
+      s->rx += m;
+    } else {
+      Dgram q;
+      q.data = std::move(m);
+      q.from = s->last_from;
+      q.fromlen = s->last_fromlen;
+      s->rxq.push_back(std::move(q));
+    }
+  }
+  update_buffered(s);
+  refresh_deadline(s);
+  return !out.empty();
+}
+
+// Runs the ticks that are due on these descriptors (skipping a socket another thread is
+// receiving on: that receive runs them) and returns the earliest deadline still ahead, 0 if none.
+uint64_t tick_due(const std::vector<int>& fds) {
+  if (g_deadlines.load(std::memory_order_relaxed) == 0) return 0;
+  uint64_t now = mono_ns();
+  uint64_t next = 0;
+  for (int fd : fds) {
+    Sock* s = lookup(fd);
+    if (!s) continue;
+    uint64_t d = s->deadline.load(std::memory_order_acquire);
+    if (d && d <= now && s->rx_mu.try_lock()) {
+      run_ticks(s, now);
+      s->rx_mu.unlock();
+      d = s->deadline.load(std::memory_order_acquire);
+    }
+    if (d && d > now && (!next || d < next)) next = d;
+  }
+  return next;
 }
 
 void observe(Sock* s, l45_shim_dir dir, int64_t result, int err, uint32_t msgs, uint64_t ns,
@@ -722,6 +806,17 @@ ssize_t rx_dgram(Sock* s, int fd, msghdr* msg, int flags) {
       }
       return static_cast<ssize_t>((flags & MSG_TRUNC) ? full : n);
     }
+    if (uint64_t dl = s->deadline.load(std::memory_order_acquire)) {
+      uint64_t now = mono_ns();
+      if (now >= dl) {
+        if (run_ticks(s, now)) continue;  // something released: deliver it
+      } else if (!nb) {
+        // Blocking: wait for a datagram, but no longer than the module's deadline.
+        pollfd p{fd, POLLIN, 0};
+        int ms = static_cast<int>(std::min<uint64_t>((dl - now + 999999) / 1000000, 60000));
+        if (REAL(poll)(&p, 1, ms) == 0) continue;
+      }
+    }
     char* tmp = scratch();
     iovec iov{tmp, 65536};
     Dgram d;
@@ -739,11 +834,14 @@ ssize_t rx_dgram(Sock* s, int fd, msghdr* msg, int flags) {
       return -1;
     }
     d.fromlen = mh.msg_namelen;
+    s->last_from = d.from;
+    s->last_fromlen = d.fromlen;
     Msgs out;
     if (!run_chain(s, L45_SHIM_INGRESS, tmp, static_cast<size_t>(r), &out)) {
       errno = EIO;
       return -1;
     }
+    refresh_deadline(s);
     size_t controllen = mh.msg_controllen;
     for (auto& m : out) {
       Dgram q;
@@ -1454,24 +1552,55 @@ L45_EXPORT long syscall(long n, ...) {
 
 // ---- readiness: a socket holding chain output is readable even when the kernel is empty ----
 
-L45_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0) return REAL(poll)(fds, n, timeout);
-  int ready = 0;
-  std::vector<bool> mine(n, false);
-  for (nfds_t i = 0; i < n; ++i)
-    if ((fds[i].events & (POLLIN | POLLRDNORM)) && has_buffered(fds[i].fd)) {
-      mine[i] = true;
-      ++ready;
-    }
-  if (ready == 0) return REAL(poll)(fds, n, timeout);
-  int r = REAL(poll)(fds, n, 0);
-  if (r < 0) return r;
-  int total = 0;
-  for (nfds_t i = 0; i < n; ++i) {
-    if (mine[i]) fds[i].revents |= static_cast<short>(fds[i].events & (POLLIN | POLLRDNORM));
-    if (fds[i].revents) ++total;
+namespace {
+int64_t elapsed_ms(uint64_t start) {
+  return static_cast<int64_t>((mono_ns() - start) / 1000000);
+}
+
+// How long the next real wait may last: the program's timeout (negative: none) less what has
+// passed, and no later than a module's deadline.
+int wait_ms(int timeout, uint64_t start, uint64_t deadline) {
+  int64_t w = timeout < 0 ? -1 : std::max<int64_t>(0, timeout - elapsed_ms(start));
+  if (deadline) {
+    uint64_t now = mono_ns();
+    int64_t until = deadline > now ? static_cast<int64_t>((deadline - now + 999999) / 1000000) : 0;
+    w = w < 0 ? until : std::min(w, until);
   }
-  return total;
+  return static_cast<int>(std::min<int64_t>(w, INT32_MAX));
+}
+}  // namespace
+
+L45_EXPORT int poll(pollfd* fds, nfds_t n, int timeout) {
+  if (g_buffered.load(std::memory_order_relaxed) == 0 &&
+      g_deadlines.load(std::memory_order_relaxed) == 0)
+    return REAL(poll)(fds, n, timeout);
+  uint64_t start = mono_ns();
+  std::vector<int> wanted;
+  for (nfds_t i = 0; i < n; ++i)
+    if (fds[i].events & (POLLIN | POLLRDNORM)) wanted.push_back(fds[i].fd);
+  for (;;) {
+    uint64_t next = tick_due(wanted);
+    int ready = 0;
+    std::vector<bool> mine(n, false);
+    for (nfds_t i = 0; i < n; ++i)
+      if ((fds[i].events & (POLLIN | POLLRDNORM)) && has_buffered(fds[i].fd)) {
+        mine[i] = true;
+        ++ready;
+      }
+    if (ready > 0) {
+      int r = REAL(poll)(fds, n, 0);
+      if (r < 0) return r;
+      int total = 0;
+      for (nfds_t i = 0; i < n; ++i) {
+        if (mine[i]) fds[i].revents |= static_cast<short>(fds[i].events & (POLLIN | POLLRDNORM));
+        if (fds[i].revents) ++total;
+      }
+      return total;
+    }
+    int r = REAL(poll)(fds, n, wait_ms(timeout, start, next));
+    if (r != 0 || !next) return r;
+    if (timeout >= 0 && elapsed_ms(start) >= timeout) return 0;
+  }
 }
 
 L45_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
@@ -1483,42 +1612,81 @@ L45_EXPORT int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
 }
 
 L45_EXPORT int ppoll(pollfd* fds, nfds_t n, const timespec* tmo, const sigset_t* mask) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0) return REAL(ppoll)(fds, n, tmo, mask);
-  bool any = false;
-  for (nfds_t i = 0; i < n && !any; ++i)
-    any = (fds[i].events & (POLLIN | POLLRDNORM)) && has_buffered(fds[i].fd);
-  if (!any) return REAL(ppoll)(fds, n, tmo, mask);
-  return poll(fds, n, 0);
+  if (g_buffered.load(std::memory_order_relaxed) == 0 &&
+      g_deadlines.load(std::memory_order_relaxed) == 0)
+    return REAL(ppoll)(fds, n, tmo, mask);
+  bool mine = false;
+  for (nfds_t i = 0; i < n && !mine; ++i) {
+    Sock* s = lookup(fds[i].fd);
+    mine = s && (s->buffered.load() || s->deadline.load());
+  }
+  if (!mine) return REAL(ppoll)(fds, n, tmo, mask);
+  // Through poll(), which knows about the shim's data (the signal mask is not applied then).
+  int ms = tmo ? static_cast<int>(
+                     std::min<int64_t>(tmo->tv_sec * 1000 + tmo->tv_nsec / 1000000, INT32_MAX))
+               : -1;
+  return poll(fds, n, ms);
 }
 
 L45_EXPORT int select(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tmo) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0 || !rd)
+  if ((g_buffered.load(std::memory_order_relaxed) == 0 &&
+       g_deadlines.load(std::memory_order_relaxed) == 0) ||
+      !rd)
     return REAL(select)(nfds, rd, wr, ex, tmo);
-  std::vector<int> mine;
+  std::vector<int> wanted;
   for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd)
-    if (FD_ISSET(fd, rd) && has_buffered(fd)) mine.push_back(fd);
-  if (mine.empty()) return REAL(select)(nfds, rd, wr, ex, tmo);
-  timeval zero{0, 0};
-  int r = REAL(select)(nfds, rd, wr, ex, &zero);
-  if (r < 0) return r;
-  for (int fd : mine)
-    if (!FD_ISSET(fd, rd)) {
-      FD_SET(fd, rd);
-      ++r;
+    if (FD_ISSET(fd, rd) && lookup(fd)) wanted.push_back(fd);
+  if (wanted.empty()) return REAL(select)(nfds, rd, wr, ex, tmo);
+  int timeout = tmo ? static_cast<int>(std::min<int64_t>(
+                          tmo->tv_sec * 1000 + (tmo->tv_usec + 999) / 1000, INT32_MAX))
+                    : -1;
+  uint64_t start = mono_ns();
+  fd_set rd0 = *rd, wr0, ex0;
+  if (wr) wr0 = *wr;
+  if (ex) ex0 = *ex;
+  for (;;) {
+    *rd = rd0;
+    if (wr) *wr = wr0;
+    if (ex) *ex = ex0;
+    uint64_t next = tick_due(wanted);
+    std::vector<int> mine;
+    for (int fd : wanted)
+      if (has_buffered(fd)) mine.push_back(fd);
+    if (!mine.empty()) {
+      timeval zero{0, 0};
+      int r = REAL(select)(nfds, rd, wr, ex, &zero);
+      if (r < 0) return r;
+      for (int fd : mine)
+        if (!FD_ISSET(fd, rd)) {
+          FD_SET(fd, rd);
+          ++r;
+        }
+      return r;
     }
-  return r;
+    int w = wait_ms(timeout, start, next);
+    timeval tv{w / 1000, (w % 1000) * 1000};
+    int r = REAL(select)(nfds, rd, wr, ex, w < 0 ? nullptr : &tv);
+    if (r != 0 || !next) return r;
+    if (timeout >= 0 && elapsed_ms(start) >= timeout) return 0;
+  }
 }
 
 L45_EXPORT int pselect(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, const timespec* tmo,
                        const sigset_t* mask) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0 || !rd)
+  if ((g_buffered.load(std::memory_order_relaxed) == 0 &&
+       g_deadlines.load(std::memory_order_relaxed) == 0) ||
+      !rd)
     return REAL(pselect)(nfds, rd, wr, ex, tmo, mask);
-  bool any = false;
-  for (int fd = 0; fd < nfds && fd < FD_SETSIZE && !any; ++fd)
-    any = FD_ISSET(fd, rd) && has_buffered(fd);
-  if (!any) return REAL(pselect)(nfds, rd, wr, ex, tmo, mask);
-  timeval zero{0, 0};
-  return select(nfds, rd, wr, ex, &zero);
+  bool mine = false;
+  for (int fd = 0; fd < nfds && fd < FD_SETSIZE && !mine; ++fd)
+    mine = FD_ISSET(fd, rd) && lookup(fd);
+  if (!mine) return REAL(pselect)(nfds, rd, wr, ex, tmo, mask);
+  timeval tv{};
+  if (tmo) {
+    tv.tv_sec = tmo->tv_sec;
+    tv.tv_usec = tmo->tv_nsec / 1000;
+  }
+  return select(nfds, rd, wr, ex, tmo ? &tv : nullptr);
 }
 
 L45_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
@@ -1564,17 +1732,44 @@ bool epoll_has_buffered(int epfd) {
     if (e.epfd == epfd && (e.events & EPOLLIN) && has_buffered(e.fd)) return true;
   return false;
 }
+
+std::vector<int> epoll_fds(int epfd) {
+  std::vector<int> out;
+  std::lock_guard<std::mutex> lock(g_ep_mu);
+  if (g_ep)
+    for (const auto& e : *g_ep)
+      if (e.epfd == epfd && (e.events & EPOLLIN)) out.push_back(e.fd);
+  return out;
+}
+
+template <typename Wait>
+int epoll_with_shim(int epfd, epoll_event* events, int maxevents, int timeout, Wait wait) {
+  uint64_t start = mono_ns();
+  std::vector<int> wanted = epoll_fds(epfd);
+  for (;;) {
+    uint64_t next = tick_due(wanted);
+    if (epoll_has_buffered(epfd)) return epoll_merge(epfd, events, maxevents, wait(0));
+    int r = wait(wait_ms(timeout, start, next));
+    if (r != 0 || !next) return r;
+    if (timeout >= 0 && elapsed_ms(start) >= timeout) return 0;
+  }
+}
 }  // namespace
 
 L45_EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0 || !epoll_has_buffered(epfd))
+  if (g_buffered.load(std::memory_order_relaxed) == 0 &&
+      g_deadlines.load(std::memory_order_relaxed) == 0)
     return REAL(epoll_wait)(epfd, events, maxevents, timeout);
-  return epoll_merge(epfd, events, maxevents, REAL(epoll_wait)(epfd, events, maxevents, 0));
+  return epoll_with_shim(epfd, events, maxevents, timeout,
+                         [&](int ms) { return REAL(epoll_wait)(epfd, events, maxevents, ms); });
 }
 
 L45_EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout,
                            const sigset_t* mask) {
-  if (g_buffered.load(std::memory_order_relaxed) == 0 || !epoll_has_buffered(epfd))
+  if (g_buffered.load(std::memory_order_relaxed) == 0 &&
+      g_deadlines.load(std::memory_order_relaxed) == 0)
     return REAL(epoll_pwait)(epfd, events, maxevents, timeout, mask);
-  return epoll_merge(epfd, events, maxevents, REAL(epoll_pwait)(epfd, events, maxevents, 0, mask));
+  return epoll_with_shim(epfd, events, maxevents, timeout, [&](int ms) {
+    return REAL(epoll_pwait)(epfd, events, maxevents, ms, mask);
+  });
 }
