@@ -416,7 +416,7 @@ http {{
     run_id = f"{tmp}/run-id"
     pcap = f"{tmp}/id.pcap"
     cap = start(["ip", "netns", "exec", NS_S, "tcpdump", "-i", "veth-s", "-U", "-n", "-s", "300",
-                 "-B", "16384", "-w", pcap,
+                 "-B", "16384", "--immediate-mode", "-w", pcap,
                  "port 7004 or port 7012"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not os.path.exists(pcap):
@@ -426,7 +426,7 @@ http {{
     up, crc, src_rc, err = socat_tcp(shim(NS_S, ident, run_id), shim(NS_C, ident, run_id), 7004, src, dst)
     up2, rcs, sent, got = socat_udp(shim(NS_S, ident, run_id), shim(NS_C, ident, run_id), 7012, sizes,
                                     f"{tmp}/udp-id.bin")
-    time.sleep(0.5)
+    time.sleep(1.0)  # the last datagram reaches the file (immediate mode, and a margin)
     _, cap_err = stop(cap, signal.SIGINT)
     wire = open(pcap, "rb").read() if os.path.exists(pcap) else b""
     check("identity TCP: the receiving socat gets the original 1 MiB",
