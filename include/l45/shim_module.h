@@ -15,6 +15,7 @@
  *   sock_create(inst, ctx)  when a socket's context first matches the manifest
  *   egress / ingress        on the socket's data, see below
  *   observe                 after every send/recv call on the socket (passive modules)
+ *   ingress_tick            when the time ingress_deadline gave has come (a module holding data)
  *   counters                when the shim publishes the socket's counters (l45 shim stats)
  *   sock_close(sock)        when the last descriptor of the socket is closed; may emit final data
  *   sock_destroy(sock)      right after; free the state
