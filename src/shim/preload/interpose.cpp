@@ -9,9 +9,10 @@
 // behaviour are the kernel's. Nothing here may end the program: errors are reported once on
 // stderr ("l45 shim: ...") and the shim steps aside.
 //
-// Environment: L45_SHIM_MODULES (the customization directory, default /etc/l45/modules.d),
-// L45_SHIM_RUNDIR (stats files, default /run/l45/shim), L45_SHIM_DEBUG=1 (one line per chain
-// built, on stderr).
+// Environment (ignored in set-uid and other privileged programs, which only trust root-owned
+// files in the default directories): L45_SHIM_MODULES (the customization directory, default
+// /etc/l45/modules.d), L45_SHIM_RUNDIR (stats files, default /run/l45/shim), L45_SHIM_DEBUG=1
+// (one line per chain built, on stderr).
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
@@ -138,15 +140,20 @@ void init_once() {
     st->program = slash ? slash + 1 : exe;
   }
   st->uid = getuid();
-  StatsPublisher::set_rundir(stats_rundir());  // now: nginx, for one, clears its environment
-  const char* env = std::getenv("L45_SHIM_MODULES");
+  // A set-uid or otherwise privileged program (reachable through /etc/ld.so.preload) takes
+  // nothing from its caller: the default directories only, and only root's files.
+  bool secure = getauxval(AT_SECURE) != 0;
+  uint32_t trusted_uid = secure ? 0 : st->uid;
+  StatsPublisher::set_rundir(secure ? std::string("/run/l45/shim")
+                                    : stats_rundir());  // now: nginx clears its environment
+  const char* env = secure ? nullptr : std::getenv("L45_SHIM_MODULES");
   std::string dir = env && *env ? env : "/etc/l45/modules.d";
   try {
-    DirLoad d = load_directory(dir, st->uid);
+    DirLoad d = load_directory(dir, trusted_uid);
     if (d.refusal) {
       say("not loading any module: " + *d.refusal +
-          " (the directory and its files must be owned by root or uid " + std::to_string(st->uid) +
-          " and writable only by their owner)");
+          " (the directory and its files must be owned by root or uid " +
+          std::to_string(trusted_uid) + " and writable only by their owner)");
     } else {
       for (const auto& p : d.skipped)
         say("skipping " + p.to_string());
