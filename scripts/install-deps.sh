@@ -10,11 +10,13 @@ packages=(
   cmake ninja-build g++ ccache pkg-config make git
   libpcap-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libnetfilter-queue-dev libmnl-dev
+  libtomlplusplus-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev clang-format
   # tests and the sample recorder: real peers, kernel tools, oracles
   tshark tcpdump python3 python3-scapy
   nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps util-linux jq
+  socat iperf3 dnsmasq-base bind9-dnsutils
 )
 if [ "${1:-}" = bench ]; then
   packages+=(wrk libnids-dev libtins-dev libndpi-bin time)

@@ -1,0 +1,28 @@
+#include "builtin.hpp"
+
+#include <cstring>
+
+namespace l45::shim {
+namespace {
+std::vector<const l45_shim_module*>& registry() {
+  static auto* r = new std::vector<const l45_shim_module*>;  // never destroyed
+  return *r;
+}
+}  // namespace
+
+bool register_builtin(const l45_shim_module* m) {
+  registry().push_back(m);
+  return true;
+}
+
+const l45_shim_module* find_builtin(std::string_view name) {
+  for (const auto* m : registry())
+    if (name == m->name) return m;
+  return nullptr;
+}
+
+std::vector<const l45_shim_module*> builtins() {
+  return registry();
+}
+
+}  // namespace l45::shim
