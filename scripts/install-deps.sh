@@ -12,9 +12,11 @@ packages=(
   libnetfilter-queue-dev libmnl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev clang-format
+  # tag pillar: eBPF programs (compiled by clang, skeletons by bpftool), signed tags
+  libbpf-dev bpftool libsodium-dev
   # tests and the sample recorder: real peers, kernel tools, oracles
   tshark tcpdump python3 python3-scapy
-  nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps util-linux jq
+  nginx-light curl iperf3 iproute2 nftables iptables ethtool iputils-ping procps util-linux jq
 )
 if [ "${1:-}" = bench ]; then
   packages+=(wrk libnids-dev libtins-dev libndpi-bin time)

@@ -1,0 +1,632 @@
+/* The tag pillar's eBPF programs, loaded and attached to a cgroup (v2) by `l45 tagd`.
+ *
+ *  - cgroup/setsockopt  l45_setsockopt: SOL_L45 options (the paper's SO_USERTAG): validates,
+ *                       stores the tags in socket-local storage, consumes the option. Bad size
+ *                       or contents: EINVAL, nothing stored.
+ *  - cgroup/getsockopt  l45_getsockopt: L45_SO_TAG_LIST reads them back.
+ *  - cgroup/sock_create l45_sock_create: sockets of a cgroup made by `l45 tag exec` get that
+ *                       cgroup's tags when they are created.
+ *  - cgroup/connect4/6  l45_connect4/6: a `mark N` rule matching a tagged socket sets SO_MARK
+ *                       before the route lookup, so policy routing sees the SYN already.
+ *  - cgroup_skb/egress, cgroup_skb/ingress  l45_egress/l45_ingress: every packet of a socket
+ *                       goes through the active rule set (log, mark, count, drop, throttle,
+ *                       priority); counters per rule and per (app, tag).
+ *
+ * Rules live in two sets (map `rules`, index set * L45_RULES_MAX + i); the daemon writes the
+ * staged set and flips `config.active`, so a packet sees either the old or the new set whole.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "l45/tag/bpf_abi.h"
+
+#define EINVAL 22
+#define ENOENT 2
+#define ENOSPC 28
+#define ERANGE 34
+#define EPERM 1
+#define SOL_SOCKET 1
+#define SO_MARK 36
+#define AF_INET 2
+#define AF_INET6 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+  __type(key, int);
+  __type(value, struct l45_sk_tags);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tags SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct l45_config);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_config SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_rule);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rules SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_counter);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rule_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct l45_tag_key);
+  __type(value, struct l45_tag_counter);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_stats SEC(".maps");
+
+/* uid -> 1: tags set by these users are trusted (the daemon puts root in). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_trusted_uids SEC(".maps");
+
+/* cgroup id -> the tags its sockets get at creation (`l45 tag exec`). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, struct l45_sk_tags);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_exec_tags SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_log SEC(".maps");
+
+/* Per rule: log rate window and throttle token bucket. */
+struct l45_rule_state {
+  struct bpf_spin_lock lock;
+  __u32 log_count;
+  __u64 log_window_ns;
+  __u64 tokens;
+  __u64 last_ns;
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_rule_state);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rule_state SEC(".maps");
+
+/* ---- tags -------------------------------------------------------------------------------- */
+
+static __always_inline int tag_valid(const struct l45_tag* t) {
+  if (t->app == 0 || t->flags != 0) return 0;
+  if (t->kind == L45_TAG_NUM) {
+    if (t->len != 8) return 0;
+    for (int i = 8; i < L45_TAG_STR_MAX; i++)
+      if (t->value[i]) return 0;
+    return 1;
+  }
+  if (t->kind != L45_TAG_STR || t->len == 0 || t->len > L45_TAG_STR_MAX) return 0;
+  for (int i = 0; i < L45_TAG_STR_MAX; i++) {
+    __u8 c = t->value[i];
+    if (i < t->len) {
+      if (c < 0x21 || c > 0x7e) return 0;
+    } else if (c) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static __always_inline int tag_equal(const struct l45_tag* a, const struct l45_tag* b) {
+  const __u64* av = (const __u64*)a->value;
+  const __u64* bv = (const __u64*)b->value;
+  return a->app == b->app && a->kind == b->kind && a->len == b->len && av[0] == bv[0] &&
+         av[1] == bv[1];
+}
+
+static __always_inline __u16 owner_flags(__u32 uid) {
+  __u32* ok = bpf_map_lookup_elem(&l45_trusted_uids, &uid);
+  return ok ? L45_TAG_F_TRUSTED : 0;
+}
+
+static __always_inline int set_error(int err) {
+  bpf_set_retval(-err);
+  return 0;
+}
+
+SEC("cgroup/setsockopt")
+int l45_setsockopt(struct bpf_sockopt* ctx) {
+  if (ctx->level != SOL_L45) return 1;
+  if (!ctx->sk) return set_error(EINVAL);
+
+  void* optval = (void*)(long)ctx->optval;
+  void* end = (void*)(long)ctx->optval_end;
+  int optlen = ctx->optlen;
+  int name = ctx->optname;
+  __u32 uid = (__u32)bpf_get_current_uid_gid();
+  __u16 flags = owner_flags(uid);
+
+  if (name == L45_SO_TAG_CLEAR) {
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, 0);
+    if (st) {
+      st->count = 0;
+      st->uid = uid;
+    }
+    ctx->optlen = -1; /* consumed: the kernel does not see it */
+    return 1;
+  }
+
+  if (name == L45_SO_TAG_SET) {
+    if (optlen < 0 || optlen % sizeof(struct l45_tag) ||
+        optlen > L45_TAG_MAX * (int)sizeof(struct l45_tag))
+      return set_error(EINVAL);
+    int n = optlen / sizeof(struct l45_tag);
+    struct l45_tag* in = optval;
+    for (int i = 0; i < L45_TAG_MAX; i++) {
+      if (i >= n) break;
+      if ((void*)(in + i + 1) > end) return set_error(EINVAL);
+      if (!tag_valid(in + i)) return set_error(EINVAL);
+    }
+    struct l45_sk_tags* st =
+        bpf_sk_storage_get(&l45_tags, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!st) return set_error(ENOSPC);
+    __u32 kept = 0;
+    for (int i = 0; i < L45_TAG_MAX; i++) {
+      if (i >= n) break;
+      if ((void*)(in + i + 1) > end) break;
+      int dup = 0;
+      for (int j = 0; j < L45_TAG_MAX; j++)
+        if (j < i && tag_equal(in + j, in + i)) dup = 1;
+      if (dup || kept >= L45_TAG_MAX) continue;
+      __builtin_memcpy(&st->tags[kept & (L45_TAG_MAX - 1)], in + i, sizeof(struct l45_tag));
+      st->tags[kept & (L45_TAG_MAX - 1)].flags = flags;
+      kept++;
+    }
+    st->count = kept;
+    st->uid = uid;
+    ctx->optlen = -1;
+    return 1;
+  }
+
+  if (name == L45_SO_TAG_ADD || name == L45_SO_TAG_DEL) {
+    struct l45_tag* in = optval;
+    if (optlen != sizeof(struct l45_tag) || (void*)(in + 1) > end || !tag_valid(in))
+      return set_error(EINVAL);
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0,
+                                                name == L45_SO_TAG_ADD ? BPF_SK_STORAGE_GET_F_CREATE
+                                                                       : 0);
+    if (!st) return set_error(name == L45_SO_TAG_ADD ? ENOSPC : ENOENT);
+    __u32 count = st->count;
+    int at = -1;
+    for (int i = 0; i < L45_TAG_MAX; i++)
+      if (i < count && at < 0 && tag_equal(&st->tags[i], in)) at = i;
+    if (name == L45_SO_TAG_ADD) {
+      if (at < 0) {
+        if (count >= L45_TAG_MAX) return set_error(ENOSPC);
+        __builtin_memcpy(&st->tags[count & (L45_TAG_MAX - 1)], in, sizeof(struct l45_tag));
+        st->tags[count & (L45_TAG_MAX - 1)].flags = flags;
+        st->count = count + 1;
+      } else {
+        st->tags[at & (L45_TAG_MAX - 1)].flags = flags;
+      }
+    } else {
+      if (at < 0) return set_error(ENOENT);
+      /* keep the order: shift the rest down */
+      for (int i = 0; i < L45_TAG_MAX - 1; i++)
+        if (i >= at && i + 1 < count) st->tags[i] = st->tags[i + 1];
+      st->count = count - 1;
+    }
+    st->uid = uid;
+    ctx->optlen = -1;
+    return 1;
+  }
+  return set_error(EINVAL);
+}
+
+SEC("cgroup/getsockopt")
+int l45_getsockopt(struct bpf_sockopt* ctx) {
+  if (ctx->level != SOL_L45) return 1;
+  if (ctx->optname != L45_SO_TAG_LIST || !ctx->sk) {
+    ctx->retval = -EINVAL;
+    return 1;
+  }
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, 0);
+  __u32 n = st ? st->count : 0;
+  if (n > L45_TAG_MAX) n = L45_TAG_MAX;
+  if (ctx->optlen < (int)(n * sizeof(struct l45_tag))) {
+    ctx->retval = -ERANGE;
+    return 1;
+  }
+  struct l45_tag* out = (void*)(long)ctx->optval;
+  void* end = (void*)(long)ctx->optval_end;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n || !st) break;
+    if ((void*)(out + i + 1) > end) {
+      ctx->retval = -ERANGE;
+      return 1;
+    }
+    __builtin_memcpy(out + i, &st->tags[i], sizeof(struct l45_tag));
+  }
+  ctx->optlen = n * sizeof(struct l45_tag);
+  ctx->retval = 0;
+  return 1;
+}
+
+SEC("cgroup/sock_create")
+int l45_sock_create(struct bpf_sock* sk) {
+  __u64 cg = bpf_get_current_cgroup_id();
+  struct l45_sk_tags* tmpl = bpf_map_lookup_elem(&l45_exec_tags, &cg);
+  if (!tmpl) return 1;
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!st) return 1;
+  __builtin_memcpy(st, tmpl, sizeof(*st));
+  return 1;
+}
+
+/* ---- rules ------------------------------------------------------------------------------- */
+
+struct pkt {
+  __u8 src[16], dst[16];
+  __u16 sport, dport; /* host order */
+  __u8 family, proto, focus;
+  __u32 len;
+};
+
+static __always_inline int prefix_match(const struct l45_prefix* p, const __u8* a, __u8 family) {
+  if (p->family != family) return 0;
+  const __u64* pa = (const __u64*)p->addr;
+  const __u64* pm = (const __u64*)p->mask;
+  const __u64* aa = (const __u64*)a;
+  return (aa[0] & pm[0]) == pa[0] && (aa[1] & pm[1]) == pa[1];
+}
+
+static __always_inline int tag_match(const struct l45_rule* r, const struct l45_tag* t) {
+  if ((r->cond & L45_C_APP) && t->app != r->app) return 0;
+  if (r->cond & L45_C_TAG) {
+    const __u64* v = (const __u64*)t->value;
+    const __u64* rv = (const __u64*)r->tag_value;
+    const __u64* rm = (const __u64*)r->tag_mask;
+    if (t->kind != r->tag_kind) return 0;
+    if (!(r->cond & L45_C_TAG_PREFIX) && t->len != r->tag_len) return 0;
+    if ((v[0] & rm[0]) != rv[0] || (v[1] & rm[1]) != rv[1]) return 0;
+  }
+  if ((r->cond & L45_C_TRUSTED) && !(t->flags & L45_TAG_F_TRUSTED)) return 0;
+  if ((r->cond & L45_C_UNTRUSTED) && (t->flags & L45_TAG_F_TRUSTED)) return 0;
+  if ((r->cond & L45_C_SIGNED) && !(t->flags & L45_TAG_F_SIGNED)) return 0;
+  return 1;
+}
+
+#define L45_TAG_CONDS (L45_C_APP | L45_C_TAG | L45_C_TRUSTED | L45_C_UNTRUSTED | L45_C_SIGNED)
+
+/* The index of the socket's first tag the rule matches, L45_TAG_MAX when the rule has no tag
+ * condition (it matches tagged and untagged sockets alike), -1 when it does not match. */
+static __always_inline int rule_match(const struct l45_rule* r, const struct pkt* p,
+                                      const struct l45_sk_tags* st, __u32 owner) {
+  if (r->focus != p->focus) return -1;
+  __u32 c = r->cond;
+  if ((c & L45_C_PROTO) && r->proto != p->proto) return -1;
+  if ((c & L45_C_SPORT) && (p->sport < r->sport_lo || p->sport > r->sport_hi)) return -1;
+  if ((c & L45_C_DPORT) && (p->dport < r->dport_lo || p->dport > r->dport_hi)) return -1;
+  if ((c & L45_C_SRC) && !prefix_match(&r->src, p->src, p->family)) return -1;
+  if ((c & L45_C_DST) && !prefix_match(&r->dst, p->dst, p->family)) return -1;
+  if ((c & L45_C_UID) && (!st || owner != r->uid)) return -1;
+  if (!(c & L45_TAG_CONDS)) return L45_TAG_MAX;
+  if (!st) return -1;
+  __u32 n = st->count;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    if (tag_match(r, &st->tags[i])) return i;
+  }
+  return -1;
+}
+
+static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
+                                     const struct l45_sk_tags* st, int ti, __u64 cookie,
+                                     struct l45_counter* cnt, __u32 per_sec) {
+  struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
+  if (!rs) return;
+  __u64 now = bpf_ktime_get_ns();
+  int over = 0;
+  bpf_spin_lock(&rs->lock);
+  if (now - rs->log_window_ns >= 1000000000ULL) {
+    rs->log_window_ns = now;
+    rs->log_count = 0;
+  }
+  if (per_sec && rs->log_count >= per_sec)
+    over = 1;
+  else
+    rs->log_count++;
+  bpf_spin_unlock(&rs->lock);
+  if (over) {
+    if (cnt) cnt->log_dropped++;
+    return;
+  }
+  struct l45_log_event* e = bpf_ringbuf_reserve(&l45_log, sizeof(*e), 0);
+  if (!e) {
+    if (cnt) cnt->log_dropped++;
+    return;
+  }
+  e->rule = idx % L45_RULES_MAX;
+  e->set = set;
+  e->len = p->len;
+  e->focus = p->focus;
+  e->proto = p->proto;
+  e->family = p->family;
+  e->pad = 0;
+  __builtin_memcpy(e->src, p->src, 16);
+  __builtin_memcpy(e->dst, p->dst, 16);
+  e->sport = p->sport;
+  e->dport = p->dport;
+  e->pad2 = 0;
+  e->cookie = cookie;
+  if (st && ti >= 0 && ti < L45_TAG_MAX) {
+    e->tag = st->tags[ti];
+  } else {
+    __builtin_memset(&e->tag, 0, sizeof(e->tag));
+  }
+  bpf_ringbuf_submit(e, 0);
+}
+
+/* Token bucket per rule; burst: 20 ms at the rate, at least 16 KiB. */
+static __always_inline int throttle_pass(__u32 idx, __u64 rate, __u32 len) {
+  struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
+  if (!rs || rate == 0) return 1;
+  __u64 burst = rate / 50;
+  if (burst < 16384) burst = 16384;
+  __u64 now = bpf_ktime_get_ns();
+  int pass;
+  bpf_spin_lock(&rs->lock);
+  __u64 elapsed = now - rs->last_ns;
+  if (elapsed > 1000000000ULL) elapsed = 1000000000ULL;
+  rs->last_ns = now;
+  __u64 tokens = rs->tokens + elapsed * rate / 1000000000ULL;
+  if (tokens > burst) tokens = burst;
+  pass = tokens >= len;
+  if (pass) tokens -= len;
+  rs->tokens = tokens;
+  bpf_spin_unlock(&rs->lock);
+  return pass;
+}
+
+/* TCP or UDP payload bytes of the packet (the hook sees it from its IP header on). */
+static __always_inline __u32 payload_len(struct __sk_buff* skb, __u8 family, __u8 proto) {
+  __u32 l3 = 40, l4;
+  if (family == AF_INET) {
+    __u8 vihl;
+    if (bpf_skb_load_bytes(skb, 0, &vihl, 1)) return 0;
+    l3 = (vihl & 0xf) * 4;
+  }
+  if (proto == IPPROTO_TCP) {
+    __u8 doff;
+    if (bpf_skb_load_bytes(skb, l3 + 12, &doff, 1)) return 0;
+    l4 = (doff >> 4) * 4;
+  } else if (proto == IPPROTO_UDP) {
+    l4 = 8;
+  } else {
+    return 0;
+  }
+  return skb->len > l3 + l4 ? skb->len - l3 - l4 : 0;
+}
+
+static __always_inline void count_tags(const struct l45_sk_tags* st, __u8 focus, __u32 len,
+                                       __u32 payload) {
+  __u32 n = st->count;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    struct l45_tag_key k;
+    __builtin_memcpy(&k.tag, &st->tags[i], sizeof(k.tag));
+    k.tag.flags = 0;
+    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_stats, &k);
+    if (!c) {
+      struct l45_tag_counter zero = {};
+      bpf_map_update_elem(&l45_tag_stats, &k, &zero, BPF_NOEXIST);
+      c = bpf_map_lookup_elem(&l45_tag_stats, &k);
+      if (!c) continue;
+    }
+    c->packets[focus & 1]++;
+    c->bytes[focus & 1] += len;
+    c->payload[focus & 1] += payload;
+  }
+}
+
+/* One pass over the active rule set, through bpf_loop so the verifier checks the body once. */
+struct walk {
+  struct pkt p;
+  struct l45_sk_tags* st;
+  __u64 cookie;
+  __u32 set, nrules, owner, log_per_sec;
+  int verdict;   /* 1 pass, 0 drop, 2 drop + congestion notification */
+  int mark_set, prio_set;
+  __u32 mark, prio;
+  __u32 payload;
+};
+
+static long rule_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  int ti = rule_match(r, &w->p, w->st, w->owner);
+  if (ti < 0) return 0;
+  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
+  switch (r->action) {
+    case L45_ACT_LOG:
+      emit_log(w->set, idx, &w->p, w->st, ti, w->cookie, cnt, w->log_per_sec);
+      break;
+    case L45_ACT_MARK:
+      w->mark = (__u32)r->arg;
+      w->mark_set = 1;
+      break;
+    case L45_ACT_PRIORITY:
+      w->prio = (__u32)r->arg;
+      w->prio_set = 1;
+      break;
+    case L45_ACT_DROP:
+      w->verdict = 0;
+      break;
+    case L45_ACT_THROTTLE:
+      if (!throttle_pass(idx, r->arg, w->p.len)) {
+        if (cnt) cnt->throttled++;
+        /* egress: drop and tell TCP it was congestion (2); ingress: drop */
+        w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
+      }
+      break;
+    default:
+      break;
+  }
+  if (cnt) {
+    cnt->packets++;
+    cnt->bytes += w->p.len;
+    cnt->payload += w->payload;
+  }
+  return w->verdict != 1;
+}
+
+static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
+  struct bpf_sock* sk = skb->sk;
+  if (!sk) return 1;
+  sk = bpf_sk_fullsock(sk);
+  if (!sk) return 1;
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (st && st->count == 0) st = 0;
+  __u32 payload = payload_len(skb, sk->family, sk->protocol);
+  if (st) count_tags(st, focus, skb->len, payload);
+  if (!cfg) return 1;
+  struct walk w = {};
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.log_per_sec = cfg->log_per_sec;
+  if (w.nrules == 0) return 1;
+  w.st = st;
+  w.owner = st ? st->uid : 0;
+  w.verdict = 1;
+  w.cookie = bpf_get_socket_cookie(skb);
+  w.payload = payload;
+
+  struct pkt* p = &w.p;
+  p->focus = focus;
+  p->len = skb->len;
+  p->proto = sk->protocol;
+  __u8 *loc, *rem;
+  if (focus == L45_FOCUS_OUT) {
+    loc = p->src;
+    rem = p->dst;
+    p->sport = sk->src_port;
+    p->dport = bpf_ntohs(sk->dst_port);
+  } else {
+    loc = p->dst;
+    rem = p->src;
+    p->dport = sk->src_port;
+    p->sport = bpf_ntohs(sk->dst_port);
+  }
+  if (sk->family == AF_INET) {
+    p->family = 4;
+    __u32 l = sk->src_ip4, r = sk->dst_ip4;
+    __builtin_memcpy(loc, &l, 4);
+    __builtin_memcpy(rem, &r, 4);
+  } else if (sk->family == AF_INET6) {
+    p->family = 6;
+    __u32 l[4] = {sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3]};
+    __u32 r[4] = {sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3]};
+    __builtin_memcpy(loc, l, 16);
+    __builtin_memcpy(rem, r, 16);
+  } else {
+    return 1;
+  }
+  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  if (w.mark_set) skb->mark = w.mark;
+  if (w.prio_set) skb->priority = w.prio;
+  return w.verdict;
+}
+
+SEC("cgroup_skb/egress")
+int l45_egress(struct __sk_buff* skb) {
+  int v = handle_skb(skb, L45_FOCUS_OUT);
+  if (v == 0) return 0;
+  return v == 2 ? 2 : 1;
+}
+
+SEC("cgroup_skb/ingress")
+int l45_ingress(struct __sk_buff* skb) { return handle_skb(skb, L45_FOCUS_IN) ? 1 : 0; }
+
+/* Policy routing: the first `out ... mark N` rule a tagged socket matches sets SO_MARK before
+ * the kernel looks up the route for connect(), so the SYN already takes the marked path. */
+static long mark_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  if (r->action != L45_ACT_MARK) return 0;
+  /* the source address and port are not chosen yet: such rules mark per packet only */
+  if (r->cond & (L45_C_SRC | L45_C_SPORT)) return 0;
+  if (rule_match(r, &w->p, w->st, w->owner) < 0) return 0;
+  w->mark = (__u32)r->arg;
+  w->mark_set = 1;
+  return 1;
+}
+
+static __always_inline int connect_mark(struct bpf_sock_addr* ctx, __u8 family) {
+  struct bpf_sock* sk = ctx->sk;
+  if (!sk) return 1;
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (!st || st->count == 0) return 1;
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return 1;
+  __u32 set = cfg->active & 1;
+  __u32 nrules = cfg->count[set];
+  struct pkt p = {};
+  p.focus = L45_FOCUS_OUT;
+  p.proto = ctx->protocol;
+  p.family = family;
+  p.dport = bpf_ntohs((__u16)ctx->user_port);
+  p.sport = 0;
+  if (family == 4) {
+    __u32 d = ctx->user_ip4;
+    __builtin_memcpy(p.dst, &d, 4);
+  } else {
+    __u32 d[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+    __builtin_memcpy(p.dst, d, 16);
+  }
+  struct walk w = {};
+  w.p = p;
+  w.st = st;
+  w.owner = st->uid;
+  w.set = set;
+  w.nrules = nrules;
+  bpf_loop(L45_RULES_MAX, mark_step, &w, 0);
+  if (w.mark_set) {
+    int mark = (int)w.mark;
+    bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  }
+  return 1;
+}
+
+SEC("cgroup/connect4")
+int l45_connect4(struct bpf_sock_addr* ctx) { return connect_mark(ctx, 4); }
+
+SEC("cgroup/connect6")
+int l45_connect6(struct bpf_sock_addr* ctx) { return connect_mark(ctx, 6); }
