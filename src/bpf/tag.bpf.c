@@ -15,10 +15,10 @@
  * Rules live in two sets (map `rules`, index set * L45_RULES_MAX + i); the daemon writes the
  * staged set and flips `config.active`, so a packet sees either the old or the new set whole.
  */
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/in.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
 
 #include "l45/tag/bpf_abi.h"
 
@@ -186,8 +186,7 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
       if ((void*)(in + i + 1) > end) return set_error(EINVAL);
       if (!tag_valid(in + i)) return set_error(EINVAL);
     }
-    struct l45_sk_tags* st =
-        bpf_sk_storage_get(&l45_tags, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
     if (!st) return set_error(ENOSPC);
     __u32 kept = 0;
     for (int i = 0; i < L45_TAG_MAX; i++) {
@@ -211,9 +210,8 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
     struct l45_tag* in = optval;
     if (optlen != sizeof(struct l45_tag) || (void*)(in + 1) > end || !tag_valid(in))
       return set_error(EINVAL);
-    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0,
-                                                name == L45_SO_TAG_ADD ? BPF_SK_STORAGE_GET_F_CREATE
-                                                                       : 0);
+    struct l45_sk_tags* st = bpf_sk_storage_get(
+        &l45_tags, ctx->sk, 0, name == L45_SO_TAG_ADD ? BPF_SK_STORAGE_GET_F_CREATE : 0);
     if (!st) return set_error(name == L45_SO_TAG_ADD ? ENOSPC : ENOENT);
     __u32 count = st->count;
     int at = -1;
@@ -454,7 +452,7 @@ struct walk {
   struct l45_sk_tags* st;
   __u64 cookie;
   __u32 set, nrules, owner, log_per_sec;
-  int verdict;   /* 1 pass, 0 drop, 2 drop + congestion notification */
+  int verdict; /* 1 pass, 0 drop, 2 drop + congestion notification */
   int mark_set, prio_set;
   __u32 mark, prio;
   __u32 payload;
@@ -569,7 +567,9 @@ int l45_egress(struct __sk_buff* skb) {
 }
 
 SEC("cgroup_skb/ingress")
-int l45_ingress(struct __sk_buff* skb) { return handle_skb(skb, L45_FOCUS_IN) ? 1 : 0; }
+int l45_ingress(struct __sk_buff* skb) {
+  return handle_skb(skb, L45_FOCUS_IN) ? 1 : 0;
+}
 
 /* Policy routing: the first `out ... mark N` rule a tagged socket matches sets SO_MARK before
  * the kernel looks up the route for connect(), so the SYN already takes the marked path. */
@@ -626,7 +626,11 @@ static __always_inline int connect_mark(struct bpf_sock_addr* ctx, __u8 family) 
 }
 
 SEC("cgroup/connect4")
-int l45_connect4(struct bpf_sock_addr* ctx) { return connect_mark(ctx, 4); }
+int l45_connect4(struct bpf_sock_addr* ctx) {
+  return connect_mark(ctx, 4);
+}
 
 SEC("cgroup/connect6")
-int l45_connect6(struct bpf_sock_addr* ctx) { return connect_mark(ctx, 6); }
+int l45_connect6(struct bpf_sock_addr* ctx) {
+  return connect_mark(ctx, 6);
+}

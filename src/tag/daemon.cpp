@@ -43,12 +43,13 @@ std::string addr_text(uint8_t family, const uint8_t* a) {
   return family == 6 ? fmt::format("[{}]", buf) : std::string(buf);
 }
 
-json error_reply(std::string msg) { return {{"ok", false}, {"error", std::move(msg)}}; }
+json error_reply(std::string msg) {
+  return {{"ok", false}, {"error", std::move(msg)}};
+}
 
 class Daemon {
  public:
-  Daemon(const DaemonConfig& cfg, std::unique_ptr<TagPrograms> progs, std::string cgroup,
-         FILE* log)
+  Daemon(const DaemonConfig& cfg, std::unique_ptr<TagPrograms> progs, std::string cgroup, FILE* log)
       : cfg_(cfg), progs_(std::move(progs)), cgroup_(std::move(cgroup)), log_(log) {}
 
   int run(int listen_fd, int sig_fd);
@@ -107,7 +108,8 @@ Result<void> Daemon::load_rules_text(const std::string& text, const std::string&
     std::sort(set.errors.begin(), set.errors.end(),
               [](const RuleError& a, const RuleError& b) { return a.line < b.line; });
     json errs = json::array();
-    for (const auto& e : set.errors) errs.push_back({{"line", e.line}, {"message", e.message}});
+    for (const auto& e : set.errors)
+      errs.push_back({{"line", e.line}, {"message", e.message}});
     *reply = {{"ok", false},
               {"error", fmt::format("{}: {} error(s), nothing loaded", name, set.errors.size())},
               {"errors", errs}};
@@ -430,7 +432,7 @@ int run_daemon(const DaemonConfig& cfg) {
   }
   auto slash = cfg.pin_dir.rfind('/');
   std::string bpffs = slash != std::string::npos && slash > 0 ? cfg.pin_dir.substr(0, slash)
-                                                             : std::string("/sys/fs/bpf");
+                                                              : std::string("/sys/fs/bpf");
   if (auto r = ensure_bpffs(bpffs); !r.ok()) return fail(r.error().message());
   if (auto r = make_dirs(cfg.pin_dir, 0700); !r.ok()) return fail(r.error().message());
 
@@ -450,7 +452,8 @@ int run_daemon(const DaemonConfig& cfg) {
   FILE* log = stdout;
   if (!cfg.log_path.empty()) {
     log = std::fopen(cfg.log_path.c_str(), "a");
-    if (!log) return fail(fmt::format("opening the log {}: {}", cfg.log_path, std::strerror(errno)));
+    if (!log)
+      return fail(fmt::format("opening the log {}: {}", cfg.log_path, std::strerror(errno)));
   }
   std::setvbuf(log, nullptr, _IOLBF, 0);
 
@@ -470,7 +473,8 @@ int run_daemon(const DaemonConfig& cfg) {
     json reply;
     if (auto r = d.load_rules_text(text, cfg.rules_file, &reply); !r.ok()) {
       std::string msg = r.error().message();
-      while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+      while (!msg.empty() && msg.back() == '\n')
+        msg.pop_back();
       return fail(msg);
     }
   }

@@ -27,7 +27,9 @@ int fail(int e) {
 
 extern "C" {
 
-int l45_tag_abi_version(void) { return L45_TAG_ABI_VERSION; }
+int l45_tag_abi_version(void) {
+  return L45_TAG_ABI_VERSION;
+}
 
 int l45_tag_num(struct l45_tag* t, l45_u32 app, l45_u64 value) {
   if (!t || app == 0) return fail(EINVAL);
@@ -35,7 +37,8 @@ int l45_tag_num(struct l45_tag* t, l45_u32 app, l45_u64 value) {
   t->app = app;
   t->kind = L45_TAG_NUM;
   t->len = 8;
-  for (int i = 0; i < 8; ++i) t->value[i] = static_cast<l45_u8>(value >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    t->value[i] = static_cast<l45_u8>(value >> (8 * i));
   return 0;
 }
 
@@ -91,11 +94,13 @@ int l45_tag_format(const struct l45_tag* t, char* buf, size_t size) {
   if (!t) return fail(EINVAL);
   if (t->kind == L45_TAG_NUM) {
     l45_u64 v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<l45_u64>(t->value[i]) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<l45_u64>(t->value[i]) << (8 * i);
     return std::snprintf(buf, size, "%u:%llu", t->app, static_cast<unsigned long long>(v));
   }
   int n = t->len > L45_TAG_STR_MAX ? L45_TAG_STR_MAX : t->len;
-  return std::snprintf(buf, size, "%u:\"%.*s\"", t->app, n, reinterpret_cast<const char*>(t->value));
+  return std::snprintf(buf, size, "%u:\"%.*s\"", t->app, n,
+                       reinterpret_cast<const char*>(t->value));
 }
 
 }  // extern "C"

@@ -24,14 +24,19 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt_, va_list ap) {
   char buf[1024];
   vsnprintf(buf, sizeof buf, fmt_, ap);
   std::string s(buf);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
+  while (!s.empty() && s.back() == '\n')
+    s.pop_back();
   log::write(log::Level::Debug, "libbpf: " + s);
   return 0;
 }
 
-Error bpf_error(int err, std::string what) { return Error(err < 0 ? -err : err, std::move(what)); }
+Error bpf_error(int err, std::string what) {
+  return Error(err < 0 ? -err : err, std::move(what));
+}
 
-bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+bool exists(const std::string& p) {
+  return ::access(p.c_str(), F_OK) == 0;
+}
 
 }  // namespace
 
@@ -46,7 +51,8 @@ struct TagPrograms::Impl {
 
   ~Impl() {
     if (rb) ring_buffer__free(rb);
-    for (auto* l : links) bpf_link__destroy(l);
+    for (auto* l : links)
+      bpf_link__destroy(l);
     if (skel) l45_tag_bpf__destroy(skel);
   }
 };
@@ -143,8 +149,8 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
 Result<l45_config> TagPrograms::config() const {
   uint32_t key = 0;
   l45_config c{};
-  if (int err = bpf_map__lookup_elem(impl_->skel->maps.l45_config, &key, sizeof key, &c, sizeof c,
-                                     0))
+  if (int err =
+          bpf_map__lookup_elem(impl_->skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))
     return bpf_error(err, "reading the config map");
   return c;
 }
@@ -180,8 +186,8 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
                                        zero_counters.data(),
                                        zero_counters.size() * sizeof(l45_counter), 0))
       return bpf_error(err, "clearing the rule counters");
-    if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_state, &idx, sizeof idx,
-                                       &zero_state, sizeof zero_state, 0))
+    if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_state, &idx, sizeof idx, &zero_state,
+                                       sizeof zero_state, 0))
       return bpf_error(err, "clearing the rule state");
   }
   c.count[staged] = static_cast<uint32_t>(rules.size());
@@ -255,15 +261,14 @@ Result<void> TagPrograms::trust_uid(uint32_t uid, bool trusted) {
 }
 
 Result<void> TagPrograms::set_exec_tags(uint64_t cgroup_id, const l45_sk_tags& tags) {
-  if (int err = bpf_map__update_elem(impl_->skel->maps.l45_exec_tags, &cgroup_id,
-                                     sizeof cgroup_id, &tags, sizeof tags, 0))
+  if (int err = bpf_map__update_elem(impl_->skel->maps.l45_exec_tags, &cgroup_id, sizeof cgroup_id,
+                                     &tags, sizeof tags, 0))
     return bpf_error(err, "writing the exec tags map");
   return {};
 }
 
 Result<void> TagPrograms::clear_exec_tags(uint64_t cgroup_id) {
-  int err =
-      bpf_map__delete_elem(impl_->skel->maps.l45_exec_tags, &cgroup_id, sizeof cgroup_id, 0);
+  int err = bpf_map__delete_elem(impl_->skel->maps.l45_exec_tags, &cgroup_id, sizeof cgroup_id, 0);
   if (err && err != -ENOENT) return bpf_error(err, "clearing the exec tags map");
   return {};
 }
@@ -277,11 +282,14 @@ Result<int> TagPrograms::poll_log(int timeout_ms,
   return n < 0 ? 0 : n;
 }
 
-int TagPrograms::log_fd() const { return ring_buffer__epoll_fd(impl_->rb); }
+int TagPrograms::log_fd() const {
+  return ring_buffer__epoll_fd(impl_->rb);
+}
 
 Result<void> TagPrograms::unpin() {
   Impl& im = *impl_;
-  for (const auto& p : im.link_pins) ::unlink(p.c_str());
+  for (const auto& p : im.link_pins)
+    ::unlink(p.c_str());
   if (int err = bpf_object__unpin_maps(im.skel->obj, nullptr))
     return bpf_error(err, fmt::format("unpinning the maps under {}", im.pin_dir));
   return {};

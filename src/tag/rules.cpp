@@ -108,8 +108,10 @@ bool parse_prefix(std::string_view s, l45_prefix& p, std::string* why) {
     *why = fmt::format("prefix length {} is longer than {} bits", plen, bits);
     return false;
   }
-  for (int i = 0; i < plen; ++i) p.mask[i / 8] |= static_cast<uint8_t>(0x80 >> (i % 8));
-  for (int i = 0; i < 16; ++i) p.addr[i] &= p.mask[i];
+  for (int i = 0; i < plen; ++i)
+    p.mask[i / 8] |= static_cast<uint8_t>(0x80 >> (i % 8));
+  for (int i = 0; i < 16; ++i)
+    p.addr[i] &= p.mask[i];
   return true;
 }
 
@@ -131,7 +133,8 @@ bool parse_range(std::string_view s, uint16_t& lo, uint16_t& hi, std::string* wh
 // tc's rate units, k = 1000. Result in bytes per second.
 bool parse_rate(std::string_view s, uint64_t& bytes_per_sec, std::string* why) {
   size_t i = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+    ++i;
   uint64_t n = 0;
   std::string_view unit = s.substr(i);
   struct U {
@@ -139,10 +142,10 @@ bool parse_rate(std::string_view s, uint64_t& bytes_per_sec, std::string* why) {
     uint64_t mul;  // bits per unit * 1; bytes: * 8
     bool bits;
   };
-  static constexpr U kUnits[] = {{"bit", 1, true},           {"kbit", 1000, true},
-                                 {"mbit", 1000000, true},    {"gbit", 1000000000, true},
-                                 {"bps", 1, false},          {"kbps", 1000, false},
-                                 {"mbps", 1000000, false},   {"gbps", 1000000000, false}};
+  static constexpr U kUnits[] = {{"bit", 1, true},         {"kbit", 1000, true},
+                                 {"mbit", 1000000, true},  {"gbit", 1000000000, true},
+                                 {"bps", 1, false},        {"kbps", 1000, false},
+                                 {"mbps", 1000000, false}, {"gbps", 1000000000, false}};
   if (!parse_uint(s.substr(0, i), n) || n == 0) {
     *why = fmt::format("'{}' is not a rate such as 10mbit or 500kbps", shown(s));
     return false;
@@ -158,9 +161,10 @@ bool parse_rate(std::string_view s, uint64_t& bytes_per_sec, std::string* why) {
     }
     return true;
   }
-  *why = fmt::format("'{}' is not a rate such as 10mbit or 500kbps (units: bit kbit mbit gbit "
-                     "bps kbps mbps gbps)",
-                     shown(s));
+  *why = fmt::format(
+      "'{}' is not a rate such as 10mbit or 500kbps (units: bit kbit mbit gbit "
+      "bps kbps mbps gbps)",
+      shown(s));
   return false;
 }
 
@@ -268,13 +272,14 @@ bool parse_line(const std::vector<Token>& tok, Rule& r, std::string* why) {
         } else {
           uint64_t n = 0;
           if (!parse_uint(tv.text, n)) {
-            *why = fmt::format("tag '{}' is neither a number nor a \"quoted string\"",
-                               shown(tv.text));
+            *why =
+                fmt::format("tag '{}' is neither a number nor a \"quoted string\"", shown(tv.text));
             return false;
           }
           want.kind = L45_TAG_NUM;
           want.len = 8;
-          for (int j = 0; j < 8; ++j) want.value[j] = static_cast<uint8_t>(n >> (8 * j));
+          for (int j = 0; j < 8; ++j)
+            want.value[j] = static_cast<uint8_t>(n >> (8 * j));
         }
         b.tag_kind = want.kind;
         b.tag_len = want.len;
@@ -412,7 +417,8 @@ RuleSet parse_rules(std::string_view text) {
     if (std::count(body.begin(), body.end(), '"') % 2) body = line;
     while (!body.empty() && (body.back() == ' ' || body.back() == '\t' || body.back() == '\r'))
       body.remove_suffix(1);
-    while (!body.empty() && (body.front() == ' ' || body.front() == '\t')) body.remove_prefix(1);
+    while (!body.empty() && (body.front() == ' ' || body.front() == '\t'))
+      body.remove_prefix(1);
     r.text = std::string(body);
     if (!parse_line(tok, r, &why)) {
       set.errors.push_back({line_no, why});
@@ -429,7 +435,8 @@ RuleSet parse_rules(std::string_view text) {
 
 std::string format_errors(const std::vector<RuleError>& errors) {
   std::string o;
-  for (const auto& e : errors) o += fmt::format("line {}: {}\n", e.line, e.message);
+  for (const auto& e : errors)
+    o += fmt::format("line {}: {}\n", e.line, e.message);
   return o;
 }
 
@@ -442,7 +449,8 @@ bool parse_tag_value(std::string_view s, l45_tag& t, std::string* why) {
   if (!quoted && parse_uint(s, n)) {
     t.kind = L45_TAG_NUM;
     t.len = 8;
-    for (int j = 0; j < 8; ++j) t.value[j] = static_cast<uint8_t>(n >> (8 * j));
+    for (int j = 0; j < 8; ++j)
+      t.value[j] = static_cast<uint8_t>(n >> (8 * j));
     return true;
   }
   if (quoted) s = s.substr(1, s.size() - 2);
@@ -460,7 +468,8 @@ bool parse_tag_value(std::string_view s, l45_tag& t, std::string* why) {
 std::string format_tag(const l45_tag& t) {
   if (t.kind == L45_TAG_NUM) {
     uint64_t n = 0;
-    for (int j = 0; j < 8; ++j) n |= static_cast<uint64_t>(t.value[j]) << (8 * j);
+    for (int j = 0; j < 8; ++j)
+      n |= static_cast<uint64_t>(t.value[j]) << (8 * j);
     return fmt::format("{}:{}", t.app, n);
   }
   size_t len = t.len > L45_TAG_STR_MAX ? L45_TAG_STR_MAX : t.len;

@@ -16,8 +16,8 @@ namespace {
 std::string unescape(std::string_view s) {
   std::string o;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+        s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
       o += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
@@ -43,9 +43,11 @@ std::vector<Mount> parse(std::string_view text) {
     std::vector<std::string_view> f;
     size_t i = 0;
     while (i < line.size()) {
-      while (i < line.size() && line[i] == ' ') ++i;
+      while (i < line.size() && line[i] == ' ')
+        ++i;
       size_t s = i;
-      while (i < line.size() && line[i] != ' ') ++i;
+      while (i < line.size() && line[i] != ' ')
+        ++i;
       if (i > s) f.push_back(line.substr(s, i - s));
     }
     size_t dash = 0;
@@ -110,7 +112,7 @@ Result<void> ensure_bpffs(const std::string& dir) {
 }
 
 Result<uint64_t> cgroup_id(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) < 0) return Error::from_errno(fmt::format("stat {}", path));
   return static_cast<uint64_t>(st.st_ino);
 }

@@ -1,6 +1,6 @@
 // l45 tag: talks to the tag daemon (rules, stats, exec, stop) and checks rule files offline.
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,22 +95,21 @@ void stats(const TagArgs& a) {
   for (const auto& r : reply["rules"])
     std::printf("%-5d %-5d %12llu %14llu %14llu %9llu %9llu  %s\n", r.value("rule", 0),
                 r.value("line", 0), r.value("packets", 0ULL), r.value("bytes", 0ULL),
-                r.value("payload", 0ULL), r.value("log_dropped", 0ULL),
-                r.value("throttled", 0ULL), r.value("text", std::string()).c_str());
+                r.value("payload", 0ULL), r.value("log_dropped", 0ULL), r.value("throttled", 0ULL),
+                r.value("text", std::string()).c_str());
   std::printf("\n%-24s %12s %14s %14s %12s %14s %14s\n", "TAG", "OUT_PACKETS", "OUT_BYTES",
               "OUT_PAYLOAD", "IN_PACKETS", "IN_BYTES", "IN_PAYLOAD");
   for (const auto& t : reply["tags"])
-    std::printf("%-24s %12llu %14llu %14llu %12llu %14llu %14llu\n",
-                t.value("tag", std::string()).c_str(), t.value("out_packets", 0ULL),
-                t.value("out_bytes", 0ULL), t.value("out_payload", 0ULL),
-                t.value("in_packets", 0ULL), t.value("in_bytes", 0ULL),
-                t.value("in_payload", 0ULL));
+    std::printf(
+        "%-24s %12llu %14llu %14llu %12llu %14llu %14llu\n", t.value("tag", std::string()).c_str(),
+        t.value("out_packets", 0ULL), t.value("out_bytes", 0ULL), t.value("out_payload", 0ULL),
+        t.value("in_packets", 0ULL), t.value("in_bytes", 0ULL), t.value("in_payload", 0ULL));
 }
 
 void status(const TagArgs& a) {
   json reply = call(a, {{"cmd", "ping"}});
-  std::printf("tagd pid %d, cgroup %s, pinned under %s, %u rule(s) active\n",
-              reply.value("pid", 0), reply.value("cgroup", std::string()).c_str(),
+  std::printf("tagd pid %d, cgroup %s, pinned under %s, %u rule(s) active\n", reply.value("pid", 0),
+              reply.value("cgroup", std::string()).c_str(),
               reply.value("pin_dir", std::string()).c_str(), reply.value("rules", 0u));
 }
 
@@ -148,7 +147,8 @@ void exec_tagged(const TagArgs& a) {
     char c = 0;
     if (::read(go[0], &c, 1) != 1 || c != 'g') _exit(126);  // the parent gave up
     std::vector<char*> argv;
-    for (const auto& s : a.command) argv.push_back(const_cast<char*>(s.c_str()));
+    for (const auto& s : a.command)
+      argv.push_back(const_cast<char*>(s.c_str()));
     argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
     std::fprintf(stderr, "l45: error: exec %s: %s\n", argv[0], std::strerror(errno));
@@ -196,8 +196,13 @@ void setup(CLI::App& app) {
   auto* ex = app.add_subcommand("exec", "run a command whose every socket carries the tags");
   ex->add_option("--app", a->app, "application id")->required();
   ex->add_option("--tag", a->tags, "a tag value: a number or a string (repeatable)")->required();
-  ex->add_option("command", a->command, "the command and its arguments, after --")->required();
-  ex->callback([a] { exec_tagged(*a); });
+  // Everything after the options (or after --) is the command, its own options included.
+  ex->prefix_command();
+  ex->callback([a, ex] {
+    a->command = ex->remaining();
+    if (!a->command.empty() && a->command.front() == "--") a->command.erase(a->command.begin());
+    exec_tagged(*a);
+  });
 
   app.add_subcommand("status", "is the daemon running, where is it attached")->callback([a] {
     status(*a);

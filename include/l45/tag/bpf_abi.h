@@ -72,16 +72,16 @@ struct l45_rule {
 
 /* config map, one entry */
 struct l45_config {
-  l45_u32 active;   /* which rule set is live: 0 or 1 */
-  l45_u32 count[2]; /* rules in each set */
+  l45_u32 active;      /* which rule set is live: 0 or 1 */
+  l45_u32 count[2];    /* rules in each set */
   l45_u32 log_per_sec; /* log events per rule per second before they are dropped (counted) */
 };
 
 /* Counters per rule (per-CPU array, index set * L45_RULES_MAX + rule) and per (app, tag). */
 struct l45_counter {
   l45_u64 packets;
-  l45_u64 bytes;   /* IP packets as the cgroup hook sees them (headers included) */
-  l45_u64 payload; /* TCP/UDP payload bytes */
+  l45_u64 bytes;       /* IP packets as the cgroup hook sees them (headers included) */
+  l45_u64 payload;     /* TCP/UDP payload bytes */
   l45_u64 log_dropped; /* log events not sent: rate limit or full ring */
   l45_u64 throttled;   /* packets dropped by throttle */
 };
@@ -107,7 +107,7 @@ struct l45_log_event {
   l45_u8 src[16], dst[16];
   l45_u16 sport, dport;
   l45_u32 pad2;
-  l45_u64 cookie; /* the socket's cookie */
+  l45_u64 cookie;     /* the socket's cookie */
   struct l45_tag tag; /* the tag that matched (app zero when the rule had no tag condition) */
 };
 

@@ -21,7 +21,7 @@ namespace l45::tag {
 constexpr const char* kDefaultSocket = "/run/l45/tagd.sock";
 constexpr const char* kDefaultPinDir = "/sys/fs/bpf/l45";
 constexpr const char* kDefaultStateDir = "/run/l45";
-constexpr size_t kMaxRequest = 256 * 1024;
+constexpr size_t kMaxRequest = 128 * 1024;  // under the default socket buffer (wmem_default)
 
 struct DaemonConfig {
   std::string cgroup;  // empty: the cgroup v2 root from the mount table

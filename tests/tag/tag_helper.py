@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""A tagged TCP client for tag_live_test.py, through libl45tag (ctypes).
+
+  tag_helper.py LIB probe                   one socket: setsockopt/getsockopt without connect;
+                                            prints {"add": errno, "list": errno}
+  tag_helper.py LIB malformed               bad SOL_L45 payloads on a socket holding one tag;
+                                            prints {"errnos": [...], "tags": [...]}
+  tag_helper.py LIB client HOST PORT APP:VALUE...
+                                            tags a socket, connects, then obeys stdin lines:
+                                            "send N", "remove APP:VALUE", "list", "close";
+                                            answers one JSON line each.
+"""
+import ctypes
+import json
+import os
+import socket
+import sys
+
+SOL_L45 = 0x4C45
+ADD, DEL, SET = 2, 3, 1
+
+
+class Tag(ctypes.Structure):
+    _fields_ = [("app", ctypes.c_uint32), ("kind", ctypes.c_uint8), ("len", ctypes.c_uint8),
+                ("flags", ctypes.c_uint16), ("value", ctypes.c_uint8 * 16)]
+
+
+lib = ctypes.CDLL(sys.argv[1], use_errno=True)
+
+
+def make(spec):
+    app, value = spec.split(":", 1)
+    t = Tag()
+    if value.isdigit():
+        rc = lib.l45_tag_num(ctypes.byref(t), int(app), ctypes.c_uint64(int(value)))
+    else:
+        rc = lib.l45_tag_str(ctypes.byref(t), int(app), value.strip('"').encode())
+    if rc != 0:
+        raise SystemExit(f"bad tag {spec}")
+    return t
+
+
+def tags_of(s):
+    out = (Tag * 8)()
+    n = lib.l45_tag_list(s.fileno(), out, 8)
+    if n < 0:
+        return {"errno": ctypes.get_errno()}
+    buf = ctypes.create_string_buffer(64)
+    res = []
+    for i in range(min(n, 8)):
+        lib.l45_tag_format(ctypes.byref(out[i]), buf, 64)
+        res.append({"tag": buf.value.decode(), "flags": out[i].flags})
+    return res
+
+
+def try_opt(s, name, payload):
+    try:
+        s.setsockopt(SOL_L45, name, payload)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+mode = sys.argv[2]
+if mode == "probe":
+    s = socket.socket()
+    t = make("24:26")
+    rc = lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    add = 0 if rc == 0 else ctypes.get_errno()
+    out = (Tag * 8)()
+    rc = lib.l45_tag_list(s.fileno(), out, 8)
+    print(json.dumps({"add": add, "list": 0 if rc >= 0 else ctypes.get_errno()}))
+elif mode == "malformed":
+    s = socket.socket()
+    good = make("24:26")
+    lib.l45_tag_add(s.fileno(), ctypes.byref(good))
+    raw = bytes(good)
+
+    def patched(off, val):
+        b = bytearray(raw)
+        b[off] = val
+        return bytes(b)
+    s_tag = bytes(make('5:"ab"'))
+    cases = [
+        (ADD, raw[:23]),                       # short
+        (ADD, raw + b"\0"),                    # long
+        (ADD, bytes(4) + raw[4:]),             # application 0
+        (ADD, patched(4, 3)),                  # unknown kind
+        (ADD, patched(5, 7)),                  # number with len 7
+        (ADD, patched(6, 1)),                  # flags set by the caller
+        (ADD, patched(16, 1)),                 # number with bytes past 8
+        (ADD, s_tag[:10] + b" " + s_tag[11:]),  # string with a space in its length
+        (ADD, s_tag[:8] + b"a\x01" + s_tag[10:]),  # non-printable
+        (ADD, s_tag[:12] + b"z" + s_tag[13:]),  # byte after the string's end
+        (SET, raw * 9),                        # nine tags
+        (SET, raw + raw[:5]),                  # not a multiple of the tag size
+        (99, raw),                             # unknown option
+    ]
+    errnos = [try_opt(s, name, p) for name, p in cases]
+    print(json.dumps({"errnos": errnos, "tags": tags_of(s)}))
+elif mode == "client":
+    host, port = sys.argv[3], int(sys.argv[4])
+    s = socket.socket()
+    for spec in sys.argv[5:]:
+        t = make(spec)
+        if lib.l45_tag_add(s.fileno(), ctypes.byref(t)) != 0:
+            print(json.dumps({"error": os.strerror(ctypes.get_errno())}), flush=True)
+            sys.exit(1)
+    s.settimeout(10)
+    s.connect((host, port))
+    print(json.dumps({"connected": True, "tags": tags_of(s)}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "send":
+            s.sendall(b"x" * int(cmd[1]))
+            print(json.dumps({"sent": int(cmd[1])}), flush=True)
+        elif cmd[0] == "remove":
+            t = make(cmd[1])
+            rc = lib.l45_tag_remove(s.fileno(), ctypes.byref(t))
+            print(json.dumps({"removed": rc == 0, "tags": tags_of(s)}), flush=True)
+        elif cmd[0] == "list":
+            print(json.dumps({"tags": tags_of(s)}), flush=True)
+        elif cmd[0] == "close":
+            s.shutdown(socket.SHUT_WR)
+            s.recv(16)
+            s.close()
+            print(json.dumps({"closed": True}), flush=True)
+            break

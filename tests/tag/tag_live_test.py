@@ -1,0 +1,527 @@
+#!/usr/bin/python3
+"""The tag pillar end to end, as root, in network namespaces: `l45 tagd` attached to a cgroup made
+for this test (never the root cgroup), real nginx, curl and TCP peers.
+
+  - no daemon's programs: the calls fail with ENOPROTOOPT;
+  - malformed setsockopt payloads: EINVAL and nothing stored;
+  - the paper's Listing 1: a `log` rule for application 24, tag 26 logs every packet of a tagged
+    curl download with its prefix, and nothing for an untagged one;
+  - the paper's Listing 3: policy routing with `ip rule fwmark 1 table pr1`: tagged curl goes
+    through gateway 1 (the SYN included, every packet counted there), untagged curl through
+    gateway 2;
+  - accounting: per-tag and per-rule payload bytes equal the bytes the server received;
+  - dynamic tagging: removing the tag mid-connection stops the rule from matching;
+  - a bad rules file is refused with its line numbers and changes nothing;
+  - the daemon survives garbage on its socket and refuses non-root users;
+  - a daemon restart keeps live sockets' tags and the active rules (pinned maps).
+
+Needs root, cgroup v2, bpffs, nginx, curl, nft; otherwise exits 77 with one line.
+Usage: tag_live_test.py L45_BINARY LIBL45TAG
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+L45, LIB = sys.argv[1], sys.argv[2]
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELPER = os.path.join(HERE, "tag_helper.py")
+PY = sys.executable or "/usr/bin/python3"
+
+if os.geteuid() != 0:
+    print("SKIP: needs root (eBPF, cgroups, network namespaces)")
+    sys.exit(77)
+missing = [t for t in ("nginx", "curl", "nft", "ip", "ethtool") if not shutil.which(t)]
+if missing:
+    print(f"SKIP: needs {', '.join(missing)} (scripts/install-deps.sh)")
+    sys.exit(77)
+cg2 = None
+with open("/proc/self/mountinfo") as f:
+    for line in f:
+        parts = line.split()
+        if " - cgroup2 " in line:
+            cg2 = parts[4]
+            break
+if cg2 is None:
+    print("SKIP: no cgroup v2 hierarchy mounted (the tag programs attach to one)")
+    sys.exit(77)
+
+suffix = str(os.getpid())
+tmp = tempfile.mkdtemp(prefix="l45-tag-")
+CG = f"{cg2}/l45-tagtest-{suffix}"
+PIN = f"/sys/fs/bpf/l45-tagtest-{suffix}"
+SOCK = f"{tmp}/tagd.sock"
+LOG = f"{tmp}/tagd.log"
+results = []
+procs = []
+namespaces = []
+
+
+def sh(*cmd, check=True, timeout=30):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
+
+
+def start(cmd, **kw):
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=5):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        return p.communicate(timeout=5)
+
+
+def in_cgroup(cg):
+    """preexec_fn: the child joins cgroup `cg` before it execs (so its sockets are seen)."""
+    def f():
+        with open(f"{cg}/cgroup.procs", "w") as fh:
+            fh.write(str(os.getpid()))
+    return f
+
+
+def l45(*args, timeout=20, check_rc=False):
+    p = subprocess.run([L45, *args], capture_output=True, text=True, timeout=timeout)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError(f"l45 {' '.join(args)}: {p.returncode} {p.stderr}")
+    return p
+
+
+def tag(*args, **kw):
+    return l45("tag", "--socket", SOCK, *args, **kw)
+
+
+def stats():
+    p = tag("stats", "--json")
+    return json.loads(p.stdout) if p.returncode == 0 else {"error": p.stderr}
+
+
+def rules(text):
+    path = f"{tmp}/rules-{len(results)}.rules"
+    with open(path, "w") as fh:
+        fh.write(text)
+    return tag("rules", "load", path)
+
+
+def rule_stat(st, line):
+    for r in st.get("rules", []):
+        if r["line"] == line:
+            return r
+    return {}
+
+
+def tag_stat(st, name):
+    for t in st.get("tags", []):
+        if t["tag"] == name:
+            return t
+    return {}
+
+
+def netns(name):
+    sh("ip", "netns", "add", name)
+    namespaces.append(name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def veth(ns1, dev1, cidr1, ns2, dev2, cidr2):
+    sh("ip", "-n", ns1, "link", "add", dev1, "type", "veth", "peer", "name", dev2, "netns", ns2)
+    for ns, dev, cidr in ((ns1, dev1, cidr1), (ns2, dev2, cidr2)):
+        sh("ip", "-n", ns, "addr", "add", cidr, "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        # real segments: the cgroup hooks, the gateways' counters and the server see the same
+        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
+           check=False)
+
+
+def nginx(ns, addr, root):
+    conf = f"{root}/nginx.conf"
+    with open(conf, "w") as fh:
+        fh.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
+  uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+  server {{ listen {addr}:80; root {root}/www; }}
+}}
+""")
+    p = start(["ip", "netns", "exec", ns, "nginx", "-e", f"{root}/error.log", "-p", root, "-c", conf],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listen(ns, 80)
+    return p
+
+
+def wait_listen(ns, port, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "LISTEN" in sh("ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}").stdout:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+SINK = r"""
+import socket, sys, json
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((sys.argv[1], int(sys.argv[2]))); ls.listen(4); ls.settimeout(60)
+for _ in range(int(sys.argv[3])):
+    c, _a = ls.accept(); c.settimeout(30); n = 0
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        n += len(b)
+    c.sendall(b"k"); c.close()
+    print(json.dumps({"received": n}), flush=True)
+"""
+
+
+def sink(ns, addr, port, conns):
+    p = start(["ip", "netns", "exec", ns, PY, "-c", SINK, addr, str(port), str(conns)],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_listen(ns, port)
+    return p
+
+
+def helper_client(ns, host, port, *tags):
+    p = start(["ip", "netns", "exec", ns, PY, HELPER, LIB, "client", host, str(port), *tags],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+              preexec_fn=in_cgroup(CG))
+    return p
+
+
+def ask(p, line):
+    p.stdin.write(line + "\n")
+    p.stdin.flush()
+    out = p.stdout.readline()
+    return json.loads(out) if out.strip() else {}
+
+
+def log_lines(prefix):
+    with open(LOG) as fh:
+        return [l for l in fh if l.startswith(prefix + " ")]
+
+
+def start_daemon():
+    d = start([L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
+               f"{tmp}/state", "--log", LOG, "--log-rate", "0"],
+              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and d.poll() is None:
+        if tag("status").returncode == 0:
+            return d, ""
+        time.sleep(0.1)
+    err = stop(d)[1] if d.poll() is None else d.communicate(timeout=5)[1]
+    return None, err
+
+
+daemon = None
+try:
+    os.mkdir(CG)
+    # -- without the programs: ENOPROTOOPT, from a process in the test cgroup
+    p = subprocess.run([PY, HELPER, LIB, "probe"], capture_output=True, text=True, timeout=20,
+                       preexec_fn=in_cgroup(CG))
+    probe = json.loads(p.stdout) if p.returncode == 0 else {}
+    check("no daemon: adding and listing tags fail with ENOPROTOOPT (92), no crash",
+          probe == {"add": 92, "list": 92}, f"{p.returncode} {p.stdout} {p.stderr}")
+
+    daemon, err = start_daemon()
+    if daemon is None:
+        if "loading the tag eBPF programs" in err or "attaching" in err:
+            print(f"SKIP: this kernel cannot load or attach the tag programs: {err.strip()}")
+            sys.exit(77)
+        check("l45 tagd starts", False, err)
+        raise SystemExit(1)
+    check("l45 tagd starts, attaches to the test cgroup, pins under bpffs",
+          os.path.exists(f"{PIN}/l45_tags") and os.path.exists(f"{PIN}/link_egress"),
+          os.listdir(PIN) if os.path.isdir(PIN) else "no pin dir")
+
+    # -- malformed setsockopt: EINVAL each, the one good tag stays alone
+    p = subprocess.run([PY, HELPER, LIB, "malformed"], capture_output=True, text=True, timeout=20,
+                       preexec_fn=in_cgroup(CG))
+    mal = json.loads(p.stdout) if p.returncode == 0 else {}
+    check("malformed SOL_L45 payloads (13 kinds): every one EINVAL, nothing stored",
+          mal.get("errnos") == [22] * 13 and [t["tag"] for t in mal.get("tags", [])] == ["24:26"],
+          f"{p.stdout} {p.stderr}")
+    check("a tag set by root is marked trusted",
+          mal.get("tags") and mal["tags"][0]["flags"] & 1 == 1, mal)
+
+    # -- topology: client C -- server S (198.51.100.1)
+    NS_C, NS_S = f"l45tg-c{suffix}", f"l45tg-s{suffix}"
+    netns(NS_C)
+    netns(NS_S)
+    veth(NS_C, "vc", "198.51.100.2/24", NS_S, "vs", "198.51.100.1/24")
+    web = f"{tmp}/web"
+    os.makedirs(f"{web}/www")
+    BIG = 300 * 1024
+    with open(f"{web}/www/big.bin", "wb") as fh:
+        fh.write(os.urandom(BIG))
+    nginx(NS_S, "198.51.100.1", web)
+
+    # -- Listing 1: log every packet of a tagged download
+    r = rules('# the paper\'s Listing 1\n'
+              'out app 24 tag 26 log "Tagged_packet_found"\n'
+              'in  app 24 tag 26 log "Tagged_packet_found"\n')
+    check("Listing 1 rules load", r.returncode == 0, r.stderr)
+    url = "http://198.51.100.1/big.bin"
+    p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "24", "--tag", "26", "--",
+                        "ip", "netns", "exec", NS_C, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        "-w", "%{size_download}", url], capture_output=True, text=True, timeout=30)
+    check("tagged curl (l45 tag exec --app 24 --tag 26) downloads the file",
+          p.returncode == 0 and p.stdout == str(BIG), f"{p.returncode} {p.stdout} {p.stderr}")
+    time.sleep(0.5)
+    st = stats()
+    lines = log_lines("Tagged_packet_found")
+    n_rules = rule_stat(st, 2).get("packets", -1) + rule_stat(st, 3).get("packets", -1)
+    check("every packet of the tagged download is logged with the prefix (out and in)",
+          len(lines) > 50 and len(lines) == n_rules and all(" tag 24:26 " in l for l in lines)
+          and any(" out " in l for l in lines) and any(" in " in l for l in lines),
+          f"{len(lines)} lines, rules counted {n_rules}: {lines[:2]}")
+    check("log lines name the connection: tcp 198.51.100.2:PORT > 198.51.100.1:80",
+          all(("198.51.100.2:" in l and "198.51.100.1:80" in l and " tcp " in l) for l in lines),
+          lines[:2])
+    before = len(lines)
+    p = subprocess.run(["ip", "netns", "exec", NS_C, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        "-w", "%{size_download}", url], capture_output=True, text=True, timeout=30,
+                       preexec_fn=in_cgroup(CG))
+    time.sleep(0.5)
+    check("untagged curl in the same cgroup downloads the file and logs nothing",
+          p.stdout == str(BIG) and len(log_lines("Tagged_packet_found")) == before,
+          f"{p.stdout} {len(log_lines('Tagged_packet_found'))} vs {before}")
+
+    # -- a bad rules file: refused whole, line numbers, the old rules stay
+    r = rules("out app 24 tag 26 count\n# fine\nout app 0 count\nsideways app 1 drop\n"
+              "out app 1 tag 7 frob\nout app 1 tag \"unterminated\n")
+    errs = r.stderr
+    check("a bad rules file is refused with each error's line number (3, 4, 5, 6)",
+          r.returncode == 1 and all(f"line {n}:" in errs for n in (3, 4, 5, 6))
+          and "line 1:" not in errs, errs)
+    shown = tag("rules", "show").stdout
+    check("after a refused load the previous rules are still active",
+          "Tagged_packet_found" in shown and "count" not in shown, shown)
+
+    # -- accounting and dynamic tagging with a TCP sink (port 9000)
+    r = rules('out app 5 tag "tenant-a" dport 9000 count\n'
+              'out app 5 tag "tenant-*" count\n'
+              'out app 6 count\n')
+    check("accounting rules load", r.returncode == 0, r.stderr)
+    srv = sink(NS_S, "198.51.100.1", 9000, 2)
+    cli = helper_client(NS_C, "198.51.100.1", 9000, '5:"tenant-a"')
+    hello = json.loads(cli.stdout.readline() or "{}")
+    check("a socket tagged before connect() keeps its tag", hello.get("connected") and
+          [t["tag"] for t in hello.get("tags", [])] == ['5:"tenant-a"'], hello)
+    for _ in range(5):
+        ask(cli, "send 40000")
+    ask(cli, "close")
+    out, _ = stop(cli, timeout=10)
+    time.sleep(0.3)
+    got1 = json.loads(srv.stdout.readline() or "{}").get("received", -1)
+    st = stats()
+    ts = tag_stat(st, '5:"tenant-a"')
+    check("per-tag payload bytes out = the bytes the server received (200000)",
+          got1 == 200000 and ts.get("out_payload") == got1, f"server {got1}, tag {ts}")
+    check("per-rule payload: exact tag + dport and the prefix \"tenant-*\" both count them all; "
+          "app 6 nothing",
+          rule_stat(st, 1).get("payload") == got1 and rule_stat(st, 2).get("payload") == got1
+          and rule_stat(st, 3).get("packets") == 0, st.get("rules"))
+
+    # dynamic: remove the tag mid-connection
+    cli = helper_client(NS_C, "198.51.100.1", 9000, '5:"tenant-a"', "6:1")
+    cli.stdout.readline()
+    ask(cli, "send 30000")
+    time.sleep(0.3)
+    p1 = rule_stat(stats(), 1).get("packets", -1)
+    rem = ask(cli, 'remove 5:"tenant-a"')
+    ask(cli, "send 30000")
+    time.sleep(0.3)
+    st = stats()
+    p2 = rule_stat(st, 1).get("packets", -1)
+    app6 = rule_stat(st, 3).get("payload", -1)
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    got2 = json.loads(srv.stdout.readline() or "{}").get("received", -1)
+    stop(srv)
+    check("dynamic tagging: after removing 5:\"tenant-a\" mid-connection the rule stops matching",
+          rem.get("removed") and [t["tag"] for t in rem.get("tags", [])] == ["6:1"]
+          and p1 > 0 and p2 == p1 and got2 == 60000,
+          f"{rem} before {p1} after {p2} server {got2}")
+    check("the other tag (6:1) still matches after the removal: all 60000 bytes",
+          app6 == 60000, app6)
+
+    # -- Listing 3: two uplinks, `ip rule fwmark 1 table pr1`
+    NS_H, NS_G1, NS_G2, NS_W = (f"l45tg-h{suffix}", f"l45tg-g{suffix}", f"l45tg-k{suffix}",
+                                f"l45tg-w{suffix}")
+    for ns in (NS_H, NS_G1, NS_G2, NS_W):
+        netns(ns)
+    veth(NS_H, "up1", "203.0.113.2/24", NS_G1, "dn1", "203.0.113.1/24")
+    veth(NS_H, "up2", "192.0.2.2/24", NS_G2, "dn2", "192.0.2.1/24")
+    veth(NS_G1, "w1", "198.51.100.1/30", NS_W, "s1", "198.51.100.2/30")
+    veth(NS_G2, "w2", "198.51.100.5/30", NS_W, "s2", "198.51.100.6/30")
+    SERVER = "198.51.100.100"
+    sh("ip", "-n", NS_W, "addr", "add", f"{SERVER}/32", "dev", "lo")
+    sh("ip", "-n", NS_W, "route", "add", "203.0.113.0/24", "via", "198.51.100.1")
+    sh("ip", "-n", NS_W, "route", "add", "192.0.2.0/24", "via", "198.51.100.5")
+    for g, nxt in ((NS_G1, "198.51.100.2"), (NS_G2, "198.51.100.6")):
+        sh("ip", "netns", "exec", g, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "-n", g, "route", "add", f"{SERVER}/32", "via", nxt)
+        nft = f"{tmp}/{g}.nft"
+        with open(nft, "w") as fh:
+            fh.write("table inet l45 {\n chain l45count {\n  type filter hook forward priority 0;\n"
+                     f"  ip daddr {SERVER} tcp dport 80 tcp flags syn counter\n"
+                     f"  ip daddr {SERVER} tcp dport 80 counter\n }}\n}}\n")
+        sh("ip", "netns", "exec", g, "nft", "-f", nft)
+    # main table: via gateway 2; table pr1 (100): via gateway 1, for fwmark 1
+    sh("ip", "-n", NS_H, "route", "add", f"{SERVER}/32", "via", "192.0.2.1")
+    sh("ip", "-n", NS_H, "route", "add", f"{SERVER}/32", "via", "203.0.113.1", "table", "100")
+    sh("ip", "-n", NS_H, "rule", "add", "fwmark", "1", "table", "100")
+    web2 = f"{tmp}/web2"
+    os.makedirs(f"{web2}/www")
+    SMALL = 64 * 1024
+    with open(f"{web2}/www/f.bin", "wb") as fh:
+        fh.write(os.urandom(SMALL))
+    nginx(NS_W, SERVER, web2)
+
+    def gw_counters(ns):
+        j = json.loads(sh("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "l45").stdout)
+        c = [e["rule"]["expr"][-1]["counter"]["packets"] for e in j["nftables"] if "rule" in e]
+        return {"syn": c[0], "packets": c[1]}
+
+    r = rules("# the paper's Listing 3\nout app 1 tag 7 mark 1\n")
+    check("Listing 3 rule loads", r.returncode == 0, r.stderr)
+    url2 = f"http://{SERVER}/f.bin"
+    p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "1", "--tag", "7", "--",
+                        "ip", "netns", "exec", NS_H, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        "-w", "%{size_download} %{local_ip}", url2], capture_output=True, text=True,
+                       timeout=30)
+    time.sleep(0.3)
+    g1, g2 = gw_counters(NS_G1), gw_counters(NS_G2)
+    st = stats()
+    marked = rule_stat(st, 2).get("packets", -1)
+    check("tagged curl (app 1, tag 7) reaches the server through gateway 1, from its address",
+          p.returncode == 0 and p.stdout == f"{SMALL} 203.0.113.2", f"{p.stdout} {p.stderr}")
+    check("gateway 1 forwarded every packet of it, the SYN included; gateway 2 none",
+          g1["syn"] == 1 and g1["packets"] == marked and marked > 10 and g2["packets"] == 0,
+          f"g1 {g1} g2 {g2} rule {marked}")
+    p = subprocess.run(["ip", "netns", "exec", NS_H, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        "-w", "%{size_download} %{local_ip}", url2], capture_output=True, text=True,
+                       timeout=30, preexec_fn=in_cgroup(CG))
+    time.sleep(0.3)
+    g1b, g2b = gw_counters(NS_G1), gw_counters(NS_G2)
+    check("untagged curl goes through gateway 2 (SYN included); gateway 1 sees nothing more",
+          p.stdout == f"{SMALL} 192.0.2.2" and g2b["syn"] == 1 and g2b["packets"] > 10
+          and g1b == g1, f"{p.stdout} g1 {g1b} g2 {g2b}")
+
+    # -- the daemon's socket: garbage, oversize, wrong types, non-root
+    def raw_send(payload, read=True):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(5)
+        s.connect(SOCK)
+        if payload is not None:
+            s.send(payload)
+        reply = s.recv(65536) if read and payload is not None else b""
+        s.close()
+        return reply
+    garbage = [b"\x00\xff\xfe garbage", b"[1,2,3]", b"{\"cmd\": 7}", b"{\"cmd\":\"nope\"}",
+               b"{\"cmd\":\"rules-load\",\"text\":5}", b"{\"cmd\":\"exec\",\"pid\":1,\"tags\":[]}",
+               b"{\"cmd\":\"exec\",\"pid\":\"x\",\"tags\":{}}", b"{" * 5000,
+               b"{\"cmd\":\"trust\",\"uid\":-1,\"trusted\":true}", b"x" * 150000]
+    replies = []
+    for g in garbage:
+        try:
+            replies.append(json.loads(raw_send(g)))
+        except (OSError, ValueError) as e:
+            replies.append({"exception": str(e)})
+    raw_send(None)  # connect and close without a word
+    check("garbage on the daemon's socket: each gets {ok: false, error}",
+          all(r.get("ok") is False and r.get("error") for r in replies), replies)
+    check("the daemon still answers after the garbage", tag("status").returncode == 0 and
+          daemon.poll() is None, tag("status").stderr)
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", L45, "tag",
+                        "--socket", SOCK, "status"], capture_output=True, text=True, timeout=20)
+    check("a non-root user gets no answer from the daemon (exit 2, one line)",
+          p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr)
+
+    # -- restart: a live socket keeps its tag and the rules stay active (pinned)
+    r = rules('out app 5 tag "tenant-a" count\n')
+    srv = sink(NS_S, "198.51.100.1", 9000, 1)
+    cli = helper_client(NS_C, "198.51.100.1", 9000, '5:"tenant-a"')
+    cli.stdout.readline()
+    ask(cli, "send 10000")
+    s = tag("stop")
+    try:
+        daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    check("l45 tag stop ends the daemon, the pins stay", s.returncode == 0 and daemon.poll() == 0
+          and os.path.exists(f"{PIN}/link_egress"), s.stderr)
+    ask(cli, "send 10000")  # no daemon: the programs still count
+    daemon, err = start_daemon()
+    check("a second l45 tagd reuses the pinned programs and maps", daemon is not None, err)
+    lst = ask(cli, "list")
+    ask(cli, "send 10000")
+    time.sleep(0.3)
+    st = stats()
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    got = json.loads(srv.stdout.readline() or "{}").get("received", -1)
+    stop(srv)
+    check("after the restart the live socket still has its tag, and the rule counted all 30000 bytes",
+          [t["tag"] for t in lst.get("tags", [])] == ['5:"tenant-a"'] and got == 30000
+          and rule_stat(st, 1).get("payload") == 30000, f"{lst} {got} {st.get('rules')}")
+
+    s = tag("stop", "--unload")
+    try:
+        daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    check("l45 tag stop --unload removes the pins", s.returncode == 0 and not any(
+        os.path.exists(f"{PIN}/{n}") for n in ("l45_tags", "link_egress")), os.listdir(PIN))
+    p = subprocess.run([PY, HELPER, LIB, "probe"], capture_output=True, text=True, timeout=20,
+                       preexec_fn=in_cgroup(CG))
+    check("after unloading, tagging fails again with ENOPROTOOPT",
+          json.loads(p.stdout or "{}") == {"add": 92, "list": 92}, p.stdout + p.stderr)
+finally:
+    for p in procs:
+        stop(p, signal.SIGKILL)
+    for ns in namespaces:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if os.path.isdir(PIN):
+        shutil.rmtree(PIN, ignore_errors=True)
+    if os.path.isdir(CG):
+        for d in os.listdir(CG):
+            if d.startswith("l45-exec-"):
+                try:
+                    os.rmdir(f"{CG}/{d}")
+                except OSError:
+                    pass
+        for _ in range(50):
+            try:
+                os.rmdir(CG)
+                break
+            except OSError:
+                time.sleep(0.1)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print(f"tag live: {sum(results)}/{len(results)} passed")
+sys.exit(0 if results and all(results) else 1)
