@@ -15,10 +15,12 @@
  * Rules live in two sets (map `rules`, index set * L45_RULES_MAX + i); the daemon writes the
  * staged set and flips `config.active`, so a packet sees either the old or the new set whole.
  */
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
+// linux/bpf.h first: bpf_helpers.h uses its types.
 #include <linux/bpf.h>
 #include <linux/in.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 
 #include "l45/tag/bpf_abi.h"
 
