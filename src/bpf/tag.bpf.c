@@ -106,7 +106,7 @@ struct l45_rule_state {
   __u32 log_count;
   __u64 log_window_ns;
   __u64 tokens;
-  __u64 last_ns;
+  __u64 last_ns; /* token bucket (in); earliest departure of the next packet (out, EDT) */
 };
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -386,25 +386,37 @@ static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
   bpf_ringbuf_submit(e, 0);
 }
 
-/* Token bucket per rule; burst: 20 ms at the rate, at least 16 KiB. */
-static __always_inline int throttle_pass(__u32 idx, __u64 rate, __u32 len) {
+/* A token bucket per rule whose credit may go negative (the idea of the kernel's HBM sample,
+ * samples/bpf/hbm): 0 within the rate; 1 over it by less than the backlog allowance (egress:
+ * the packet goes out with a congestion notification, NET_XMIT_CN, and TCP lowers its window
+ * without a loss); 2 beyond (dropped). Credits accrue at `rate` bytes/s, up to 20 ms of burst
+ * but at least 64 KiB: TCP hands the hook GSO packets of up to 64 KiB whatever the device. */
+static __always_inline int throttle(__u32 idx, __u64 rate, __u32 len) {
   struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
-  if (!rs || rate == 0) return 1;
-  __u64 burst = rate / 50;
-  if (burst < 16384) burst = 16384;
+  if (!rs || rate == 0) return 0;
+  __s64 burst = rate / 50;
+  if (burst < 65536) burst = 65536;
+  __s64 backlog = burst * 4;
   __u64 now = bpf_ktime_get_ns();
-  int pass;
+  int verdict;
   bpf_spin_lock(&rs->lock);
   __u64 elapsed = now - rs->last_ns;
   if (elapsed > 1000000000ULL) elapsed = 1000000000ULL;
   rs->last_ns = now;
-  __u64 tokens = rs->tokens + elapsed * rate / 1000000000ULL;
-  if (tokens > burst) tokens = burst;
-  pass = tokens >= len;
-  if (pass) tokens -= len;
-  rs->tokens = tokens;
+  __s64 credit = (__s64)rs->tokens + (__s64)(elapsed * rate / 1000000000ULL);
+  if (credit > burst) credit = burst;
+  credit -= len;
+  if (credit >= 0) {
+    verdict = 0;
+  } else if (credit > -backlog) {
+    verdict = 1;
+  } else {
+    credit += len; /* not sent */
+    verdict = 2;
+  }
+  rs->tokens = (__u64)credit;
   bpf_spin_unlock(&rs->lock);
-  return pass;
+  return verdict;
 }
 
 /* TCP or UDP payload bytes of the packet (the hook sees it from its IP header on). */
@@ -485,10 +497,14 @@ static long rule_step(__u32 i, void* data) {
       w->verdict = 0;
       break;
     case L45_ACT_THROTTLE:
-      if (!throttle_pass(idx, r->arg, w->p.len)) {
-        if (cnt) cnt->throttled++;
-        /* egress: drop and tell TCP it was congestion (2); ingress: drop */
-        w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
+      switch (throttle(idx, r->arg, w->p.len)) {
+        case 1: /* over the rate: tell TCP (it lowers its window), no loss yet */
+          if (w->p.focus == L45_FOCUS_OUT) w->verdict = 3;
+          break;
+        case 2: /* far over: drop (egress: and tell TCP) */
+          if (cnt) cnt->throttled++;
+          w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
+          break;
       }
       break;
     default:
@@ -499,7 +515,7 @@ static long rule_step(__u32 i, void* data) {
     cnt->bytes += w->p.len;
     cnt->payload += w->payload;
   }
-  return w->verdict != 1;
+  return w->verdict == 0 || w->verdict == 2;
 }
 
 static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
@@ -558,6 +574,7 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;
+
   return w.verdict;
 }
 
@@ -565,7 +582,8 @@ SEC("cgroup_skb/egress")
 int l45_egress(struct __sk_buff* skb) {
   int v = handle_skb(skb, L45_FOCUS_OUT);
   if (v == 0) return 0;
-  return v == 2 ? 2 : 1;
+  if (v == 2) return 2;
+  return v == 3 ? 3 : 1;
 }
 
 SEC("cgroup_skb/ingress")

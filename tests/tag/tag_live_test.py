@@ -369,6 +369,39 @@ try:
     check("the other tag (6:1) still matches after the removal: all 60000 bytes",
           app6 == 60000, app6)
 
+    # -- throttle: a token bucket in the egress program, congestion notification to TCP
+    if shutil.which("iperf3"):
+        r = rules("out app 3 tag 1 throttle 10mbit\n")
+        perf = start(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-p", "5201", "-B", "198.51.100.1"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_listen(NS_S, 5201)
+
+        def iperf(tagged):
+            cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201", "-t", "3",
+                   "-O", "1", "-J"]
+            if tagged:
+                p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "3", "--tag", "1",
+                                    "--", *cmd], capture_output=True, text=True, timeout=30)
+            else:
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                                   preexec_fn=in_cgroup(CG))
+            try:
+                return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
+            except (ValueError, KeyError):
+                return -1.0
+        tagged_bps = iperf(True)
+        untagged_bps = iperf(False)
+        stop(perf)
+        print(f"     iperf3: tagged {tagged_bps / 1e6:.2f} Mbit/s, untagged {untagged_bps / 1e6:.0f} Mbit/s")
+        st = stats()
+        check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10% (payload "
+              "9.65 of it)", 9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
+              f"{tagged_bps / 1e6:.2f} Mbit/s {rule_stat(st, 1)}")
+        check("an untagged iperf3 flow is not throttled (over 30 Mbit/s)", untagged_bps > 30e6,
+              f"{untagged_bps / 1e6:.2f} Mbit/s")
+    else:
+        print("skip throttle: needs iperf3")
+
     # -- Listing 3: two uplinks, `ip rule fwmark 1 table pr1`
     NS_H, NS_G1, NS_G2, NS_W = (f"l45tg-h{suffix}", f"l45tg-g{suffix}", f"l45tg-k{suffix}",
                                 f"l45tg-w{suffix}")

@@ -83,7 +83,7 @@ struct l45_counter {
   l45_u64 bytes;       /* IP packets as the cgroup hook sees them (headers included) */
   l45_u64 payload;     /* TCP/UDP payload bytes */
   l45_u64 log_dropped; /* log events not sent: rate limit or full ring */
-  l45_u64 throttled;   /* packets dropped by throttle */
+  l45_u64 throttled;   /* packets throttle delayed (out, EDT) or dropped */
 };
 
 struct l45_tag_key {
