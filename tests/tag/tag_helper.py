@@ -5,6 +5,9 @@
                                             prints {"add": errno, "list": errno}
   tag_helper.py LIB malformed               bad SOL_L45 payloads on a socket holding one tag;
                                             prints {"errnos": [...], "tags": [...]}
+  tag_helper.py LIB connect HOST PORT APP:VALUE...
+                                            tags a socket and tries to connect within 2 s;
+                                            prints {"connected": bool, "error": "..."}
   tag_helper.py LIB client HOST PORT APP:VALUE...
                                             tags a socket, connects, then obeys stdin lines:
                                             "send N", "remove APP:VALUE", "list", "close";
@@ -98,6 +101,17 @@ elif mode == "malformed":
     ]
     errnos = [try_opt(s, name, p) for name, p in cases]
     print(json.dumps({"errnos": errnos, "tags": tags_of(s)}))
+elif mode == "connect":
+    s = socket.socket()
+    for spec in sys.argv[5:]:
+        t = make(spec)
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    s.settimeout(2)
+    try:
+        s.connect((sys.argv[3], int(sys.argv[4])))
+        print(json.dumps({"connected": True}))
+    except OSError as e:
+        print(json.dumps({"connected": False, "error": str(e)}))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
     s = socket.socket()

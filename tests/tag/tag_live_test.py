@@ -369,6 +369,54 @@ try:
     check("the other tag (6:1) still matches after the removal: all 60000 bytes",
           app6 == 60000, app6)
 
+    # -- owner restriction: an untrusted user's tags are stored but flagged
+    r = rules("out app 9 trusted count\nout app 9 untrusted count\nout app 8 drop\n")
+    check("trust and drop rules load", r.returncode == 0, r.stderr)
+    srv = sink(NS_S, "198.51.100.1", 9000, 2)
+
+    def nobody_client(*tags):
+        p = start(["ip", "netns", "exec", NS_C, "setpriv", "--reuid=65534", "--regid=65534",
+                   "--clear-groups", PY, HELPER, LIB, "client", "198.51.100.1", "9000", *tags],
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                  preexec_fn=in_cgroup(CG))
+        return p, json.loads(p.stdout.readline() or "{}")
+    cli, hello = nobody_client("9:1")
+    ask(cli, "send 10000")
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    srv.stdout.readline()
+    time.sleep(0.3)
+    st = stats()
+    check("tags set by an untrusted user (nobody) are stored, not marked trusted",
+          [(t["tag"], t["flags"]) for t in hello.get("tags", [])] == [("9:1", 0)], hello)
+    check("... so 'trusted' rules ignore them and 'untrusted' rules match them",
+          rule_stat(st, 1).get("packets") == 0 and rule_stat(st, 2).get("payload") == 10000,
+          st.get("rules"))
+    t = tag("trust", "--uid", "65534")
+    cli, hello = nobody_client("9:1")
+    ask(cli, "send 10000")
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    srv.stdout.readline()
+    stop(srv)
+    time.sleep(0.3)
+    st = stats()
+    check("after 'l45 tag trust --uid 65534' that user's new tags are trusted",
+          t.returncode == 0 and hello.get("tags", [{}])[0].get("flags") == 1
+          and rule_stat(st, 1).get("payload") == 10000, f"{t.stderr} {hello} {st.get('rules')}")
+    tag("trust", "--uid", "65534", "--untrust")
+    # drop: the SYN of a socket tagged 8:1 never leaves
+    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "connect", "198.51.100.1", "80",
+                        "8:1"], capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    dropped = json.loads(p.stdout or "{}")
+    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "connect", "198.51.100.1", "80",
+                        "9:1"], capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    other = json.loads(p.stdout or "{}")
+    st = stats()
+    check("a 'drop' rule drops every packet of the tagged socket: connect() times out",
+          dropped.get("connected") is False and rule_stat(st, 3).get("packets", 0) >= 1
+          and other.get("connected") is True, f"{dropped} {other} {rule_stat(st, 3)}")
+
     # -- throttle: a token bucket in the egress program, congestion notification to TCP
     if shutil.which("iperf3"):
         r = rules("out app 3 tag 1 throttle 10mbit\n")
