@@ -491,8 +491,9 @@ try:
     r = rules("# the paper's Listing 3\nout app 1 tag 7 mark 1\n")
     check("Listing 3 rule loads", r.returncode == 0, r.stderr)
     url2 = f"http://{SERVER}/f.bin"
-    p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "1", "--tag", "7", "--",
-                        "ip", "netns", "exec", NS_H, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+    # this time l45 itself runs inside the namespace (`ip netns exec` remounts /sys)
+    p = subprocess.run(["ip", "netns", "exec", NS_H, L45, "tag", "--socket", SOCK, "exec", "--app", "1",
+                        "--tag", "7", "--", "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
                         "-w", "%{size_download} %{local_ip}", url2], capture_output=True, text=True,
                        timeout=30)
     time.sleep(0.3)
