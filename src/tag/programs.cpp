@@ -292,6 +292,7 @@ Result<void> TagPrograms::unpin() {
     ::unlink(p.c_str());
   if (int err = bpf_object__unpin_maps(im.skel->obj, nullptr))
     return bpf_error(err, fmt::format("unpinning the maps under {}", im.pin_dir));
+  ::rmdir(im.pin_dir.c_str());  // when empty: nothing of ours is left there
   return {};
 }
 
