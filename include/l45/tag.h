@@ -95,6 +95,17 @@ int l45_tag_list(int fd, struct l45_tag* out, size_t cap);
  * snprintf. */
 int l45_tag_format(const struct l45_tag* t, char* buf, size_t size);
 
+/* Signed tags. l45_tag_read_key reads an application's secret key file (made by `l45 tag keygen
+ * --app ID`: one line of hex). l45_tag_sign signs `n` tags of one application that the socket
+ * already has, together with the socket's cookie and the time, and hands the socket to the daemon
+ * (socket L45_TAG_SIGN_SOCKET, or the environment variable of that name), which verifies the
+ * signature against its trust store and marks the tags L45_TAG_F_SIGNED. Errors: EACCES (wrong
+ * key, another application's key, expired), ENOENT (a tag is not on the socket), ECONNREFUSED
+ * or ENOENT (no daemon), EINVAL (bad arguments). */
+#define L45_TAG_SIGN_SOCKET "/run/l45/sign.sock"
+int l45_tag_read_key(const char* path, unsigned char secret_key[64]);
+int l45_tag_sign(int fd, const struct l45_tag* tags, size_t n, const unsigned char secret_key[64]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@
 #include "l45/core/log.hpp"
 #include "l45/tag/programs.hpp"
 #include "l45/tag/rules.hpp"
+#include "l45/tag/sign.hpp"
 #include "l45/tag/system.hpp"
 
 namespace l45::tag {
@@ -52,7 +53,7 @@ class Daemon {
   Daemon(const DaemonConfig& cfg, std::unique_ptr<TagPrograms> progs, std::string cgroup, FILE* log)
       : cfg_(cfg), progs_(std::move(progs)), cgroup_(std::move(cgroup)), log_(log) {}
 
-  int run(int listen_fd, int sig_fd);
+  int run(int listen_fd, int sig_fd, int sign_fd);
   Result<void> load_rules_text(const std::string& text, const std::string& name, json* reply);
 
  private:
@@ -61,6 +62,8 @@ class Daemon {
   json exec(const json& req, const ucred& peer);
   json exec_done(const json& req);
   void serve_one(int listen_fd);
+  void serve_sign(int sign_fd);
+  json sign(const json& req, int sock_fd);
   void on_log(const l45_log_event& e);
   void collect_exec_cgroups();
 
@@ -72,6 +75,7 @@ class Daemon {
   bool stop_ = false;
   bool unload_ = false;
   uint64_t requests_ = 0, refused_ = 0, malformed_ = 0, log_events_ = 0;
+  uint64_t signed_ = 0, sign_refused_ = 0;
   std::map<int, std::string> exec_cgroups_;  // pid -> cgroup dir
 };
 
@@ -101,8 +105,6 @@ Result<void> Daemon::load_rules_text(const std::string& text, const std::string&
       set.errors.push_back({r.line, "focus 'forward' is not supported by this version yet"});
     else if (r.bpf.action == L45_ACT_EXPORT)
       set.errors.push_back({r.line, "action 'export' is not supported by this version yet"});
-    else if (r.bpf.cond & L45_C_SIGNED)
-      set.errors.push_back({r.line, "condition 'signed' is not supported by this version yet"});
   }
   if (!set.errors.empty()) {
     std::sort(set.errors.begin(), set.errors.end(),
@@ -163,6 +165,8 @@ json Daemon::stats() {
            {"refused", refused_},
            {"malformed", malformed_},
            {"log_events", log_events_},
+           {"signed", signed_},
+           {"sign_refused", sign_refused_},
            {"log_per_sec", cfg->log_per_sec}}}};
   return out;
 }
@@ -333,7 +337,101 @@ void Daemon::serve_one(int listen_fd) {
   ::close(fd);
 }
 
-int Daemon::run(int listen_fd, int sig_fd) {
+json Daemon::sign(const json& req, int sock_fd) {
+  auto refuse = [this](int err, const std::string& why) {
+    ++sign_refused_;
+    return json{{"ok", false}, {"errno", err}, {"error", why}};
+  };
+  if (!req.is_object() || req.value("cmd", std::string()) != "sign" || !req.contains("app") ||
+      !req["app"].is_number_unsigned() || !req.contains("time") ||
+      !req["time"].is_number_unsigned() || !req.contains("tags") || !req["tags"].is_string() ||
+      !req.contains("sig") || !req["sig"].is_string())
+    return refuse(EINVAL, "bad request: {cmd: sign, app, time, tags, sig} and one socket");
+  if (sock_fd < 0) return refuse(EINVAL, "bad request: no socket came with it (SCM_RIGHTS)");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (::getsockopt(sock_fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) < 0)
+    return refuse(EINVAL, "what came with the request is not a socket");
+  uint64_t app = req["app"].get<uint64_t>();
+  if (app == 0 || app > UINT32_MAX) return refuse(EINVAL, "application id out of range");
+  SignCheck c =
+      check_signature(cfg_.trust_store, static_cast<uint32_t>(app), req["time"].get<uint64_t>(),
+                      req["tags"].get<std::string>(), req["sig"].get<std::string>(), cookie,
+                      static_cast<uint64_t>(::time(nullptr)));
+  if (!c.ok) return refuse(c.err, c.message);
+  auto st = progs_->socket_tags(sock_fd);
+  if (!st.ok()) return refuse(EIO, st.error().message());
+  l45_sk_tags t = *st;
+  for (const auto& want : c.tags) {
+    bool found = false;
+    for (uint32_t i = 0; i < t.count && i < L45_TAG_MAX; ++i) {
+      l45_tag have = t.tags[i];
+      have.flags = 0;
+      if (std::memcmp(&have, &want, sizeof have) == 0) {
+        t.tags[i].flags |= L45_TAG_F_SIGNED;
+        found = true;
+      }
+    }
+    if (!found) return refuse(ENOENT, fmt::format("tag {} is not on the socket", format_tag(want)));
+  }
+  if (auto r = progs_->set_socket_tags(sock_fd, t); !r.ok())
+    return refuse(EIO, r.error().message());
+  ++signed_;
+  return {{"ok", true}, {"signed", c.tags.size()}};
+}
+
+void Daemon::serve_sign(int sign_fd) {
+  int fd = ::accept4(sign_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) return;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 2000) <= 0) {
+    ++sign_refused_;
+    ::close(fd);
+    return;
+  }
+  std::vector<char> buf(8192);
+  iovec iov{buf.data(), buf.size()};
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(4 * sizeof(int))];
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctrl;
+  mh.msg_controllen = sizeof ctrl;
+  ssize_t n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+  // Every descriptor that came is closed below, however many and whatever they are.
+  std::vector<int> fds;
+  for (cmsghdr* c = n >= 0 ? CMSG_FIRSTHDR(&mh) : nullptr; c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; ++i) {
+      int f;
+      std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+      fds.push_back(f);
+    }
+  }
+  json reply;
+  if (n <= 0) {
+    ++sign_refused_;
+    reply = {{"ok", false}, {"errno", EINVAL}, {"error", "empty request"}};
+  } else if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fds.size() > 1) {
+    ++sign_refused_;
+    reply = {{"ok", false},
+             {"errno", EINVAL},
+             {"error",
+              "bad request: too large or too many "
+              "descriptors"}};
+  } else {
+    json req = json::parse(buf.data(), buf.data() + n, nullptr, false);
+    reply = sign(req, fds.empty() ? -1 : fds[0]);
+  }
+  for (int f : fds)
+    ::close(f);
+  std::string out = reply.dump(-1, ' ', true, json::error_handler_t::replace);
+  (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  ::close(fd);
+}
+
+int Daemon::run(int listen_fd, int sig_fd, int sign_fd) {
   // Rules of a set that was active before a restart: names for the log and stats.
   if (auto c = progs_->config(); c.ok() && c->count[c->active & 1] > 0) {
     bool ok = false;
@@ -344,8 +442,11 @@ int Daemon::run(int listen_fd, int sig_fd) {
   }
   auto last_gc = std::chrono::steady_clock::now();
   while (!stop_) {
-    pollfd fds[3] = {{listen_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}, {progs_->log_fd(), POLLIN, 0}};
-    int n = ::poll(fds, 3, 1000);
+    pollfd fds[4] = {{listen_fd, POLLIN, 0},
+                     {sig_fd, POLLIN, 0},
+                     {progs_->log_fd(), POLLIN, 0},
+                     {sign_fd, POLLIN, 0}};
+    int n = ::poll(fds, sign_fd >= 0 ? 4 : 3, 1000);
     if (n < 0 && errno != EINTR) {
       log::error("tagd: poll: {}", std::strerror(errno));
       return 1;
@@ -362,6 +463,7 @@ int Daemon::run(int listen_fd, int sig_fd) {
       std::fflush(log_);
     }
     if (fds[0].revents & POLLIN) serve_one(listen_fd);
+    if (sign_fd >= 0 && (fds[3].revents & POLLIN)) serve_sign(sign_fd);
     auto now = std::chrono::steady_clock::now();
     if (now - last_gc > std::chrono::seconds(5)) {
       collect_exec_cgroups();
@@ -380,13 +482,19 @@ int Daemon::run(int listen_fd, int sig_fd) {
   return 0;
 }
 
-Result<int> listen_on(const std::string& path) {
+// `open_to_all`: the signing socket, which every user may reach (its directory 0711).
+Result<int> listen_on(const std::string& path, bool open_to_all) {
   sockaddr_un sa{};
   if (path.size() >= sizeof sa.sun_path)
     return Error::invalid(fmt::format("socket path {} is too long", path));
   auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
-    L45_TRY_VOID(make_dirs(path.substr(0, slash), 0700));
+    std::string dir = path.substr(0, slash);
+    L45_TRY_VOID(make_dirs(dir, open_to_all ? 0711 : 0700));
+    if (open_to_all) {
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 0111) != 0111) ::chmod(dir.c_str(), 0711);
+    }
   }
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return Error::from_errno("socket(AF_UNIX)");
@@ -401,7 +509,7 @@ Result<int> listen_on(const std::string& path) {
   }
   if (probe >= 0) ::close(probe);
   ::unlink(path.c_str());
-  mode_t old = ::umask(0077);
+  mode_t old = ::umask(open_to_all ? 0 : 0077);
   int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   ::umask(old);
   if (rc < 0) {
@@ -436,8 +544,18 @@ int run_daemon(const DaemonConfig& cfg) {
   if (auto r = ensure_bpffs(bpffs); !r.ok()) return fail(r.error().message());
   if (auto r = make_dirs(cfg.pin_dir, 0700); !r.ok()) return fail(r.error().message());
 
-  auto listen_fd = listen_on(cfg.socket_path);
+  auto listen_fd = listen_on(cfg.socket_path, false);
   if (!listen_fd.ok()) return fail(listen_fd.error().message());
+  int sign_fd = -1;
+  if (!cfg.sign_socket.empty()) {
+    auto s = listen_on(cfg.sign_socket, true);
+    if (!s.ok()) {
+      ::close(*listen_fd);
+      ::unlink(cfg.socket_path.c_str());
+      return fail(s.error().message());
+    }
+    sign_fd = *s;
+  }
   auto progs = TagPrograms::open({cgroup, cfg.pin_dir});
   if (!progs.ok()) {
     ::close(*listen_fd);
@@ -482,9 +600,13 @@ int run_daemon(const DaemonConfig& cfg) {
             cfg.socket_path);
   std::fprintf(stderr, "l45 tagd: ready (cgroup %s, socket %s)\n", cgroup.c_str(),
                cfg.socket_path.c_str());
-  int rc = d.run(*listen_fd, sig_fd);
+  int rc = d.run(*listen_fd, sig_fd, sign_fd);
   ::close(*listen_fd);
   ::unlink(cfg.socket_path.c_str());
+  if (sign_fd >= 0) {
+    ::close(sign_fd);
+    ::unlink(cfg.sign_socket.c_str());
+  }
   ::close(sig_fd);
   if (log != stdout) std::fclose(log);
   return rc;

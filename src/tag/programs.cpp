@@ -273,6 +273,22 @@ Result<void> TagPrograms::clear_exec_tags(uint64_t cgroup_id) {
   return {};
 }
 
+Result<l45_sk_tags> TagPrograms::socket_tags(int sock_fd) const {
+  l45_sk_tags t{};
+  int err =
+      bpf_map__lookup_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t, sizeof t, 0);
+  if (err == -ENOENT) return l45_sk_tags{};
+  if (err) return bpf_error(err, "reading the socket's tags");
+  return t;
+}
+
+Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) {
+  if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &tags,
+                                     sizeof tags, BPF_EXIST))
+    return bpf_error(err, "writing the socket's tags");
+  return {};
+}
+
 Result<int> TagPrograms::poll_log(int timeout_ms,
                                   const std::function<void(const l45_log_event&)>& fn) {
   impl_->on_event = fn;

@@ -8,6 +8,11 @@
   tag_helper.py LIB connect HOST PORT APP:VALUE...
                                             tags a socket and tries to connect within 2 s;
                                             prints {"connected": bool, "error": "..."}
+  tag_helper.py LIB signing SIGN_SOCKET KEY3 KEY4 HOST PORT
+                                            signed tags: a good signature, another app's key, an
+                                            unknown key, a replay on another socket, an expired
+                                            one, a tag not on the socket; then sends 10000 bytes
+                                            from the signed socket and 5000 from an unsigned one
   tag_helper.py LIB client HOST PORT APP:VALUE...
                                             tags a socket, connects, then obeys stdin lines:
                                             "send N", "remove APP:VALUE", "list", "close";
@@ -112,6 +117,72 @@ elif mode == "connect":
         print(json.dumps({"connected": True}))
     except OSError as e:
         print(json.dumps({"connected": False, "error": str(e)}))
+elif mode == "signing":
+    import struct
+    import time
+    sign_sock, key3, key4, host, port = sys.argv[3:8]
+    os.environ["L45_TAG_SIGN_SOCKET"] = sign_sock
+    sodium = ctypes.CDLL("libsodium.so.23")
+    sodium.sodium_init()
+
+    def key(path):
+        k = (ctypes.c_ubyte * 64)()
+        if lib.l45_tag_read_key(path.encode(), k) != 0:
+            raise SystemExit(f"cannot read {path}")
+        return k
+
+    def sign_lib(s, k, *specs):
+        tags = (Tag * len(specs))(*[make(x) for x in specs])
+        rc = lib.l45_tag_sign(s.fileno(), tags, len(specs), k)
+        return 0 if rc == 0 else ctypes.get_errno()
+
+    def cookie(s):
+        return struct.unpack("<Q", s.getsockopt(socket.SOL_SOCKET, 57, 8))[0]
+
+    def sign_raw(s_signed_for, s_sent, k, when, spec):
+        """A request made by hand: signed for one socket, sent with another."""
+        t = make(spec)
+        msg = (b"l45-tag-sign-v1\0" + struct.pack("<IQQ", t.app, cookie(s_signed_for), when)
+               + bytes(t))
+        sig = (ctypes.c_ubyte * 64)()
+        sodium.crypto_sign_detached(sig, None, msg, ctypes.c_ulonglong(len(msg)), k)
+        req = json.dumps({"cmd": "sign", "app": t.app, "time": when, "tags": bytes(t).hex(),
+                          "sig": bytes(sig).hex()}).encode()
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        u.settimeout(5)
+        u.connect(sign_sock)
+        socket.send_fds(u, [req], [s_sent.fileno()])
+        reply = json.loads(u.recv(4096))
+        u.close()
+        return 0 if reply.get("ok") else reply.get("errno", -1)
+
+    k3, k4 = key(key3), key(key4)
+    stranger = (ctypes.c_ubyte * 64)()
+    sodium.crypto_sign_keypair((ctypes.c_ubyte * 32)(), stranger)
+    a, b = socket.socket(), socket.socket()
+    for s in (a, b):
+        t = make("3:1")
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    now = int(time.time())
+    res = {
+        "good": sign_lib(a, k3, "3:1"),
+        "other_app_key": sign_lib(b, k4, "3:1"),
+        "unknown_key": sign_lib(b, stranger, "3:1"),
+        "replay_other_socket": sign_raw(a, b, k3, now, "3:1"),
+        "expired": sign_raw(b, b, k3, now - 3600, "3:1"),
+        "not_on_socket": sign_lib(b, k3, "3:2"),
+        "raw_good": sign_raw(a, a, k3, now, "3:1"),
+    }
+    res["a"] = tags_of(a)
+    res["b"] = tags_of(b)
+    for s, n in ((a, 10000), (b, 5000)):
+        s.settimeout(10)
+        s.connect((host, int(port)))
+        s.sendall(b"x" * n)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(16)
+        s.close()
+    print(json.dumps(res))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
     s = socket.socket()

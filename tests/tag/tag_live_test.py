@@ -56,6 +56,7 @@ tmp = tempfile.mkdtemp(prefix="l45-tag-")
 CG = f"{cg2}/l45-tagtest-{suffix}"
 PIN = f"/sys/fs/bpf/l45-tagtest-{suffix}"
 SOCK = f"{tmp}/tagd.sock"
+SIGN_SOCK = f"{tmp}/sign.sock"
 LOG = f"{tmp}/tagd.log"
 results = []
 procs = []
@@ -225,7 +226,8 @@ def log_lines(prefix):
 
 def start_daemon():
     d = start([L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
-               f"{tmp}/state", "--log", LOG, "--log-rate", "0"],
+               f"{tmp}/state", "--log", LOG, "--log-rate", "0", "--sign-socket", SIGN_SOCK,
+               "--trust-store", f"{tmp}/trust"],
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and d.poll() is None:
@@ -416,6 +418,38 @@ try:
     check("a 'drop' rule drops every packet of the tagged socket: connect() times out",
           dropped.get("connected") is False and rule_stat(st, 3).get("packets", 0) >= 1
           and other.get("connected") is True, f"{dropped} {other} {rule_stat(st, 3)}")
+
+    # -- signed tags: keygen, the trust store, SCM_RIGHTS to the daemon's signing socket
+    store = f"{tmp}/trust"
+    kg3 = tag("keygen", "--app", "3", "--trust-store", store, "--key", f"{tmp}/app-3.key")
+    kg4 = tag("keygen", "--app", "4", "--trust-store", store, "--key", f"{tmp}/app-4.key")
+    again = tag("keygen", "--app", "3", "--trust-store", store, "--key", f"{tmp}/app-3b.key")
+    check("l45 tag keygen writes app-3.pub/app-4.pub (0644) and secret keys (0600), never over a key",
+          kg3.returncode == 0 and kg4.returncode == 0 and again.returncode == 2
+          and oct(os.stat(f"{tmp}/app-3.key").st_mode & 0o777) == "0o600"
+          and os.path.exists(f"{store}/app-3.pub"), kg3.stderr + kg4.stderr + again.stderr)
+    r = rules("out app 3 tag 1 signed count\nout app 3 tag 1 count\n")
+    check("a rule with 'signed' loads", r.returncode == 0, r.stderr)
+    srv = sink(NS_S, "198.51.100.1", 9000, 2)
+    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "signing", SIGN_SOCK,
+                        f"{tmp}/app-3.key", f"{tmp}/app-4.key", "198.51.100.1", "9000"],
+                       capture_output=True, text=True, timeout=30, preexec_fn=in_cgroup(CG))
+    stop(srv)
+    sg = json.loads(p.stdout or "{}")
+    check("a valid signature marks the tag signed (flags trusted|signed = 3)",
+          sg.get("good") == 0 and sg.get("raw_good") == 0 and sg.get("a") == [{"tag": "3:1", "flags": 3}],
+          f"{sg} {p.stderr}")
+    check("another app's key, an unknown key, a replay on another socket and an expired "
+          "signature are refused (EACCES); a tag not on the socket: ENOENT",
+          [sg.get(k) for k in ("other_app_key", "unknown_key", "replay_other_socket", "expired",
+                                "not_on_socket")] == [13, 13, 13, 13, 2], sg)
+    check("... and the refused socket's tag stays unsigned",
+          sg.get("b") == [{"tag": "3:1", "flags": 1}], sg.get("b"))
+    time.sleep(0.3)
+    st = stats()
+    check("'signed' rules count only the signed socket (10000 of 15000 bytes)",
+          rule_stat(st, 1).get("payload") == 10000 and rule_stat(st, 2).get("payload") == 15000,
+          st.get("rules"))
 
     # -- throttle: a token bucket in the egress program, congestion notification to TCP
     if shutil.which("iperf3"):

@@ -14,6 +14,7 @@
 #include "command.hpp"
 #include "l45/tag/daemon.hpp"
 #include "l45/tag/rules.hpp"
+#include "l45/tag/sign.hpp"
 
 namespace l45::cli {
 namespace {
@@ -30,6 +31,8 @@ struct TagArgs {
   std::vector<std::string> command;
   uint32_t uid = 0;
   bool untrust = false;
+  std::string trust_store = "/etc/l45/trust";
+  std::string key_file;
 };
 
 std::string read_rules(const std::string& path) {
@@ -174,6 +177,15 @@ void exec_tagged(const TagArgs& a) {
   if (code != 0) throw Exit{code, ""};
 }
 
+void keygen(const TagArgs& a) {
+  if (a.app == 0) fail("keygen: --app ID (1 to 4294967295) is required");
+  std::string key = a.key_file.empty() ? fmt::format("app-{}.key", a.app) : a.key_file;
+  std::string why = tag::keygen(a.trust_store, a.app, key);
+  if (!why.empty()) fail("keygen: " + why);
+  std::printf("secret key: %s (keep it: the application signs with it)\npublic key: %s\n",
+              key.c_str(), tag::public_key_path(a.trust_store, a.app).c_str());
+}
+
 void setup(CLI::App& app) {
   auto a = std::make_shared<TagArgs>();
   app.add_option("--socket", a->socket, "the daemon's socket")->capture_default_str();
@@ -214,6 +226,13 @@ void setup(CLI::App& app) {
   tr->add_option("--uid", a->uid, "the user id")->required();
   tr->add_flag("--untrust", a->untrust, "stop trusting them");
   tr->callback([a] { trust(*a); });
+
+  auto* kg = app.add_subcommand("keygen", "make an Ed25519 key pair for signing an app's tags");
+  kg->add_option("--app", a->app, "application id")->required();
+  kg->add_option("--trust-store", a->trust_store, "where the public key goes")
+      ->capture_default_str();
+  kg->add_option("--key", a->key_file, "the secret key file (default: ./app-ID.key)");
+  kg->callback([a] { keygen(*a); });
 
   app.footer(R"(Examples:
   l45 tag rules check my.rules                    line-numbered errors, no daemon needed

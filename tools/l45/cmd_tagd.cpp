@@ -23,6 +23,12 @@ void setup(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--trust-uid", c->trusted_uids,
                  "users whose tags are trusted (default: root only)");
+  app.add_option("--trust-store", c->trust_store,
+                 "directory of the applications' public keys (app-ID.pub, root's)")
+      ->capture_default_str();
+  app.add_option("--sign-socket", c->sign_socket,
+                 "socket for signed-tag requests, open to every user ('' for none)")
+      ->capture_default_str();
   app.footer(R"(Examples:
   l45 tagd --rules /etc/l45/tag.rules --log /var/log/l45-tag.log &
   l45 tag rules load my.rules ; l45 tag stats

@@ -6,6 +6,9 @@
 //
 // Requests ("cmd"): ping, rules-load {text, name}, rules-show, stats, exec {pid, tags},
 // exec-done {pid}, trust {uid, trusted}, stop {unload}.
+//
+// A second socket, open to every user, takes only signed-tag requests (l45/tag/sign.hpp): the
+// socket to mark comes with the request (SCM_RIGHTS); a valid signature marks its tags signed.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -32,6 +35,8 @@ struct DaemonConfig {
   std::string log_path;    // empty: stdout
   uint32_t log_per_sec = 1000;
   std::vector<uint32_t> trusted_uids{0};
+  std::string trust_store = "/etc/l45/trust";      // app-<ID>.pub, root's
+  std::string sign_socket = "/run/l45/sign.sock";  // any user; empty: no signing
 };
 
 // Runs until SIGINT/SIGTERM or a stop request. Returns the exit code (2 with one line on
