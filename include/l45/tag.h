@@ -46,7 +46,9 @@ typedef uint64_t l45_u64;
 #define L45_SO_TAG_ADD 2   /* optval: one struct l45_tag; adding a present tag is a no-op */
 #define L45_SO_TAG_DEL 3   /* optval: one struct l45_tag; ENOENT when absent */
 #define L45_SO_TAG_CLEAR 4 /* optval ignored */
-/* getsockopt(fd, SOL_L45, L45_SO_TAG_LIST, buf, &len): the tags, len = count * sizeof tag. */
+/* getsockopt(fd, SOL_L45, L45_SO_TAG_LIST, buf, &len): the tags, len = count * sizeof tag.
+ * Zero buf first: for a socket without tags the kernel leaves len unchanged; a tag whose app is
+ * 0 ends the list (l45_tag_list does this for you). */
 #define L45_SO_TAG_LIST 1
 
 #define L45_TAG_MAX 8

@@ -11,6 +11,10 @@
  *  - cgroup_skb/egress, cgroup_skb/ingress  l45_egress/l45_ingress: every packet of a socket
  *                       goes through the active rule set (log, mark, count, drop, throttle,
  *                       priority); counters per rule and per (app, tag).
+ *  - sockops            l45_sockops: a socket an `export` rule matches writes its tag into every
+ *                       TCP segment (an RFC 6994 experimental option).
+ *  - tc                 l45_forward: on a forwarding host's interface (ingress), reads that
+ *                       option and runs the `forward` rules.
  *
  * Rules live in two sets (map `rules`, index set * L45_RULES_MAX + i); the daemon writes the
  * staged set and flips `config.active`, so a packet sees either the old or the new set whole.
@@ -33,6 +37,10 @@
 #define SO_MARK 36
 #define AF_INET 2
 #define AF_INET6 10
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -99,6 +107,14 @@ struct {
   __uint(max_entries, 256 * 1024);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_log SEC(".maps");
+
+/* The tag read from a forwarded packet's option (per CPU scratch, too big for the stack). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct l45_sk_tags);
+} l45_scratch SEC(".maps");
 
 /* Per rule: log rate window and throttle token bucket. */
 struct l45_rule_state {
@@ -653,4 +669,223 @@ int l45_connect4(struct bpf_sock_addr* ctx) {
 SEC("cgroup/connect6")
 int l45_connect6(struct bpf_sock_addr* ctx) {
   return connect_mark(ctx, 6);
+}
+
+/* ---- export: the tag on the wire ---------------------------------------------------------- */
+
+static long export_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  if (r->action != L45_ACT_EXPORT) return 0;
+  int ti = rule_match(r, &w->p, w->st, w->owner);
+  if (ti < 0 || ti >= L45_TAG_MAX) return 0;
+  w->mark = ti + 1; /* the tag to export */
+  w->mark_set = 1;
+  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
+  if (cnt) cnt->packets++; /* connections that export */
+  return 1;
+}
+
+/* Which tag (if any) an `export` rule puts on this connection's segments. */
+static __always_inline void choose_export(struct bpf_sock_ops* skops, struct l45_sk_tags* st) {
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return;
+  struct walk w = {};
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.st = st;
+  w.owner = st->uid;
+  w.p.focus = L45_FOCUS_OUT;
+  w.p.proto = IPPROTO_TCP;
+  w.p.sport = skops->local_port;
+  w.p.dport = bpf_ntohl(skops->remote_port) & 0xffff;
+  if (skops->family == AF_INET) {
+    w.p.family = 4;
+    __u32 l = skops->local_ip4, r = skops->remote_ip4;
+    __builtin_memcpy(w.p.src, &l, 4);
+    __builtin_memcpy(w.p.dst, &r, 4);
+  } else {
+    w.p.family = 6;
+    /* one 4-byte context load each: the verifier refuses the 8-byte loads clang would merge */
+    __u32 l[4], r[4];
+    l[0] = *(volatile __u32*)&skops->local_ip6[0];
+    l[1] = *(volatile __u32*)&skops->local_ip6[1];
+    l[2] = *(volatile __u32*)&skops->local_ip6[2];
+    l[3] = *(volatile __u32*)&skops->local_ip6[3];
+    r[0] = *(volatile __u32*)&skops->remote_ip6[0];
+    r[1] = *(volatile __u32*)&skops->remote_ip6[1];
+    r[2] = *(volatile __u32*)&skops->remote_ip6[2];
+    r[3] = *(volatile __u32*)&skops->remote_ip6[3];
+    __builtin_memcpy(w.p.src, l, 16);
+    __builtin_memcpy(w.p.dst, r, 16);
+  }
+  bpf_loop(L45_RULES_MAX, export_step, &w, 0);
+  st->export_tag = w.mark_set ? w.mark : 0;
+  if (w.mark_set)
+    bpf_sock_ops_cb_flags_set(skops,
+                              skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+}
+
+struct l45_tcpopt {
+  __u8 kind, len;
+  __u8 exid[2];
+  __u8 app[4];
+  __u8 vkind;
+  __u8 value[L45_TAG_STR_MAX];
+};
+
+static __always_inline __u32 opt_len(const struct l45_tag* t) {
+  if (t->kind == L45_TAG_NUM) return L45_TCPOPT_HDR + 8;
+  __u32 n = t->len;
+  if (n > L45_TAG_STR_MAX) n = L45_TAG_STR_MAX;
+  return L45_TCPOPT_HDR + n;
+}
+
+SEC("sockops")
+int l45_sockops(struct bpf_sock_ops* skops) {
+  struct bpf_sock* sk = skops->sk;
+  if (!sk) return 1;
+  switch (skops->op) {
+    case BPF_SOCK_OPS_TCP_CONNECT_CB:
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+      struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+      if (st && st->count) choose_export(skops, st);
+      return 1;
+    }
+    case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+    case BPF_SOCK_OPS_WRITE_HDR_OPT_CB: {
+      struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+      if (!st || st->export_tag == 0 || st->export_tag > st->count) return 1;
+      __u32 i = (st->export_tag - 1) & (L45_TAG_MAX - 1);
+      struct l45_tag* t = &st->tags[i];
+      __u32 len = opt_len(t);
+      if (skops->op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
+        bpf_reserve_hdr_opt(skops, len, 0); /* no room (a full SYN): this segment goes without */
+        return 1;
+      }
+      struct l45_tcpopt o = {};
+      o.kind = L45_TCPOPT_KIND;
+      o.len = len;
+      o.exid[0] = L45_TCPOPT_EXID >> 8;
+      o.exid[1] = L45_TCPOPT_EXID & 0xff;
+      __u32 app = bpf_htonl(t->app);
+      __builtin_memcpy(o.app, &app, 4);
+      o.vkind = t->kind;
+      __builtin_memcpy(o.value, t->value, L45_TAG_STR_MAX);
+      if (len > sizeof(o)) return 1;
+      bpf_store_hdr_opt(skops, &o, len, 0);
+      return 1;
+    }
+  }
+  return 1;
+}
+
+/* ---- forward: tags read from the wire on a forwarding host ------------------------------- */
+
+/* Reads the l45 option from a TCP header at `off` with `hlen` bytes of it; fills `t`. */
+static __always_inline int read_tag_option(struct __sk_buff* skb, __u32 off, __u32 hlen,
+                                           struct l45_tag* t) {
+  __u32 pos = off + 20, end = off + hlen;
+  for (int i = 0; i < 20; i++) { /* at most 40 option bytes: 20 two-byte options */
+    if (pos >= end) return 0;
+    __u8 kl[2];
+    if (bpf_skb_load_bytes(skb, pos, kl, 1)) return 0;
+    if (kl[0] == 0) return 0; /* end of options */
+    if (kl[0] == 1) {         /* no-op */
+      pos++;
+      continue;
+    }
+    if (bpf_skb_load_bytes(skb, pos, kl, 2)) return 0;
+    if (kl[1] < 2) return 0;
+    if (kl[0] == L45_TCPOPT_KIND && kl[1] >= L45_TCPOPT_HDR + 1 &&
+        kl[1] <= L45_TCPOPT_HDR + L45_TAG_STR_MAX) {
+      struct l45_tcpopt o = {};
+      if (bpf_skb_load_bytes(skb, pos, &o, L45_TCPOPT_HDR)) return 0;
+      if (o.exid[0] == (L45_TCPOPT_EXID >> 8) && o.exid[1] == (L45_TCPOPT_EXID & 0xff)) {
+        __u32 vlen = kl[1] - L45_TCPOPT_HDR;
+        if (vlen == 0 || vlen > L45_TAG_STR_MAX) return 0;
+        if (bpf_skb_load_bytes(skb, pos + L45_TCPOPT_HDR, t->value, vlen)) return 0;
+        __u32 app;
+        __builtin_memcpy(&app, o.app, 4);
+        t->app = bpf_ntohl(app);
+        t->kind = o.vkind;
+        t->len = o.vkind == L45_TAG_NUM ? 8 : vlen;
+        t->flags = 0;
+        if (o.vkind == L45_TAG_NUM && vlen != 8) return 0;
+        if (o.vkind != L45_TAG_NUM && o.vkind != L45_TAG_STR) return 0;
+        return t->app != 0;
+      }
+    }
+    pos += kl[1];
+  }
+  return 0;
+}
+
+SEC("tc")
+int l45_forward(struct __sk_buff* skb) {
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return TC_ACT_OK;
+  struct walk w = {};
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.log_per_sec = cfg->log_per_sec;
+  if (w.nrules == 0) return TC_ACT_OK;
+  struct pkt* p = &w.p;
+  p->focus = L45_FOCUS_FORWARD;
+  p->len = skb->len;
+  __u32 l3 = 14, l4, ip_total;
+  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, l3, h, 20)) return TC_ACT_OK;
+    p->family = 4;
+    p->proto = h[9];
+    __builtin_memcpy(p->src, h + 12, 4);
+    __builtin_memcpy(p->dst, h + 16, 4);
+    l4 = l3 + (h[0] & 0xf) * 4;
+    ip_total = (__u32)h[2] << 8 | h[3];
+    ip_total += l3;
+  } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, l3, h, 40)) return TC_ACT_OK;
+    p->family = 6;
+    p->proto = h[6];
+    __builtin_memcpy(p->src, h + 8, 16);
+    __builtin_memcpy(p->dst, h + 24, 16);
+    l4 = l3 + 40;
+    ip_total = ((__u32)h[4] << 8 | h[5]) + 40 + l3;
+  } else {
+    return TC_ACT_OK;
+  }
+  __u32 hlen = 0;
+  if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+    __u8 ports[4];
+    if (bpf_skb_load_bytes(skb, l4, ports, 4)) return TC_ACT_OK;
+    p->sport = (__u16)ports[0] << 8 | ports[1];
+    p->dport = (__u16)ports[2] << 8 | ports[3];
+    if (p->proto == IPPROTO_TCP) {
+      __u8 doff;
+      if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1)) return TC_ACT_OK;
+      hlen = (doff >> 4) * 4;
+    } else {
+      hlen = 8;
+    }
+  }
+  w.payload = ip_total > l4 + hlen ? ip_total - l4 - hlen : 0;
+  struct l45_sk_tags* st = bpf_map_lookup_elem(&l45_scratch, &key);
+  if (!st) return TC_ACT_OK;
+  st->count = 0;
+  st->uid = 0;
+  if (p->proto == IPPROTO_TCP && hlen > 20 && read_tag_option(skb, l4, hlen, &st->tags[0]))
+    st->count = 1;
+  w.st = st->count ? st : 0;
+  w.verdict = 1;
+  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  if (w.mark_set) skb->mark = w.mark;
+  if (w.prio_set) skb->priority = w.prio;
+  return w.verdict == 0 || w.verdict == 2 ? TC_ACT_SHOT : TC_ACT_OK;
 }

@@ -57,7 +57,7 @@ class Daemon {
   Result<void> load_rules_text(const std::string& text, const std::string& name, json* reply);
 
  private:
-  json handle(const json& req, const ucred& peer);
+  json handle(const json& req, const ucred& peer, int* send_fd);
   json stats();
   json exec(const json& req, const ucred& peer);
   json exec_done(const json& req);
@@ -101,10 +101,15 @@ Result<void> Daemon::load_rules_text(const std::string& text, const std::string&
   RuleSet set = parse_rules(text);
   for (const auto& r : set.rules) {
     // Parsed, but this version has no program for them: refuse rather than ignore.
-    if (r.bpf.focus == L45_FOCUS_FORWARD)
-      set.errors.push_back({r.line, "focus 'forward' is not supported by this version yet"});
-    else if (r.bpf.action == L45_ACT_EXPORT)
-      set.errors.push_back({r.line, "action 'export' is not supported by this version yet"});
+    if (r.bpf.focus == L45_FOCUS_FORWARD &&
+        r.bpf.cond & (L45_C_UID | L45_C_TRUSTED | L45_C_UNTRUSTED | L45_C_SIGNED))
+      set.errors.push_back({r.line,
+                            "a forwarded packet has no owner: uid, trusted, untrusted and signed "
+                            "do not apply to focus 'forward'"});
+    else if (r.bpf.action == L45_ACT_EXPORT && r.bpf.focus != L45_FOCUS_OUT)
+      set.errors.push_back({r.line, "'export' is for focus 'out'"});
+    else if (r.bpf.action == L45_ACT_EXPORT && r.bpf.cond & L45_C_SPORT)
+      set.errors.push_back({r.line, "'export' is decided at connect(): no sport condition"});
   }
   if (!set.errors.empty()) {
     std::sort(set.errors.begin(), set.errors.end(),
@@ -237,7 +242,7 @@ void Daemon::collect_exec_cgroups() {
   }
 }
 
-json Daemon::handle(const json& req, const ucred& peer) {
+json Daemon::handle(const json& req, const ucred& peer, int* send_fd) {
   if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string()) {
     ++malformed_;
     return error_reply("bad request: a JSON object with \"cmd\" is expected");
@@ -274,6 +279,12 @@ json Daemon::handle(const json& req, const ucred& peer) {
     return {{"ok", true}, {"rules", rules}};
   }
   if (cmd == "stats") return stats();
+  if (cmd == "forward-prog") {
+    // The tc program goes back with the answer (SCM_RIGHTS): the client attaches it where it
+    // runs, in its own network namespace.
+    *send_fd = progs_->forward_prog_fd();
+    return {{"ok", true}};
+  }
   if (cmd == "exec") return exec(req, peer);
   if (cmd == "exec-done") return exec_done(req);
   if (cmd == "trust") {
@@ -302,6 +313,7 @@ void Daemon::serve_one(int listen_fd) {
   ucred peer{};
   socklen_t len = sizeof peer;
   json reply;
+  int send_fd = -1;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 || peer.uid != 0) {
     ++refused_;
     reply = error_reply("permission denied: the tag daemon answers root only");
@@ -328,12 +340,26 @@ void Daemon::serve_one(int listen_fd) {
         ++malformed_;
         reply = error_reply("bad request: not JSON");
       } else {
-        reply = handle(req, peer);
+        reply = handle(req, peer, &send_fd);
       }
     }
   }
   std::string out = reply.dump(-1, ' ', true, json::error_handler_t::replace);
-  (void)::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+  iovec iov{out.data(), out.size()};
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (send_fd >= 0) {
+    mh.msg_control = ctrl;
+    mh.msg_controllen = sizeof ctrl;
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &send_fd, sizeof send_fd);
+  }
+  (void)::sendmsg(fd, &mh, MSG_NOSIGNAL);
   ::close(fd);
 }
 
@@ -613,6 +639,12 @@ int run_daemon(const DaemonConfig& cfg) {
 }
 
 Result<json> request(const std::string& socket_path, const json& req, int timeout_ms) {
+  return request_fd(socket_path, req, nullptr, timeout_ms);
+}
+
+Result<json> request_fd(const std::string& socket_path, const json& req, int* fd_out,
+                        int timeout_ms) {
+  if (fd_out) *fd_out = -1;
   sockaddr_un sa{};
   if (socket_path.size() >= sizeof sa.sun_path)
     return Error::invalid(fmt::format("socket path {} is too long", socket_path));
@@ -643,8 +675,24 @@ Result<json> request(const std::string& socket_path, const json& req, int timeou
     return Error(ETIMEDOUT, "waiting for the tag daemon's answer");
   }
   std::vector<char> buf(4 * 1024 * 1024);
-  ssize_t got = ::recv(fd, buf.data(), buf.size(), 0);
+  iovec iov{buf.data(), buf.size()};
+  alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int))] = {};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctrl;
+  mh.msg_controllen = sizeof ctrl;
+  ssize_t got = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
   ::close(fd);
+  for (cmsghdr* c = got > 0 ? CMSG_FIRSTHDR(&mh) : nullptr; c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int f;
+    std::memcpy(&f, CMSG_DATA(c), sizeof f);
+    if (fd_out && *fd_out < 0)
+      *fd_out = f;
+    else
+      ::close(f);
+  }
   if (got <= 0) return Error(EPROTO, "the tag daemon closed the connection without answering");
   json reply = json::parse(buf.data(), buf.data() + got, nullptr, false);
   if (reply.is_discarded() || !reply.is_object())

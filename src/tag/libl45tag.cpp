@@ -86,7 +86,9 @@ int l45_tag_clear(int fd) {
 
 int l45_tag_list(int fd, struct l45_tag* out, size_t cap) {
   if (cap && !out) return fail(EINVAL);
-  struct l45_tag buf[L45_TAG_MAX];
+  // Zeroed first: for a socket without tags the kernel copies nothing and leaves len as it was
+  // (a cgroup getsockopt program's optlen 0 means "no change"), and a tag's app is never 0.
+  struct l45_tag buf[L45_TAG_MAX] = {};
   socklen_t len = sizeof buf;
   if (getsockopt(fd, SOL_L45, L45_SO_TAG_LIST, buf, &len) < 0) {
     // Unintercepted, TCP answers EOPNOTSUPP where setsockopt says ENOPROTOOPT: one errno for
@@ -95,7 +97,9 @@ int l45_tag_list(int fd, struct l45_tag* out, size_t cap) {
     return -1;
   }
   if (len % sizeof buf[0] || len > sizeof buf) return fail(EPROTO);
-  size_t n = len / sizeof buf[0];
+  size_t n = 0;
+  while (n < len / sizeof buf[0] && buf[n].app != 0)
+    ++n;
   std::memcpy(out, buf, (n < cap ? n : cap) * sizeof buf[0]);
   return static_cast<int>(n);
 }

@@ -90,7 +90,8 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
                      {im.skel->progs.l45_connect4, "connect4"},
                      {im.skel->progs.l45_connect6, "connect6"},
                      {im.skel->progs.l45_egress, "egress"},
-                     {im.skel->progs.l45_ingress, "ingress"}};
+                     {im.skel->progs.l45_ingress, "ingress"},
+                     {im.skel->progs.l45_sockops, "sockops"}};
   for (const auto& p : progs) {
     std::string pin = fmt::format("{}/link_{}", im.pin_dir, p.name);
     bpf_link* link = nullptr;
@@ -300,6 +301,10 @@ Result<int> TagPrograms::poll_log(int timeout_ms,
 
 int TagPrograms::log_fd() const {
   return ring_buffer__epoll_fd(impl_->rb);
+}
+
+int TagPrograms::forward_prog_fd() const {
+  return bpf_program__fd(impl_->skel->progs.l45_forward);
 }
 
 Result<void> TagPrograms::unpin() {

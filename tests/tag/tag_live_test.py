@@ -36,7 +36,8 @@ PY = sys.executable or "/usr/bin/python3"
 if os.geteuid() != 0:
     print("SKIP: needs root (eBPF, cgroups, network namespaces)")
     sys.exit(77)
-missing = [t for t in ("nginx", "curl", "nft", "ip", "ethtool") if not shutil.which(t)]
+missing = [t for t in ("nginx", "curl", "nft", "ip", "ethtool", "tcpdump", "iperf3", "setpriv")
+           if not shutil.which(t)]
 if missing:
     print(f"SKIP: needs {', '.join(missing)} (scripts/install-deps.sh)")
     sys.exit(77)
@@ -452,37 +453,34 @@ try:
           st.get("rules"))
 
     # -- throttle: a token bucket in the egress program, congestion notification to TCP
-    if shutil.which("iperf3"):
-        r = rules("out app 3 tag 1 throttle 10mbit\n")
-        perf = start(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-p", "5201", "-B", "198.51.100.1"],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_listen(NS_S, 5201)
+    r = rules("out app 3 tag 1 throttle 10mbit\n")
+    perf = start(["ip", "netns", "exec", NS_S, "iperf3", "-s", "-p", "5201", "-B", "198.51.100.1"],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listen(NS_S, 5201)
 
-        def iperf(tagged):
-            cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201", "-t", "3",
-                   "-O", "1", "-J"]
-            if tagged:
-                p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "3", "--tag", "1",
-                                    "--", *cmd], capture_output=True, text=True, timeout=30)
-            else:
-                p = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
-                                   preexec_fn=in_cgroup(CG))
-            try:
-                return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
-            except (ValueError, KeyError):
-                return -1.0
-        tagged_bps = iperf(True)
-        untagged_bps = iperf(False)
-        stop(perf)
-        print(f"     iperf3: tagged {tagged_bps / 1e6:.2f} Mbit/s, untagged {untagged_bps / 1e6:.0f} Mbit/s")
-        st = stats()
-        check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10% (payload "
-              "9.65 of it)", 9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
-              f"{tagged_bps / 1e6:.2f} Mbit/s {rule_stat(st, 1)}")
-        check("an untagged iperf3 flow is not throttled (over 30 Mbit/s)", untagged_bps > 30e6,
-              f"{untagged_bps / 1e6:.2f} Mbit/s")
-    else:
-        print("skip throttle: needs iperf3")
+    def iperf(tagged):
+        cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201", "-t", "3",
+               "-O", "1", "-J"]
+        if tagged:
+            p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "3", "--tag", "1",
+                                "--", *cmd], capture_output=True, text=True, timeout=30)
+        else:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                               preexec_fn=in_cgroup(CG))
+        try:
+            return json.loads(p.stdout)["end"]["sum_received"]["bits_per_second"]
+        except (ValueError, KeyError):
+            return -1.0
+    tagged_bps = iperf(True)
+    untagged_bps = iperf(False)
+    stop(perf)
+    print(f"     iperf3: tagged {tagged_bps / 1e6:.2f} Mbit/s, untagged {untagged_bps / 1e6:.0f} Mbit/s")
+    st = stats()
+    check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10% (payload "
+          "9.65 of it)", 9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
+          f"{tagged_bps / 1e6:.2f} Mbit/s {rule_stat(st, 1)}")
+    check("an untagged iperf3 flow is not throttled (over 30 Mbit/s)", untagged_bps > 30e6,
+          f"{untagged_bps / 1e6:.2f} Mbit/s")
 
     # -- Listing 3: two uplinks, `ip rule fwmark 1 table pr1`
     NS_H, NS_G1, NS_G2, NS_W = (f"l45tg-h{suffix}", f"l45tg-g{suffix}", f"l45tg-k{suffix}",
@@ -547,6 +545,63 @@ try:
     check("untagged curl goes through gateway 2 (SYN included); gateway 1 sees nothing more",
           p.stdout == f"{SMALL} 192.0.2.2" and g2b["syn"] == 1 and g2b["packets"] > 10
           and g1b == g1, f"{p.stdout} g1 {g1b} g2 {g2b}")
+
+    # -- forward: A -- F (router) -- B; the tag travels in a TCP option and F's rules match it
+    NS_A, NS_F, NS_B = f"l45tg-a{suffix}", f"l45tg-f{suffix}", f"l45tg-b{suffix}"
+    for ns in (NS_A, NS_F, NS_B):
+        netns(ns)
+    veth(NS_A, "fa0", "192.0.2.2/24", NS_F, "fa1", "192.0.2.1/24")
+    veth(NS_F, "fb1", "203.0.113.1/24", NS_B, "fb0", "203.0.113.2/24")
+    sh("ip", "netns", "exec", NS_F, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    sh("ip", "-n", NS_A, "route", "add", "203.0.113.0/24", "via", "192.0.2.1")
+    sh("ip", "-n", NS_B, "route", "add", "192.0.2.0/24", "via", "203.0.113.1")
+    r = rules("out app 1 tag 7 export\nforward app 1 tag 7 count\nforward app 1 tag 8 count\n"
+              "forward proto tcp dport 9000 count\n")
+    check("export and forward rules load", r.returncode == 0, r.stderr)
+    fw = subprocess.run(["ip", "netns", "exec", NS_F, L45, "tag", "--socket", SOCK, "forward",
+                         "--iface", "fa1"], capture_output=True, text=True, timeout=20)
+    check("l45 tag forward --iface attaches the forward program inside the router's namespace",
+          fw.returncode == 0, fw.stderr)
+    srv = sink(NS_B, "203.0.113.2", 9000, 2)
+    syn_pcap = f"{tmp}/syn.pcap"
+    dump = start(["ip", "netns", "exec", NS_F, "tcpdump", "-i", "fa1", "-U", "-c", "2", "-w", syn_pcap,
+                  "tcp[13] & 2 != 0 and dst port 9000"], stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # let the capture open
+    listed = []
+    for tags_, n in ((["1:7"], 20000), ([], 5000)):
+        cli = helper_client(NS_A, "203.0.113.2", 9000, *tags_)
+        hello = json.loads(cli.stdout.readline() or "{}")
+        ask(cli, f"send {n}")
+        ask(cli, "close")
+        stop(cli, timeout=10)
+        listed.append(hello.get("tags"))
+    got = [json.loads(srv.stdout.readline() or "{}").get("received") for _ in range(2)]
+    stop(srv)
+    try:
+        dump.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    stop(dump)
+    syns = []
+    if os.path.exists(syn_pcap):
+        with open(syn_pcap, "rb") as fh:
+            data = fh.read()
+        off = 24  # pcap file header, then records (16-byte header + bytes)
+        while off + 16 <= len(data):
+            incl = int.from_bytes(data[off + 8:off + 12], "little")
+            syns.append(data[off + 16:off + 16 + incl])
+            off += 16 + incl
+    option = bytes([253, 17, 0x4C, 0x45, 0, 0, 0, 1, 1, 7, 0, 0, 0, 0, 0, 0, 0])
+    check("the tagged SYN carries the tag option (kind 253, ExID 0x4c45, app 1, number 7); "
+          "the untagged SYN does not", len(syns) == 2 and option in syns[0] and option not in syns[1],
+          [x.hex() for x in syns])
+    st = stats()
+    check("the router matches the tagged connection's every data byte (20000), the other tag "
+          "nothing, and all forwarded TCP to port 9000 (25000)",
+          got == [20000, 5000] and rule_stat(st, 2).get("payload") == 20000
+          and rule_stat(st, 3).get("packets") == 0 and rule_stat(st, 4).get("payload") == 25000
+          and listed == [[{"tag": "1:7", "flags": 1}], []], f"{got} {listed} {st.get('rules')}")
 
     # -- the daemon's socket: garbage, oversize, wrong types, non-root
     def raw_send(payload, read=True):

@@ -1,6 +1,8 @@
 // l45 tag: talks to the tag daemon (rules, stats, exec, stop) and checks rule files offline.
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <net/if.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +35,8 @@ struct TagArgs {
   bool untrust = false;
   std::string trust_store = "/etc/l45/trust";
   std::string key_file;
+  std::string iface;
+  bool detach = false;
 };
 
 std::string read_rules(const std::string& path) {
@@ -186,6 +190,35 @@ void keygen(const TagArgs& a) {
               key.c_str(), tag::public_key_path(a.trust_store, a.app).c_str());
 }
 
+// Attaches the daemon's tc program to an interface's ingress, in the network namespace this
+// command runs in (so `ip netns exec NS l45 tag forward --iface X` works on a router namespace).
+void forward(const TagArgs& a) {
+  unsigned ifindex = ::if_nametoindex(a.iface.c_str());
+  if (ifindex == 0) fail(fmt::format("forward: no interface '{}' here", a.iface));
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+              .attach_point = BPF_TC_INGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 0x45, .priority = 45);
+  if (a.detach) {
+    if (int err = bpf_tc_detach(&hook, &opts))
+      fail(Error(-err, fmt::format("forward: detaching from {}", a.iface)));
+    std::printf("forward: detached from %s\n", a.iface.c_str());
+    return;
+  }
+  int prog = -1;
+  json reply = must(tag::request_fd(a.socket, {{"cmd", "forward-prog"}}, &prog));
+  if (!reply.value("ok", false) || prog < 0)
+    fail(reply.value("error", std::string("the daemon sent no program")), kExitProblem);
+  int err = bpf_tc_hook_create(&hook);
+  if (err && err != -EEXIST) fail(Error(-err, fmt::format("forward: clsact on {}", a.iface)));
+  opts.prog_fd = prog;
+  opts.flags = BPF_TC_F_REPLACE;
+  err = bpf_tc_attach(&hook, &opts);
+  ::close(prog);
+  if (err) fail(Error(-err, fmt::format("forward: attaching to {} (ingress)", a.iface)));
+  std::printf("forward: rules with focus 'forward' run on packets arriving on %s\n",
+              a.iface.c_str());
+}
+
 void setup(CLI::App& app) {
   auto a = std::make_shared<TagArgs>();
   app.add_option("--socket", a->socket, "the daemon's socket")->capture_default_str();
@@ -226,6 +259,12 @@ void setup(CLI::App& app) {
   tr->add_option("--uid", a->uid, "the user id")->required();
   tr->add_flag("--untrust", a->untrust, "stop trusting them");
   tr->callback([a] { trust(*a); });
+
+  auto* fw = app.add_subcommand("forward", "run 'forward' rules on an interface (a router's)");
+  fw->add_option("--iface", a->iface, "the interface whose incoming packets are matched")
+      ->required();
+  fw->add_flag("--detach", a->detach, "remove it again");
+  fw->callback([a] { forward(*a); });
 
   auto* kg = app.add_subcommand("keygen", "make an Ed25519 key pair for signing an app's tags");
   kg->add_option("--app", a->app, "application id")->required();

@@ -15,7 +15,18 @@ struct l45_sk_tags {
   l45_u32 count;
   l45_u32 uid; /* the user that last set the tags */
   struct l45_tag tags[L45_TAG_MAX];
+  l45_u32 export_tag; /* 1 + index of the tag an `export` rule puts on the wire; 0: none */
+  l45_u32 pad;
 };
+
+/* `export`: the tag on the wire, in every TCP segment, as an experimental option with an
+ * experiment id (RFC 6994): kind 253, length, ExID 0x4c45 ("LE"), application id (big endian),
+ * value kind (1 number, 2 string), then the value: a number as 8 bytes little endian, a string
+ * as its 1 to 16 bytes. A number takes 17 bytes, so it fits in a SYN beside MSS, SACK, window
+ * scale and timestamps; a string of up to 11 bytes does too. */
+#define L45_TCPOPT_KIND 253
+#define L45_TCPOPT_EXID 0x4c45
+#define L45_TCPOPT_HDR 9 /* kind, length, ExID, app, value kind */
 
 /* focus */
 #define L45_FOCUS_OUT 0

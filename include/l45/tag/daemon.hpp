@@ -5,7 +5,8 @@
 // stops the daemon.
 //
 // Requests ("cmd"): ping, rules-load {text, name}, rules-show, stats, exec {pid, tags},
-// exec-done {pid}, trust {uid, trusted}, stop {unload}.
+// exec-done {pid}, trust {uid, trusted}, stop {unload}, forward-prog (the answer carries the tc
+// program for the `forward` focus).
 //
 // A second socket, open to every user, takes only signed-tag requests (l45/tag/sign.hpp): the
 // socket to mark comes with the request (SCM_RIGHTS); a valid signature marks its tags signed.
@@ -46,5 +47,8 @@ int run_daemon(const DaemonConfig& cfg);
 // One request, one reply. Errors: cannot connect (no daemon), timeout, malformed reply.
 Result<nlohmann::json> request(const std::string& socket_path, const nlohmann::json& req,
                                int timeout_ms = 5000);
+// The same; a descriptor that comes with the answer goes to *fd (else -1).
+Result<nlohmann::json> request_fd(const std::string& socket_path, const nlohmann::json& req,
+                                  int* fd, int timeout_ms = 5000);
 
 }  // namespace l45::tag

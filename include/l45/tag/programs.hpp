@@ -65,6 +65,8 @@ class TagPrograms {
   // Waits up to timeout_ms for log events and calls `fn` for each. Returns how many.
   Result<int> poll_log(int timeout_ms, const std::function<void(const l45_log_event&)>& fn);
   int log_fd() const;
+  // The tc program for the `forward` focus; `l45 tag forward --iface` attaches it.
+  int forward_prog_fd() const;
 
   // Removes every pin (links and maps) this object made or reused.
   Result<void> unpin();
