@@ -225,9 +225,9 @@ def log_lines(prefix):
         return [l for l in fh if l.startswith(prefix + " ")]
 
 
-def start_daemon():
+def start_daemon(log_rate="0"):
     d = start([L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
-               f"{tmp}/state", "--log", LOG, "--log-rate", "0", "--sign-socket", SIGN_SOCK,
+               f"{tmp}/state", "--log", LOG, "--log-rate", log_rate, "--sign-socket", SIGN_SOCK,
                "--trust-store", f"{tmp}/trust"],
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
@@ -660,6 +660,27 @@ try:
     check("after the restart the live socket still has its tag, and the rule counted all 30000 bytes",
           [t["tag"] for t in lst.get("tags", [])] == ['5:"tenant-a"'] and got == 30000
           and rule_stat(st, 1).get("payload") == 30000, f"{lst} {got} {st.get('rules')}")
+
+    # -- the log is rate-limited per rule; what is not written is counted
+    tag("stop")
+    try:
+        daemon.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    daemon, err = start_daemon(log_rate="5")
+    check("tagd starts again with --log-rate 5", daemon is not None, err)
+    r = rules('out app 24 tag 26 log "RateLimited"\n')
+    p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "24", "--tag", "26", "--",
+                        "ip", "netns", "exec", NS_C, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        url], capture_output=True, text=True, timeout=30)
+    time.sleep(0.5)
+    st = stats()
+    rl = rule_stat(st, 1)
+    n_lines = len(log_lines("RateLimited"))
+    check("at most 5 log lines per second for the rule; the rest counted as dropped, none lost",
+          p.returncode == 0 and 1 <= n_lines <= 5 * 3 and rl.get("log_dropped", 0) > 0
+          and n_lines + rl.get("log_dropped", 0) == rl.get("packets"),
+          f"{n_lines} lines {rl} {p.stderr}")
 
     s = tag("stop", "--unload")
     try:

@@ -278,12 +278,16 @@ void setup(CLI::App& app) {
   l45 tag rules load my.rules                     all or nothing; live sockets keep their marks
   l45 tag stats --json
   l45 tag exec --app 24 --tag 26 -- curl -o /dev/null http://198.51.100.1/
+  l45 tag keygen --app 3                          Ed25519 key pair; public key to the trust store
+  ip netns exec router l45 tag forward --iface eth0   'forward' rules on a router
 
 Rules: one per line, 'FOCUS CONDITION... ACTION [ARG]', '#' comments:
   out  app 24 tag 26            log "Tagged_packet_found"
   out  app 1 tag 7              mark 1
   out  app 5 tag "tenant-a" dport 443  count
   in   app 9 untrusted          drop
+  out  app 1 tag 7              export        (the tag in a TCP option, for routers)
+  forward app 1 tag 7           count
 
 Exit status: 0 done, 1 the daemon refused (bad rules: every error with its line), 2 bad
 arguments or no daemon; exec: the command's status.)");
