@@ -153,7 +153,7 @@ def veth(ns1, dev1, cidr1, ns2, dev2, cidr2):
            check=False)
 
 
-def nginx(ns, addr, root):
+def nginx(ns, addr, root, addr6=None):
     conf = f"{root}/nginx.conf"
     with open(conf, "w") as fh:
         fh.write(f"""daemon off;
@@ -166,7 +166,7 @@ http {{
   access_log off;
   client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
   uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
-  server {{ listen {addr}:80; root {root}/www; }}
+  server {{ listen {addr}:80; {f"listen [{addr6}]:80;" if addr6 else ""} root {root}/www; }}
 }}
 """)
     p = start(["ip", "netns", "exec", ns, "nginx", "-e", f"{root}/error.log", "-p", root, "-c", conf],
@@ -280,7 +280,9 @@ try:
     BIG = 300 * 1024
     with open(f"{web}/www/big.bin", "wb") as fh:
         fh.write(os.urandom(BIG))
-    nginx(NS_S, "198.51.100.1", web)
+    sh("ip", "-n", NS_C, "addr", "add", "fd00:45::2/64", "dev", "vc", "nodad")
+    sh("ip", "-n", NS_S, "addr", "add", "fd00:45::1/64", "dev", "vs", "nodad")
+    nginx(NS_S, "198.51.100.1", web, "fd00:45::1")
 
     # -- Listing 1: log every packet of a tagged download
     r = rules('# the paper\'s Listing 1\n'
@@ -312,6 +314,19 @@ try:
     check("untagged curl in the same cgroup downloads the file and logs nothing",
           p.stdout == str(BIG) and len(log_lines("Tagged_packet_found")) == before,
           f"{p.stdout} {len(log_lines('Tagged_packet_found'))} vs {before}")
+
+    # the same over IPv6
+    before = len(log_lines("Tagged_packet_found"))
+    p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "24", "--tag", "26", "--",
+                        "ip", "netns", "exec", NS_C, "curl", "-sS", "--max-time", "15", "-o", "/dev/null",
+                        "-w", "%{size_download}", "http://[fd00:45::1]/big.bin"], capture_output=True,
+                       text=True, timeout=30)
+    time.sleep(0.5)
+    lines6 = log_lines("Tagged_packet_found")[before:]
+    check("IPv6: a tagged download is logged too, with [fd00:45::2]:PORT > [fd00:45::1]:80",
+          p.stdout == str(BIG) and len(lines6) > 50
+          and all("[fd00:45::2]:" in l and "[fd00:45::1]:80" in l for l in lines6),
+          f"{p.stdout} {p.stderr} {len(lines6)} {lines6[:1]}")
 
     # -- a bad rules file: refused whole, line numbers, the old rules stay
     r = rules("out app 24 tag 26 count\n# fine\nout app 0 count\nsideways app 1 drop\n"
