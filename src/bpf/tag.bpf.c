@@ -435,24 +435,49 @@ static __always_inline int throttle(__u32 idx, __u64 rate, __u32 len) {
   return verdict;
 }
 
-/* TCP or UDP payload bytes of the packet (the hook sees it from its IP header on). */
-static __always_inline __u32 payload_len(struct __sk_buff* skb, __u8 family, __u8 proto) {
-  __u32 l3 = 40, l4;
+/* Addresses, ports and payload length from the packet's own headers (the hook sees it from its
+ * IP header on): an unconnected UDP socket's fields say nothing of where a datagram goes. */
+static __always_inline int parse_headers(struct __sk_buff* skb, __u8 family, struct pkt* p,
+                                         __u32* payload) {
+  __u32 l4;
+  *payload = 0;
   if (family == AF_INET) {
-    __u8 vihl;
-    if (bpf_skb_load_bytes(skb, 0, &vihl, 1)) return 0;
-    l3 = (vihl & 0xf) * 4;
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, 0, h, 20)) return -1;
+    p->family = 4;
+    p->proto = h[9];
+    __builtin_memcpy(p->src, h + 12, 4);
+    __builtin_memcpy(p->dst, h + 16, 4);
+    l4 = (h[0] & 0xf) * 4;
+  } else if (family == AF_INET6) {
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, 0, h, 40)) return -1;
+    p->family = 6;
+    p->proto = h[6];
+    __builtin_memcpy(p->src, h + 8, 16);
+    __builtin_memcpy(p->dst, h + 24, 16);
+    l4 = 40;
+  } else {
+    return -1;
   }
-  if (proto == IPPROTO_TCP) {
-    __u8 doff;
-    if (bpf_skb_load_bytes(skb, l3 + 12, &doff, 1)) return 0;
-    l4 = (doff >> 4) * 4;
-  } else if (proto == IPPROTO_UDP) {
-    l4 = 8;
+  __u32 hlen;
+  if (p->proto == IPPROTO_TCP) {
+    __u8 t[13];
+    if (bpf_skb_load_bytes(skb, l4, t, 13)) return 0;
+    p->sport = (__u16)t[0] << 8 | t[1];
+    p->dport = (__u16)t[2] << 8 | t[3];
+    hlen = (t[12] >> 4) * 4;
+  } else if (p->proto == IPPROTO_UDP) {
+    __u8 u[4];
+    if (bpf_skb_load_bytes(skb, l4, u, 4)) return 0;
+    p->sport = (__u16)u[0] << 8 | u[1];
+    p->dport = (__u16)u[2] << 8 | u[3];
+    hlen = 8;
   } else {
     return 0;
   }
-  return skb->len > l3 + l4 ? skb->len - l3 - l4 : 0;
+  *payload = skb->len > l4 + hlen ? skb->len - l4 - hlen : 0;
+  return 0;
 }
 
 static __always_inline void count_tags(const struct l45_sk_tags* st, __u8 focus, __u32 len,
@@ -543,10 +568,12 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
   struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
   if (st && st->count == 0) st = 0;
-  __u32 payload = payload_len(skb, sk->family, sk->protocol);
+  if (!st && (!cfg || cfg->count[cfg->active & 1] == 0)) return 1; /* perf: nothing to do */
+  struct walk w = {};
+  __u32 payload;
+  if (parse_headers(skb, sk->family, &w.p, &payload) < 0) return 1;
   if (st) count_tags(st, focus, skb->len, payload);
   if (!cfg) return 1;
-  struct walk w = {};
   w.set = cfg->active & 1;
   w.nrules = cfg->count[w.set];
   w.log_per_sec = cfg->log_per_sec;
@@ -556,41 +583,11 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   w.verdict = 1;
   w.cookie = bpf_get_socket_cookie(skb);
   w.payload = payload;
-
-  struct pkt* p = &w.p;
-  p->focus = focus;
-  p->len = skb->len;
-  p->proto = sk->protocol;
-  __u8 *loc, *rem;
-  if (focus == L45_FOCUS_OUT) {
-    loc = p->src;
-    rem = p->dst;
-    p->sport = sk->src_port;
-    p->dport = bpf_ntohs(sk->dst_port);
-  } else {
-    loc = p->dst;
-    rem = p->src;
-    p->dport = sk->src_port;
-    p->sport = bpf_ntohs(sk->dst_port);
-  }
-  if (sk->family == AF_INET) {
-    p->family = 4;
-    __u32 l = sk->src_ip4, r = sk->dst_ip4;
-    __builtin_memcpy(loc, &l, 4);
-    __builtin_memcpy(rem, &r, 4);
-  } else if (sk->family == AF_INET6) {
-    p->family = 6;
-    __u32 l[4] = {sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3]};
-    __u32 r[4] = {sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3]};
-    __builtin_memcpy(loc, l, 16);
-    __builtin_memcpy(rem, r, 16);
-  } else {
-    return 1;
-  }
+  w.p.focus = focus;
+  w.p.len = skb->len;
   bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;
-
   return w.verdict;
 }
 

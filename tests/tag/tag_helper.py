@@ -13,6 +13,9 @@
                                             unknown key, a replay on another socket, an expired
                                             one, a tag not on the socket; then sends 10000 bytes
                                             from the signed socket and 5000 from an unsigned one
+  tag_helper.py LIB udp HOST PORT COUNT APP:VALUE...
+                                            a tagged UDP socket sends COUNT datagrams of 1000
+                                            bytes (sendto, no connect)
   tag_helper.py LIB client HOST PORT APP:VALUE...
                                             tags a socket, connects, then obeys stdin lines:
                                             "send N", "remove APP:VALUE", "list", "close";
@@ -183,6 +186,14 @@ elif mode == "signing":
         s.recv(16)
         s.close()
     print(json.dumps(res))
+elif mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for spec in sys.argv[6:]:
+        t = make(spec)
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    for _ in range(int(sys.argv[5])):
+        s.sendto(b"u" * 1000, (sys.argv[3], int(sys.argv[4])))
+    print(json.dumps({"tags": tags_of(s)}))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
     s = socket.socket()
