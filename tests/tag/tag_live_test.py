@@ -663,6 +663,26 @@ try:
     raw_send(None)  # connect and close without a word
     check("garbage on the daemon's socket: each gets {ok: false, error}",
           all(r.get("ok") is False and r.get("error") for r in replies), replies)
+    # the signing socket, open to every user: no socket, a file instead, two sockets, not JSON
+    def sign_send(payload, fds):
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        u.settimeout(5)
+        u.connect(SIGN_SOCK)
+        socket.send_fds(u, [payload], fds)
+        try:
+            return json.loads(u.recv(4096))
+        except (OSError, ValueError) as e:
+            return {"exception": str(e)}
+        finally:
+            u.close()
+    req = json.dumps({"cmd": "sign", "app": 3, "time": int(time.time()), "tags": "00" * 24,
+                      "sig": "00" * 64}).encode()
+    with open(LOG) as f_, socket.socket() as s1, socket.socket() as s2:
+        sreplies = [sign_send(req, []), sign_send(req, [f_.fileno()]),
+                    sign_send(req, [s1.fileno(), s2.fileno()]), sign_send(b"\xff{", [s1.fileno()]),
+                    sign_send(b"{\"cmd\":\"stats\"}", [s1.fileno()])]
+    check("garbage on the signing socket: each refused with an errno, nothing else done",
+          all(r.get("ok") is False and r.get("errno") in (22, 13) for r in sreplies), sreplies)
     check("the daemon still answers after the garbage", tag("status").returncode == 0 and
           daemon.poll() is None, tag("status").stderr)
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", L45, "tag",
