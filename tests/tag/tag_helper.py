@@ -13,6 +13,8 @@
                                             unknown key, a replay on another socket, an expired
                                             one, a tag not on the socket; then sends 10000 bytes
                                             from the signed socket and 5000 from an unsigned one
+  tag_helper.py LIB inherit APP:VALUE       a tagged listener on 127.0.0.1 accepts one
+                                            connection; prints the tags of both ends
   tag_helper.py LIB udp HOST PORT COUNT APP:VALUE...
                                             a tagged UDP socket sends COUNT datagrams of 1000
                                             bytes (sendto, no connect)
@@ -186,6 +188,15 @@ elif mode == "signing":
         s.recv(16)
         s.close()
     print(json.dumps(res))
+elif mode == "inherit":
+    ls = socket.socket()
+    t = make(sys.argv[3])
+    lib.l45_tag_add(ls.fileno(), ctypes.byref(t))
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    c = socket.create_connection(ls.getsockname(), timeout=5)
+    a, _ = ls.accept()
+    print(json.dumps({"accepted": tags_of(a), "client": tags_of(c), "listener": tags_of(ls)}))
 elif mode == "udp":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for spec in sys.argv[6:]:

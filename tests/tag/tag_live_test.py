@@ -270,6 +270,14 @@ try:
     check("a tag set by root is marked trusted",
           mal.get("tags") and mal["tags"][0]["flags"] & 1 == 1, mal)
 
+    # -- an accepted socket inherits its listener's tags (socket storage cloned, BPF_F_CLONE)
+    p = subprocess.run([PY, HELPER, LIB, "inherit", '7:"srv"'],
+                       capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    inh = json.loads(p.stdout or "{}")
+    check("an accepted socket inherits its listener's tag; the connecting one has none",
+          inh.get("accepted") == [{"tag": '7:"srv"', "flags": 1}] and inh.get("client") == [],
+          f"{inh} {p.stderr}")
+
     # -- topology: client C -- server S (198.51.100.1)
     NS_C, NS_S = f"l45tg-c{suffix}", f"l45tg-s{suffix}"
     netns(NS_C)
