@@ -331,8 +331,6 @@ static __always_inline int tag_match(const struct l45_rule* r, const struct l45_
   return 1;
 }
 
-#define L45_TAG_CONDS (L45_C_APP | L45_C_TAG | L45_C_TRUSTED | L45_C_UNTRUSTED | L45_C_SIGNED)
-
 /* The index of the socket's first tag the rule matches, L45_TAG_MAX when the rule has no tag
  * condition (it matches tagged and untagged sockets alike), -1 when it does not match. */
 static __always_inline int rule_match(const struct l45_rule* r, const struct pkt* p,
@@ -345,7 +343,7 @@ static __always_inline int rule_match(const struct l45_rule* r, const struct pkt
   if ((c & L45_C_SRC) && !prefix_match(&r->src, p->src, p->family)) return -1;
   if ((c & L45_C_DST) && !prefix_match(&r->dst, p->dst, p->family)) return -1;
   if ((c & L45_C_UID) && (!st || owner != r->uid)) return -1;
-  if (!(c & L45_TAG_CONDS)) return L45_TAG_MAX;
+  if (!(c & L45_C_TAG_CONDS)) return L45_TAG_MAX;
   if (!st) return -1;
   __u32 n = st->count;
   for (int i = 0; i < L45_TAG_MAX; i++) {
@@ -568,7 +566,8 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
   struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
   if (st && st->count == 0) st = 0;
-  if (!st && (!cfg || cfg->count[cfg->active & 1] == 0)) return 1; /* perf: nothing to do */
+  /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
+  if (!st && (!cfg || !cfg->untagged[cfg->active & 1])) return 1;
   struct walk w = {};
   __u32 payload;
   if (parse_headers(skb, sk->family, &w.p, &payload) < 0) return 1;

@@ -192,6 +192,9 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
       return bpf_error(err, "clearing the rule state");
   }
   c.count[staged] = static_cast<uint32_t>(rules.size());
+  c.untagged[staged] = 0;
+  for (const auto& r : rules)
+    if (!(r.bpf.cond & L45_C_TAG_CONDS)) c.untagged[staged] = 1;
   c.active = staged;  // one write of one map value: the flip
   uint32_t key = 0;
   if (int err = bpf_map__update_elem(im.skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))

@@ -396,26 +396,29 @@ try:
           app6 == 60000, app6)
 
     # UDP: a tagged datagram socket, sendto() without connect()
-    r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto tcp count\n")
+    r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto tcp count\n"
+              "out proto udp dport 9001 count\n")
     usink = start(["ip", "netns", "exec", NS_S, PY, "-c",
                    "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                    "s.bind(('198.51.100.1',9001)); s.settimeout(2); n=0\n"
                    "while True:\n try: n+=len(s.recv(4096))\n except OSError: break\nprint(n)"],
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
-    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "198.51.100.1", "9001",
-                        "50", "11:1"], capture_output=True, text=True, timeout=20,
-                       preexec_fn=in_cgroup(CG))
+    for count, tags_ in (("50", ["11:1"]), ("20", [])):
+        p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "198.51.100.1", "9001",
+                            count, *tags_], capture_output=True, text=True, timeout=20,
+                           preexec_fn=in_cgroup(CG))
     try:
         uout, _ = usink.communicate(timeout=10)  # it prints after 2 s of silence
     except subprocess.TimeoutExpired:
         uout = stop(usink)[0]
     time.sleep(0.3)
     st = stats()
-    check("UDP: 50 tagged datagrams (sendto) counted by 'proto udp dport 9001', bytes = what the "
-          "server received (50000)", uout.strip() == "50000"
-          and rule_stat(st, 1).get("payload") == 50000 and rule_stat(st, 1).get("packets") == 50
-          and rule_stat(st, 2).get("packets") == 0, f"{uout!r} {p.stderr} {st.get('rules')}")
+    check("UDP: 50 tagged datagrams (sendto) counted by 'app 11 proto udp dport 9001', 20 untagged "
+          "ones too by a rule without tag conditions; bytes = what the server received (70000)",
+          uout.strip() == "70000" and rule_stat(st, 1).get("payload") == 50000
+          and rule_stat(st, 1).get("packets") == 50 and rule_stat(st, 2).get("packets") == 0
+          and rule_stat(st, 3).get("payload") == 70000, f"{uout!r} {p.stderr} {st.get('rules')}")
 
     # -- owner restriction: an untrusted user's tags are stored but flagged
     r = rules("out app 9 trusted count\nout app 9 untrusted count\nout app 8 drop\n")

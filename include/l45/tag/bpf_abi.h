@@ -55,6 +55,8 @@ struct l45_sk_tags {
 #define L45_C_TRUSTED 0x200
 #define L45_C_UNTRUSTED 0x400
 #define L45_C_SIGNED 0x800
+/* A rule with none of these matches untagged sockets too. */
+#define L45_C_TAG_CONDS (L45_C_APP | L45_C_TAG | L45_C_TRUSTED | L45_C_UNTRUSTED | L45_C_SIGNED)
 
 struct l45_prefix {
   l45_u8 addr[16]; /* IPv4 in the first 4 bytes */
@@ -86,6 +88,8 @@ struct l45_config {
   l45_u32 active;      /* which rule set is live: 0 or 1 */
   l45_u32 count[2];    /* rules in each set */
   l45_u32 log_per_sec; /* log events per rule per second before they are dropped (counted) */
+  l45_u32 untagged[2]; /* the set has rules that match untagged sockets */
+  l45_u32 pad;
 };
 
 /* Counters per rule (per-CPU array, index set * L45_RULES_MAX + rule) and per (app, tag). */
