@@ -395,6 +395,26 @@ try:
     check("the other tag (6:1) still matches after the removal: all 60000 bytes",
           app6 == 60000, app6)
 
+    # a statically linked program (no libl45tag, LD_PRELOAD ignored) under `l45 tag exec`
+    static = f"{tmp}/static_sender"
+    cc = subprocess.run(["cc", "-static", "-O2", "-o", static, os.path.join(HERE, "static_sender.c")],
+                        capture_output=True, text=True, timeout=60) if shutil.which("cc") else None
+    if cc is None or cc.returncode != 0:
+        print("skip static binary: no static C toolchain (cc -static)")
+    else:
+        r = rules('out app 5 tag "static" dport 9000 count\n')
+        srv = sink(NS_S, "198.51.100.1", 9000, 1)
+        p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "5", "--tag", "static", "--",
+                            "ip", "netns", "exec", NS_C, static, "198.51.100.1", "9000", "30000"],
+                           capture_output=True, text=True, timeout=30)
+        got = json.loads(srv.stdout.readline() or "{}").get("received")
+        stop(srv)
+        time.sleep(0.3)
+        st = stats()
+        check("a static binary run by l45 tag exec is tagged: its 30000 bytes counted",
+              p.returncode == 0 and got == 30000 and rule_stat(st, 1).get("payload") == 30000,
+              f"rc={p.returncode} {p.stderr} {got} {st.get('rules')}")
+
     # UDP: a tagged datagram socket, sendto() without connect()
     r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto tcp count\n"
               "out proto udp dport 9001 count\n")
