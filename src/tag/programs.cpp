@@ -72,11 +72,17 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = im.pin_dir.c_str());
   im.skel = l45_tag_bpf__open_opts(&opts);
   if (!im.skel) return Error::from_errno("opening the tag eBPF object");
-  if (int err = l45_tag_bpf__load(im.skel))
+  if (int err = l45_tag_bpf__load(im.skel)) {
+    if (self->reused_)
+      return bpf_error(err, fmt::format("loading the tag eBPF programs with the maps pinned under "
+                                        "{} (left by another l45 version? 'l45 tag stop --unload' "
+                                        "or remove that directory; -vv says more)",
+                                        im.pin_dir));
     return bpf_error(err,
                      "loading the tag eBPF programs (needs root, a kernel with "
                      "CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF, 5.19 or newer; -vv shows the "
                      "verifier's log)");
+  }
 
   int cgfd = ::open(cfg.cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgfd < 0) return Error::from_errno(fmt::format("opening the cgroup {}", cfg.cgroup));
