@@ -207,7 +207,7 @@ elif mode == "udp":
     print(json.dumps({"tags": tags_of(s)}))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
-    s = socket.socket()
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     for spec in sys.argv[5:]:
         t = make(spec)
         if lib.l45_tag_add(s.fileno(), ctypes.byref(t)) != 0:

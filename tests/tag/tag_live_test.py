@@ -186,7 +186,8 @@ def wait_listen(ns, port, timeout=5):
 
 SINK = r"""
 import socket, sys, json
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind((sys.argv[1], int(sys.argv[2]))); ls.listen(4); ls.settimeout(60)
 for _ in range(int(sys.argv[3])):
     c, _a = ls.accept(); c.settimeout(30); n = 0
@@ -670,6 +671,27 @@ try:
           got == [20000, 5000] and rule_stat(st, 2).get("payload") == 20000
           and rule_stat(st, 3).get("packets") == 0 and rule_stat(st, 4).get("payload") == 25000
           and listed == [[{"tag": "1:7", "flags": 1}], []], f"{got} {listed} {st.get('rules')}")
+
+    # the same over IPv6 through the router
+    for ns, dev, addr in ((NS_A, "fa0", "fd00:46::2/64"), (NS_F, "fa1", "fd00:46::1/64"),
+                          (NS_F, "fb1", "fd00:47::1/64"), (NS_B, "fb0", "fd00:47::2/64")):
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad")
+    sh("ip", "netns", "exec", NS_F, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    sh("ip", "-n", NS_A, "route", "add", "fd00:47::/64", "via", "fd00:46::1")
+    sh("ip", "-n", NS_B, "route", "add", "fd00:46::/64", "via", "fd00:47::1")
+    before = rule_stat(stats(), 2).get("payload", -1)
+    srv = sink(NS_B, "fd00:47::2", 9000, 1)
+    cli = helper_client(NS_A, "fd00:47::2", 9000, "1:7")
+    hello = json.loads(cli.stdout.readline() or "{}")
+    ask(cli, "send 7000")
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    got6 = json.loads(srv.stdout.readline() or "{}").get("received")
+    stop(srv)
+    time.sleep(0.3)
+    after = rule_stat(stats(), 2).get("payload", -1)
+    check("IPv6: the router matches the exported tag of a connection through it (7000 bytes)",
+          got6 == 7000 and after - before == 7000, f"{hello} {got6} {before} -> {after}")
 
     # -- the daemon's socket: garbage, oversize, wrong types, non-root
     def raw_send(payload, read=True):
