@@ -20,6 +20,7 @@ Usage: tag_live_test.py L45_BINARY LIBL45TAG
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -440,6 +441,35 @@ try:
           uout.strip() == "70000" and rule_stat(st, 1).get("payload") == 50000
           and rule_stat(st, 1).get("packets") == 50 and rule_stat(st, 2).get("packets") == 0
           and rule_stat(st, 3).get("payload") == 70000, f"{uout!r} {p.stderr} {st.get('rules')}")
+
+    # priority: HTB picks the class whose id equals skb->priority (1:1 for tagged, default 1:2)
+    htb = [("qdisc", "add", "dev", "vc", "root", "handle", "1:", "htb", "default", "2"),
+           ("class", "add", "dev", "vc", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit"),
+           ("class", "add", "dev", "vc", "parent", "1:", "classid", "1:2", "htb", "rate", "1gbit")]
+    if all(sh("ip", "netns", "exec", NS_C, "tc", *c, check=False).returncode == 0 for c in htb):
+        r = rules("out app 12 tag 1 priority 0x10001\n")
+        srv = sink(NS_S, "198.51.100.1", 9000, 2)
+        for tags_, n in ((["12:1"], 20000), ([], 5000)):
+            cli = helper_client(NS_C, "198.51.100.1", 9000, *tags_)
+            cli.stdout.readline()
+            ask(cli, f"send {n}")
+            ask(cli, "close")
+            stop(cli, timeout=10)
+        stop(srv)
+        text = sh("ip", "netns", "exec", NS_C, "tc", "-s", "class", "show", "dev", "vc").stdout
+        classes = {m.group(1): {"bytes": int(m.group(2)), "packets": int(m.group(3))}
+                   for m in re.finditer(r"class htb (\S+) .*\n Sent (\d+) bytes (\d+) pkt", text)}
+        sh("ip", "netns", "exec", NS_C, "tc", "qdisc", "del", "dev", "vc", "root", check=False)
+        st = stats()
+        c1, c2 = classes.get("1:1", {}), classes.get("1:2", {})
+        # (HTB counts segments with their Ethernet headers: a little more than the payload)
+        check("priority 0x10001: the tagged connection (20000 B) goes to HTB class 1:1, the "
+              "untagged one (5000 B) to the default class 1:2",
+              20000 < c1.get("bytes", 0) < 25000 and 5000 < c2.get("bytes", 0) < 10000
+              and rule_stat(st, 1).get("payload") == 20000, f"{classes} {st.get('rules')}")
+    else:
+        sh("ip", "netns", "exec", NS_C, "tc", "qdisc", "del", "dev", "vc", "root", check=False)
+        print("skip priority: no HTB qdisc in this kernel")
 
     # -- owner restriction: an untrusted user's tags are stored but flagged
     r = rules("out app 9 trusted count\nout app 9 untrusted count\nout app 8 drop\n")
