@@ -13,6 +13,8 @@ packages=(
   libtomlplusplus-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev clang-format
+  # tag pillar: eBPF programs (compiled by clang, skeletons by bpftool), signed tags
+  libbpf-dev bpftool libsodium-dev
   # tests and the sample recorder: real peers, kernel tools, oracles
   tshark tcpdump python3 python3-scapy
   nginx-light curl iproute2 nftables iptables ethtool iputils-ping procps util-linux jq

@@ -1,0 +1,887 @@
+/* The tag pillar's eBPF programs, loaded and attached to a cgroup (v2) by `l45 tagd`.
+ *
+ *  - cgroup/setsockopt  l45_setsockopt: SOL_L45 options (the paper's SO_USERTAG): validates,
+ *                       stores the tags in socket-local storage, consumes the option. Bad size
+ *                       or contents: EINVAL, nothing stored.
+ *  - cgroup/getsockopt  l45_getsockopt: L45_SO_TAG_LIST reads them back.
+ *  - cgroup/sock_create l45_sock_create: sockets of a cgroup made by `l45 tag exec` get that
+ *                       cgroup's tags when they are created.
+ *  - cgroup/connect4/6  l45_connect4/6: a `mark N` rule matching a tagged socket sets SO_MARK
+ *                       before the route lookup, so policy routing sees the SYN already.
+ *  - cgroup_skb/egress, cgroup_skb/ingress  l45_egress/l45_ingress: every packet of a socket
+ *                       goes through the active rule set (log, mark, count, drop, throttle,
+ *                       priority); counters per rule and per (app, tag).
+ *  - sockops            l45_sockops: a socket an `export` rule matches writes its tag into every
+ *                       TCP segment (an RFC 6994 experimental option).
+ *  - tc                 l45_forward: on a forwarding host's interface (ingress), reads that
+ *                       option and runs the `forward` rules.
+ *
+ * Rules live in two sets (map `rules`, index set * L45_RULES_MAX + i); the daemon writes the
+ * staged set and flips `config.active`, so a packet sees either the old or the new set whole.
+ */
+// linux/bpf.h first: bpf_helpers.h uses its types.
+#include <linux/bpf.h>
+#include <linux/in.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "l45/tag/bpf_abi.h"
+
+#define EINVAL 22
+#define ENOENT 2
+#define ENOSPC 28
+#define ERANGE 34
+#define EPERM 1
+#define SOL_SOCKET 1
+#define SO_MARK 36
+#define AF_INET 2
+#define AF_INET6 10
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+  __type(key, int);
+  __type(value, struct l45_sk_tags);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tags SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct l45_config);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_config SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_rule);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rules SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_counter);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rule_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, struct l45_tag_key);
+  __type(value, struct l45_tag_counter);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_stats SEC(".maps");
+
+/* uid -> 1: tags set by these users are trusted (the daemon puts root in). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 256);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_trusted_uids SEC(".maps");
+
+/* cgroup id -> the tags its sockets get at creation (`l45 tag exec`). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1024);
+  __type(key, __u64);
+  __type(value, struct l45_sk_tags);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_exec_tags SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 256 * 1024);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_log SEC(".maps");
+
+/* The tag read from a forwarded packet's option (per CPU scratch, too big for the stack). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct l45_sk_tags);
+} l45_scratch SEC(".maps");
+
+/* Per rule: log rate window and throttle token bucket. */
+struct l45_rule_state {
+  struct bpf_spin_lock lock;
+  __u32 log_count;
+  __u64 log_window_ns;
+  __u64 tokens;
+  __u64 last_ns; /* token bucket (in); earliest departure of the next packet (out, EDT) */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 2 * L45_RULES_MAX);
+  __type(key, __u32);
+  __type(value, struct l45_rule_state);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_rule_state SEC(".maps");
+
+/* ---- tags -------------------------------------------------------------------------------- */
+
+static __always_inline int tag_valid(const struct l45_tag* t) {
+  if (t->app == 0 || t->flags != 0) return 0;
+  if (t->kind == L45_TAG_NUM) {
+    if (t->len != 8) return 0;
+    for (int i = 8; i < L45_TAG_STR_MAX; i++)
+      if (t->value[i]) return 0;
+    return 1;
+  }
+  if (t->kind != L45_TAG_STR || t->len == 0 || t->len > L45_TAG_STR_MAX) return 0;
+  for (int i = 0; i < L45_TAG_STR_MAX; i++) {
+    __u8 c = t->value[i];
+    if (i < t->len) {
+      if (c < 0x21 || c > 0x7e) return 0;
+    } else if (c) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static __always_inline int tag_equal(const struct l45_tag* a, const struct l45_tag* b) {
+  const __u64* av = (const __u64*)a->value;
+  const __u64* bv = (const __u64*)b->value;
+  return a->app == b->app && a->kind == b->kind && a->len == b->len && av[0] == bv[0] &&
+         av[1] == bv[1];
+}
+
+static __always_inline __u16 owner_flags(__u32 uid) {
+  __u32* ok = bpf_map_lookup_elem(&l45_trusted_uids, &uid);
+  return ok ? L45_TAG_F_TRUSTED : 0;
+}
+
+static __always_inline int set_error(int err) {
+  bpf_set_retval(-err);
+  return 0;
+}
+
+SEC("cgroup/setsockopt")
+int l45_setsockopt(struct bpf_sockopt* ctx) {
+  if (ctx->level != SOL_L45) return 1;
+  if (!ctx->sk) return set_error(EINVAL);
+
+  void* optval = (void*)(long)ctx->optval;
+  void* end = (void*)(long)ctx->optval_end;
+  int optlen = ctx->optlen;
+  int name = ctx->optname;
+  __u32 uid = (__u32)bpf_get_current_uid_gid();
+  __u16 flags = owner_flags(uid);
+
+  if (name == L45_SO_TAG_CLEAR) {
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, 0);
+    if (st) {
+      st->count = 0;
+      st->uid = uid;
+    }
+    ctx->optlen = -1; /* consumed: the kernel does not see it */
+    return 1;
+  }
+
+  if (name == L45_SO_TAG_SET) {
+    if (optlen < 0 || optlen % sizeof(struct l45_tag) ||
+        optlen > L45_TAG_MAX * (int)sizeof(struct l45_tag))
+      return set_error(EINVAL);
+    int n = optlen / sizeof(struct l45_tag);
+    struct l45_tag* in = optval;
+    for (int i = 0; i < L45_TAG_MAX; i++) {
+      if (i >= n) break;
+      if ((void*)(in + i + 1) > end) return set_error(EINVAL);
+      if (!tag_valid(in + i)) return set_error(EINVAL);
+    }
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!st) return set_error(ENOSPC);
+    __u32 kept = 0;
+    for (int i = 0; i < L45_TAG_MAX; i++) {
+      if (i >= n) break;
+      if ((void*)(in + i + 1) > end) break;
+      int dup = 0;
+      for (int j = 0; j < L45_TAG_MAX; j++)
+        if (j < i && tag_equal(in + j, in + i)) dup = 1;
+      if (dup || kept >= L45_TAG_MAX) continue;
+      __builtin_memcpy(&st->tags[kept & (L45_TAG_MAX - 1)], in + i, sizeof(struct l45_tag));
+      st->tags[kept & (L45_TAG_MAX - 1)].flags = flags;
+      kept++;
+    }
+    st->count = kept;
+    st->uid = uid;
+    ctx->optlen = -1;
+    return 1;
+  }
+
+  if (name == L45_SO_TAG_ADD || name == L45_SO_TAG_DEL) {
+    struct l45_tag* in = optval;
+    if (optlen != sizeof(struct l45_tag) || (void*)(in + 1) > end || !tag_valid(in))
+      return set_error(EINVAL);
+    struct l45_sk_tags* st = bpf_sk_storage_get(
+        &l45_tags, ctx->sk, 0, name == L45_SO_TAG_ADD ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+    if (!st) return set_error(name == L45_SO_TAG_ADD ? ENOSPC : ENOENT);
+    __u32 count = st->count;
+    int at = -1;
+    for (int i = 0; i < L45_TAG_MAX; i++)
+      if (i < count && at < 0 && tag_equal(&st->tags[i], in)) at = i;
+    if (name == L45_SO_TAG_ADD) {
+      if (at < 0) {
+        if (count >= L45_TAG_MAX) return set_error(ENOSPC);
+        __builtin_memcpy(&st->tags[count & (L45_TAG_MAX - 1)], in, sizeof(struct l45_tag));
+        st->tags[count & (L45_TAG_MAX - 1)].flags = flags;
+        st->count = count + 1;
+      } else {
+        st->tags[at & (L45_TAG_MAX - 1)].flags = flags;
+      }
+    } else {
+      if (at < 0) return set_error(ENOENT);
+      /* keep the order: shift the rest down */
+      for (int i = 0; i < L45_TAG_MAX - 1; i++)
+        if (i >= at && i + 1 < count) st->tags[i] = st->tags[i + 1];
+      st->count = count - 1;
+    }
+    st->uid = uid;
+    ctx->optlen = -1;
+    return 1;
+  }
+  return set_error(EINVAL);
+}
+
+SEC("cgroup/getsockopt")
+int l45_getsockopt(struct bpf_sockopt* ctx) {
+  if (ctx->level != SOL_L45) return 1;
+  if (ctx->optname != L45_SO_TAG_LIST || !ctx->sk) {
+    ctx->retval = -EINVAL;
+    return 1;
+  }
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, 0);
+  __u32 n = st ? st->count : 0;
+  if (n > L45_TAG_MAX) n = L45_TAG_MAX;
+  if (ctx->optlen < (int)(n * sizeof(struct l45_tag))) {
+    ctx->retval = -ERANGE;
+    return 1;
+  }
+  struct l45_tag* out = (void*)(long)ctx->optval;
+  void* end = (void*)(long)ctx->optval_end;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n || !st) break;
+    if ((void*)(out + i + 1) > end) {
+      ctx->retval = -ERANGE;
+      return 1;
+    }
+    __builtin_memcpy(out + i, &st->tags[i], sizeof(struct l45_tag));
+  }
+  ctx->optlen = n * sizeof(struct l45_tag);
+  ctx->retval = 0;
+  return 1;
+}
+
+SEC("cgroup/sock_create")
+int l45_sock_create(struct bpf_sock* sk) {
+  __u64 cg = bpf_get_current_cgroup_id();
+  struct l45_sk_tags* tmpl = bpf_map_lookup_elem(&l45_exec_tags, &cg);
+  if (!tmpl) return 1;
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!st) return 1;
+  __builtin_memcpy(st, tmpl, sizeof(*st));
+  return 1;
+}
+
+/* ---- rules ------------------------------------------------------------------------------- */
+
+struct pkt {
+  __u8 src[16], dst[16];
+  __u16 sport, dport; /* host order */
+  __u8 family, proto, focus;
+  __u32 len;
+};
+
+static __always_inline int prefix_match(const struct l45_prefix* p, const __u8* a, __u8 family) {
+  if (p->family != family) return 0;
+  const __u64* pa = (const __u64*)p->addr;
+  const __u64* pm = (const __u64*)p->mask;
+  const __u64* aa = (const __u64*)a;
+  return (aa[0] & pm[0]) == pa[0] && (aa[1] & pm[1]) == pa[1];
+}
+
+static __always_inline int tag_match(const struct l45_rule* r, const struct l45_tag* t) {
+  if ((r->cond & L45_C_APP) && t->app != r->app) return 0;
+  if (r->cond & L45_C_TAG) {
+    const __u64* v = (const __u64*)t->value;
+    const __u64* rv = (const __u64*)r->tag_value;
+    const __u64* rm = (const __u64*)r->tag_mask;
+    if (t->kind != r->tag_kind) return 0;
+    if (!(r->cond & L45_C_TAG_PREFIX) && t->len != r->tag_len) return 0;
+    if ((v[0] & rm[0]) != rv[0] || (v[1] & rm[1]) != rv[1]) return 0;
+  }
+  if ((r->cond & L45_C_TRUSTED) && !(t->flags & L45_TAG_F_TRUSTED)) return 0;
+  if ((r->cond & L45_C_UNTRUSTED) && (t->flags & L45_TAG_F_TRUSTED)) return 0;
+  if ((r->cond & L45_C_SIGNED) && !(t->flags & L45_TAG_F_SIGNED)) return 0;
+  return 1;
+}
+
+/* The index of the socket's first tag the rule matches, L45_TAG_MAX when the rule has no tag
+ * condition (it matches tagged and untagged sockets alike), -1 when it does not match. */
+static __always_inline int rule_match(const struct l45_rule* r, const struct pkt* p,
+                                      const struct l45_sk_tags* st, __u32 owner) {
+  if (r->focus != p->focus) return -1;
+  __u32 c = r->cond;
+  if ((c & L45_C_PROTO) && r->proto != p->proto) return -1;
+  if ((c & L45_C_SPORT) && (p->sport < r->sport_lo || p->sport > r->sport_hi)) return -1;
+  if ((c & L45_C_DPORT) && (p->dport < r->dport_lo || p->dport > r->dport_hi)) return -1;
+  if ((c & L45_C_SRC) && !prefix_match(&r->src, p->src, p->family)) return -1;
+  if ((c & L45_C_DST) && !prefix_match(&r->dst, p->dst, p->family)) return -1;
+  if ((c & L45_C_UID) && (!st || owner != r->uid)) return -1;
+  if (!(c & L45_C_TAG_CONDS)) return L45_TAG_MAX;
+  if (!st) return -1;
+  __u32 n = st->count;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    if (tag_match(r, &st->tags[i])) return i;
+  }
+  return -1;
+}
+
+static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
+                                     const struct l45_sk_tags* st, int ti, __u64 cookie,
+                                     struct l45_counter* cnt, __u32 per_sec) {
+  struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
+  if (!rs) return;
+  __u64 now = bpf_ktime_get_ns();
+  int over = 0;
+  bpf_spin_lock(&rs->lock);
+  if (now - rs->log_window_ns >= 1000000000ULL) {
+    rs->log_window_ns = now;
+    rs->log_count = 0;
+  }
+  if (per_sec && rs->log_count >= per_sec)
+    over = 1;
+  else
+    rs->log_count++;
+  bpf_spin_unlock(&rs->lock);
+  if (over) {
+    if (cnt) cnt->log_dropped++;
+    return;
+  }
+  struct l45_log_event* e = bpf_ringbuf_reserve(&l45_log, sizeof(*e), 0);
+  if (!e) {
+    if (cnt) cnt->log_dropped++;
+    return;
+  }
+  e->rule = idx % L45_RULES_MAX;
+  e->set = set;
+  e->len = p->len;
+  e->focus = p->focus;
+  e->proto = p->proto;
+  e->family = p->family;
+  e->pad = 0;
+  __builtin_memcpy(e->src, p->src, 16);
+  __builtin_memcpy(e->dst, p->dst, 16);
+  e->sport = p->sport;
+  e->dport = p->dport;
+  e->pad2 = 0;
+  e->cookie = cookie;
+  if (st && ti >= 0 && ti < L45_TAG_MAX) {
+    e->tag = st->tags[ti];
+  } else {
+    __builtin_memset(&e->tag, 0, sizeof(e->tag));
+  }
+  bpf_ringbuf_submit(e, 0);
+}
+
+/* A token bucket per rule whose credit may go negative (the idea of the kernel's HBM sample,
+ * samples/bpf/hbm): 0 within the rate; 1 over it by less than the backlog allowance (egress:
+ * the packet goes out with a congestion notification, NET_XMIT_CN, and TCP lowers its window
+ * without a loss); 2 beyond (dropped). Credits accrue at `rate` bytes/s, up to 20 ms of burst
+ * but at least 64 KiB: TCP hands the hook GSO packets of up to 64 KiB whatever the device. */
+static __always_inline int throttle(__u32 idx, __u64 rate, __u32 len) {
+  struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
+  if (!rs || rate == 0) return 0;
+  __s64 burst = rate / 50;
+  if (burst < 65536) burst = 65536;
+  __s64 backlog = burst * 4;
+  __u64 now = bpf_ktime_get_ns();
+  int verdict;
+  bpf_spin_lock(&rs->lock);
+  __u64 elapsed = now - rs->last_ns;
+  if (elapsed > 1000000000ULL) elapsed = 1000000000ULL;
+  rs->last_ns = now;
+  __s64 credit = (__s64)rs->tokens + (__s64)(elapsed * rate / 1000000000ULL);
+  if (credit > burst) credit = burst;
+  credit -= len;
+  if (credit >= 0) {
+    verdict = 0;
+  } else if (credit > -backlog) {
+    verdict = 1;
+  } else {
+    credit += len; /* not sent */
+    verdict = 2;
+  }
+  rs->tokens = (__u64)credit;
+  bpf_spin_unlock(&rs->lock);
+  return verdict;
+}
+
+/* Addresses, ports and payload length from the packet's own headers (the hook sees it from its
+ * IP header on): an unconnected UDP socket's fields say nothing of where a datagram goes. */
+static __always_inline int parse_headers(struct __sk_buff* skb, __u8 family, struct pkt* p,
+                                         __u32* payload) {
+  __u32 l4;
+  *payload = 0;
+  if (family == AF_INET) {
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, 0, h, 20)) return -1;
+    p->family = 4;
+    p->proto = h[9];
+    __builtin_memcpy(p->src, h + 12, 4);
+    __builtin_memcpy(p->dst, h + 16, 4);
+    l4 = (h[0] & 0xf) * 4;
+  } else if (family == AF_INET6) {
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, 0, h, 40)) return -1;
+    p->family = 6;
+    p->proto = h[6];
+    __builtin_memcpy(p->src, h + 8, 16);
+    __builtin_memcpy(p->dst, h + 24, 16);
+    l4 = 40;
+  } else {
+    return -1;
+  }
+  __u32 hlen;
+  if (p->proto == IPPROTO_TCP) {
+    __u8 t[13];
+    if (bpf_skb_load_bytes(skb, l4, t, 13)) return 0;
+    p->sport = (__u16)t[0] << 8 | t[1];
+    p->dport = (__u16)t[2] << 8 | t[3];
+    hlen = (t[12] >> 4) * 4;
+  } else if (p->proto == IPPROTO_UDP) {
+    __u8 u[4];
+    if (bpf_skb_load_bytes(skb, l4, u, 4)) return 0;
+    p->sport = (__u16)u[0] << 8 | u[1];
+    p->dport = (__u16)u[2] << 8 | u[3];
+    hlen = 8;
+  } else {
+    return 0;
+  }
+  *payload = skb->len > l4 + hlen ? skb->len - l4 - hlen : 0;
+  return 0;
+}
+
+static __always_inline void count_tags(const struct l45_sk_tags* st, __u8 focus, __u32 len,
+                                       __u32 payload) {
+  __u32 n = st->count;
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    struct l45_tag_key k;
+    __builtin_memcpy(&k.tag, &st->tags[i], sizeof(k.tag));
+    k.tag.flags = 0;
+    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_stats, &k);
+    if (!c) {
+      struct l45_tag_counter zero = {};
+      bpf_map_update_elem(&l45_tag_stats, &k, &zero, BPF_NOEXIST);
+      c = bpf_map_lookup_elem(&l45_tag_stats, &k);
+      if (!c) continue;
+    }
+    c->packets[focus & 1]++;
+    c->bytes[focus & 1] += len;
+    c->payload[focus & 1] += payload;
+  }
+}
+
+/* One pass over the active rule set, through bpf_loop so the verifier checks the body once. */
+struct walk {
+  struct pkt p;
+  struct l45_sk_tags* st;
+  __u64 cookie;
+  __u32 set, nrules, owner, log_per_sec;
+  int verdict; /* 1 pass, 0 drop, 2 drop + congestion notification */
+  int mark_set, prio_set;
+  __u32 mark, prio;
+  __u32 payload;
+};
+
+static long rule_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  int ti = rule_match(r, &w->p, w->st, w->owner);
+  if (ti < 0) return 0;
+  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
+  switch (r->action) {
+    case L45_ACT_LOG:
+      emit_log(w->set, idx, &w->p, w->st, ti, w->cookie, cnt, w->log_per_sec);
+      break;
+    case L45_ACT_MARK:
+      w->mark = (__u32)r->arg;
+      w->mark_set = 1;
+      break;
+    case L45_ACT_PRIORITY:
+      w->prio = (__u32)r->arg;
+      w->prio_set = 1;
+      break;
+    case L45_ACT_DROP:
+      w->verdict = 0;
+      break;
+    case L45_ACT_THROTTLE:
+      switch (throttle(idx, r->arg, w->p.len)) {
+        case 1: /* over the rate: tell TCP (it lowers its window), no loss yet */
+          if (w->p.focus == L45_FOCUS_OUT) w->verdict = 3;
+          break;
+        case 2: /* far over: drop (egress: and tell TCP) */
+          if (cnt) cnt->throttled++;
+          w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
+          break;
+      }
+      break;
+    default:
+      break;
+  }
+  if (cnt) {
+    cnt->packets++;
+    cnt->bytes += w->p.len;
+    cnt->payload += w->payload;
+  }
+  return w->verdict == 0 || w->verdict == 2;
+}
+
+static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
+  struct bpf_sock* sk = skb->sk;
+  if (!sk) return 1;
+  sk = bpf_sk_fullsock(sk);
+  if (!sk) return 1;
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (st && st->count == 0) st = 0;
+  /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
+  if (!st && (!cfg || !cfg->untagged[cfg->active & 1])) return 1;
+  struct walk w = {};
+  __u32 payload;
+  if (parse_headers(skb, sk->family, &w.p, &payload) < 0) return 1;
+  if (st) count_tags(st, focus, skb->len, payload);
+  if (!cfg) return 1;
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.log_per_sec = cfg->log_per_sec;
+  if (w.nrules == 0) return 1;
+  w.st = st;
+  w.owner = st ? st->uid : 0;
+  w.verdict = 1;
+  w.cookie = bpf_get_socket_cookie(skb);
+  w.payload = payload;
+  w.p.focus = focus;
+  w.p.len = skb->len;
+  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  if (w.mark_set) skb->mark = w.mark;
+  if (w.prio_set) skb->priority = w.prio;
+  return w.verdict;
+}
+
+SEC("cgroup_skb/egress")
+int l45_egress(struct __sk_buff* skb) {
+  int v = handle_skb(skb, L45_FOCUS_OUT);
+  if (v == 0) return 0;
+  if (v == 2) return 2;
+  return v == 3 ? 3 : 1;
+}
+
+SEC("cgroup_skb/ingress")
+int l45_ingress(struct __sk_buff* skb) {
+  return handle_skb(skb, L45_FOCUS_IN) ? 1 : 0;
+}
+
+/* Policy routing: the first `out ... mark N` rule a tagged socket matches sets SO_MARK before
+ * the kernel looks up the route for connect(), so the SYN already takes the marked path. */
+static long mark_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  if (r->action != L45_ACT_MARK) return 0;
+  /* the source address and port are not chosen yet: such rules mark per packet only */
+  if (r->cond & (L45_C_SRC | L45_C_SPORT)) return 0;
+  if (rule_match(r, &w->p, w->st, w->owner) < 0) return 0;
+  w->mark = (__u32)r->arg;
+  w->mark_set = 1;
+  return 1;
+}
+
+static __always_inline int connect_mark(struct bpf_sock_addr* ctx, __u8 family) {
+  struct bpf_sock* sk = ctx->sk;
+  if (!sk) return 1;
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (!st || st->count == 0) return 1;
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return 1;
+  __u32 set = cfg->active & 1;
+  __u32 nrules = cfg->count[set];
+  struct pkt p = {};
+  p.focus = L45_FOCUS_OUT;
+  p.proto = ctx->protocol;
+  p.family = family;
+  p.dport = bpf_ntohs((__u16)ctx->user_port);
+  p.sport = 0;
+  if (family == 4) {
+    __u32 d = ctx->user_ip4;
+    __builtin_memcpy(p.dst, &d, 4);
+  } else {
+    __u32 d[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+    __builtin_memcpy(p.dst, d, 16);
+  }
+  struct walk w = {};
+  w.p = p;
+  w.st = st;
+  w.owner = st->uid;
+  w.set = set;
+  w.nrules = nrules;
+  bpf_loop(L45_RULES_MAX, mark_step, &w, 0);
+  if (w.mark_set) {
+    int mark = (int)w.mark;
+    bpf_setsockopt(ctx, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  }
+  return 1;
+}
+
+SEC("cgroup/connect4")
+int l45_connect4(struct bpf_sock_addr* ctx) {
+  return connect_mark(ctx, 4);
+}
+
+SEC("cgroup/connect6")
+int l45_connect6(struct bpf_sock_addr* ctx) {
+  return connect_mark(ctx, 6);
+}
+
+/* ---- export: the tag on the wire ---------------------------------------------------------- */
+
+static long export_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
+  if (r->action != L45_ACT_EXPORT) return 0;
+  int ti = rule_match(r, &w->p, w->st, w->owner);
+  if (ti < 0 || ti >= L45_TAG_MAX) return 0;
+  w->mark = ti + 1; /* the tag to export */
+  w->mark_set = 1;
+  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
+  if (cnt) cnt->packets++; /* connections that export */
+  return 1;
+}
+
+/* Which tag (if any) an `export` rule puts on this connection's segments. */
+static __always_inline void choose_export(struct bpf_sock_ops* skops, struct l45_sk_tags* st) {
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return;
+  struct walk w = {};
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.st = st;
+  w.owner = st->uid;
+  w.p.focus = L45_FOCUS_OUT;
+  w.p.proto = IPPROTO_TCP;
+  w.p.sport = skops->local_port;
+  w.p.dport = bpf_ntohl(skops->remote_port) & 0xffff;
+  if (skops->family == AF_INET) {
+    w.p.family = 4;
+    __u32 l = skops->local_ip4, r = skops->remote_ip4;
+    __builtin_memcpy(w.p.src, &l, 4);
+    __builtin_memcpy(w.p.dst, &r, 4);
+  } else {
+    w.p.family = 6;
+    /* one 4-byte context load each: the verifier refuses the 8-byte loads clang would merge */
+    __u32 l[4], r[4];
+    l[0] = *(volatile __u32*)&skops->local_ip6[0];
+    l[1] = *(volatile __u32*)&skops->local_ip6[1];
+    l[2] = *(volatile __u32*)&skops->local_ip6[2];
+    l[3] = *(volatile __u32*)&skops->local_ip6[3];
+    r[0] = *(volatile __u32*)&skops->remote_ip6[0];
+    r[1] = *(volatile __u32*)&skops->remote_ip6[1];
+    r[2] = *(volatile __u32*)&skops->remote_ip6[2];
+    r[3] = *(volatile __u32*)&skops->remote_ip6[3];
+    __builtin_memcpy(w.p.src, l, 16);
+    __builtin_memcpy(w.p.dst, r, 16);
+  }
+  bpf_loop(L45_RULES_MAX, export_step, &w, 0);
+  st->export_tag = w.mark_set ? w.mark : 0;
+  if (w.mark_set)
+    bpf_sock_ops_cb_flags_set(skops,
+                              skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+}
+
+struct l45_tcpopt {
+  __u8 kind, len;
+  __u8 exid[2];
+  __u8 app[4];
+  __u8 vkind;
+  __u8 value[L45_TAG_STR_MAX];
+};
+
+static __always_inline __u32 opt_len(const struct l45_tag* t) {
+  if (t->kind == L45_TAG_NUM) return L45_TCPOPT_HDR + 8;
+  __u32 n = t->len;
+  if (n > L45_TAG_STR_MAX) n = L45_TAG_STR_MAX;
+  return L45_TCPOPT_HDR + n;
+}
+
+SEC("sockops")
+int l45_sockops(struct bpf_sock_ops* skops) {
+  struct bpf_sock* sk = skops->sk;
+  if (!sk) return 1;
+  switch (skops->op) {
+    case BPF_SOCK_OPS_TCP_CONNECT_CB:
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: {
+      struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+      if (st && st->count) choose_export(skops, st);
+      return 1;
+    }
+    case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+    case BPF_SOCK_OPS_WRITE_HDR_OPT_CB: {
+      struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+      if (!st || st->export_tag == 0 || st->export_tag > st->count) return 1;
+      __u32 i = (st->export_tag - 1) & (L45_TAG_MAX - 1);
+      struct l45_tag* t = &st->tags[i];
+      __u32 len = opt_len(t);
+      if (skops->op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
+        bpf_reserve_hdr_opt(skops, len, 0); /* no room (a full SYN): this segment goes without */
+        return 1;
+      }
+      struct l45_tcpopt o = {};
+      o.kind = L45_TCPOPT_KIND;
+      o.len = len;
+      o.exid[0] = L45_TCPOPT_EXID >> 8;
+      o.exid[1] = L45_TCPOPT_EXID & 0xff;
+      __u32 app = bpf_htonl(t->app);
+      __builtin_memcpy(o.app, &app, 4);
+      o.vkind = t->kind;
+      __builtin_memcpy(o.value, t->value, L45_TAG_STR_MAX);
+      if (len > sizeof(o)) return 1;
+      bpf_store_hdr_opt(skops, &o, len, 0);
+      return 1;
+    }
+  }
+  return 1;
+}
+
+/* ---- forward: tags read from the wire on a forwarding host ------------------------------- */
+
+/* Reads the l45 option from a TCP header at `off` with `hlen` bytes of it; fills `t`. */
+static __always_inline int read_tag_option(struct __sk_buff* skb, __u32 off, __u32 hlen,
+                                           struct l45_tag* t) {
+  __u32 pos = off + 20, end = off + hlen;
+  for (int i = 0; i < 20; i++) { /* at most 40 option bytes: 20 two-byte options */
+    if (pos >= end) return 0;
+    __u8 kl[2];
+    if (bpf_skb_load_bytes(skb, pos, kl, 1)) return 0;
+    if (kl[0] == 0) return 0; /* end of options */
+    if (kl[0] == 1) {         /* no-op */
+      pos++;
+      continue;
+    }
+    if (bpf_skb_load_bytes(skb, pos, kl, 2)) return 0;
+    if (kl[1] < 2) return 0;
+    if (kl[0] == L45_TCPOPT_KIND && kl[1] >= L45_TCPOPT_HDR + 1 &&
+        kl[1] <= L45_TCPOPT_HDR + L45_TAG_STR_MAX) {
+      struct l45_tcpopt o = {};
+      if (bpf_skb_load_bytes(skb, pos, &o, L45_TCPOPT_HDR)) return 0;
+      if (o.exid[0] == (L45_TCPOPT_EXID >> 8) && o.exid[1] == (L45_TCPOPT_EXID & 0xff)) {
+        __u32 vlen = kl[1] - L45_TCPOPT_HDR;
+        if (vlen == 0 || vlen > L45_TAG_STR_MAX) return 0;
+        if (bpf_skb_load_bytes(skb, pos + L45_TCPOPT_HDR, t->value, vlen)) return 0;
+        __u32 app;
+        __builtin_memcpy(&app, o.app, 4);
+        t->app = bpf_ntohl(app);
+        t->kind = o.vkind;
+        t->len = o.vkind == L45_TAG_NUM ? 8 : vlen;
+        t->flags = 0;
+        if (o.vkind == L45_TAG_NUM && vlen != 8) return 0;
+        if (o.vkind != L45_TAG_NUM && o.vkind != L45_TAG_STR) return 0;
+        return t->app != 0;
+      }
+    }
+    pos += kl[1];
+  }
+  return 0;
+}
+
+SEC("tc")
+int l45_forward(struct __sk_buff* skb) {
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  if (!cfg) return TC_ACT_OK;
+  struct walk w = {};
+  w.set = cfg->active & 1;
+  w.nrules = cfg->count[w.set];
+  w.log_per_sec = cfg->log_per_sec;
+  if (w.nrules == 0) return TC_ACT_OK;
+  struct pkt* p = &w.p;
+  p->focus = L45_FOCUS_FORWARD;
+  p->len = skb->len;
+  __u32 l3 = 14, l4, ip_total;
+  if (skb->protocol == bpf_htons(ETH_P_IP)) {
+    __u8 h[20];
+    if (bpf_skb_load_bytes(skb, l3, h, 20)) return TC_ACT_OK;
+    p->family = 4;
+    p->proto = h[9];
+    __builtin_memcpy(p->src, h + 12, 4);
+    __builtin_memcpy(p->dst, h + 16, 4);
+    l4 = l3 + (h[0] & 0xf) * 4;
+    ip_total = (__u32)h[2] << 8 | h[3];
+    ip_total += l3;
+  } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+    __u8 h[40];
+    if (bpf_skb_load_bytes(skb, l3, h, 40)) return TC_ACT_OK;
+    p->family = 6;
+    p->proto = h[6];
+    __builtin_memcpy(p->src, h + 8, 16);
+    __builtin_memcpy(p->dst, h + 24, 16);
+    l4 = l3 + 40;
+    ip_total = ((__u32)h[4] << 8 | h[5]) + 40 + l3;
+  } else {
+    return TC_ACT_OK;
+  }
+  __u32 hlen = 0;
+  if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+    __u8 ports[4];
+    if (bpf_skb_load_bytes(skb, l4, ports, 4)) return TC_ACT_OK;
+    p->sport = (__u16)ports[0] << 8 | ports[1];
+    p->dport = (__u16)ports[2] << 8 | ports[3];
+    if (p->proto == IPPROTO_TCP) {
+      __u8 doff;
+      if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1)) return TC_ACT_OK;
+      hlen = (doff >> 4) * 4;
+    } else {
+      hlen = 8;
+    }
+  }
+  w.payload = ip_total > l4 + hlen ? ip_total - l4 - hlen : 0;
+  struct l45_sk_tags* st = bpf_map_lookup_elem(&l45_scratch, &key);
+  if (!st) return TC_ACT_OK;
+  st->count = 0;
+  st->uid = 0;
+  if (p->proto == IPPROTO_TCP && hlen > 20 && read_tag_option(skb, l4, hlen, &st->tags[0]))
+    st->count = 1;
+  w.st = st->count ? st : 0;
+  w.verdict = 1;
+  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  if (w.mark_set) skb->mark = w.mark;
+  if (w.prio_set) skb->priority = w.prio;
+  return w.verdict == 0 || w.verdict == 2 ? TC_ACT_SHOT : TC_ACT_OK;
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""A tagged TCP client for tag_live_test.py, through libl45tag (ctypes).
+
+  tag_helper.py LIB probe                   one socket: setsockopt/getsockopt without connect;
+                                            prints {"add": errno, "list": errno}
+  tag_helper.py LIB malformed               bad SOL_L45 payloads on a socket holding one tag;
+                                            prints {"errnos": [...], "tags": [...]}
+  tag_helper.py LIB connect HOST PORT APP:VALUE...
+                                            tags a socket and tries to connect within 2 s;
+                                            prints {"connected": bool, "error": "..."}
+  tag_helper.py LIB signing SIGN_SOCKET KEY3 KEY4 HOST PORT
+                                            signed tags: a good signature, another app's key, an
+                                            unknown key, a replay on another socket, an expired
+                                            one, a tag not on the socket; then sends 10000 bytes
+                                            from the signed socket and 5000 from an unsigned one
+  tag_helper.py LIB inherit APP:VALUE       a tagged listener on 127.0.0.1 accepts one
+                                            connection; prints the tags of both ends
+  tag_helper.py LIB udp HOST PORT COUNT APP:VALUE...
+                                            a tagged UDP socket sends COUNT datagrams of 1000
+                                            bytes (sendto, no connect)
+  tag_helper.py LIB client HOST PORT APP:VALUE...
+                                            tags a socket, connects, then obeys stdin lines:
+                                            "send N", "remove APP:VALUE", "list", "close";
+                                            answers one JSON line each.
+"""
+import ctypes
+import json
+import os
+import socket
+import sys
+
+SOL_L45 = 0x4C45
+ADD, DEL, SET = 2, 3, 1
+
+
+class Tag(ctypes.Structure):
+    _fields_ = [("app", ctypes.c_uint32), ("kind", ctypes.c_uint8), ("len", ctypes.c_uint8),
+                ("flags", ctypes.c_uint16), ("value", ctypes.c_uint8 * 16)]
+
+
+lib = ctypes.CDLL(sys.argv[1], use_errno=True)
+
+
+def make(spec):
+    app, value = spec.split(":", 1)
+    t = Tag()
+    if value.isdigit():
+        rc = lib.l45_tag_num(ctypes.byref(t), int(app), ctypes.c_uint64(int(value)))
+    else:
+        rc = lib.l45_tag_str(ctypes.byref(t), int(app), value.strip('"').encode())
+    if rc != 0:
+        raise SystemExit(f"bad tag {spec}")
+    return t
+
+
+def tags_of(s):
+    out = (Tag * 8)()
+    n = lib.l45_tag_list(s.fileno(), out, 8)
+    if n < 0:
+        return {"errno": ctypes.get_errno()}
+    buf = ctypes.create_string_buffer(64)
+    res = []
+    for i in range(min(n, 8)):
+        lib.l45_tag_format(ctypes.byref(out[i]), buf, 64)
+        res.append({"tag": buf.value.decode(), "flags": out[i].flags})
+    return res
+
+
+def try_opt(s, name, payload):
+    try:
+        s.setsockopt(SOL_L45, name, payload)
+        return 0
+    except OSError as e:
+        return e.errno
+
+
+mode = sys.argv[2]
+if mode == "probe":
+    s = socket.socket()
+    t = make("24:26")
+    rc = lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    add = 0 if rc == 0 else ctypes.get_errno()
+    out = (Tag * 8)()
+    rc = lib.l45_tag_list(s.fileno(), out, 8)
+    print(json.dumps({"add": add, "list": 0 if rc >= 0 else ctypes.get_errno()}))
+elif mode == "malformed":
+    s = socket.socket()
+    good = make("24:26")
+    lib.l45_tag_add(s.fileno(), ctypes.byref(good))
+    raw = bytes(good)
+
+    def patched(off, val):
+        b = bytearray(raw)
+        b[off] = val
+        return bytes(b)
+    s_tag = bytes(make('5:"ab"'))
+    cases = [
+        (ADD, raw[:23]),                       # short
+        (ADD, raw + b"\0"),                    # long
+        (ADD, bytes(4) + raw[4:]),             # application 0
+        (ADD, patched(4, 3)),                  # unknown kind
+        (ADD, patched(5, 7)),                  # number with len 7
+        (ADD, patched(6, 1)),                  # flags set by the caller
+        (ADD, patched(16, 1)),                 # number with bytes past 8
+        (ADD, s_tag[:10] + b" " + s_tag[11:]),  # string with a space in its length
+        (ADD, s_tag[:8] + b"a\x01" + s_tag[10:]),  # non-printable
+        (ADD, s_tag[:12] + b"z" + s_tag[13:]),  # byte after the string's end
+        (SET, raw * 9),                        # nine tags
+        (SET, raw + raw[:5]),                  # not a multiple of the tag size
+        (99, raw),                             # unknown option
+    ]
+    errnos = [try_opt(s, name, p) for name, p in cases]
+    print(json.dumps({"errnos": errnos, "tags": tags_of(s)}))
+elif mode == "connect":
+    s = socket.socket()
+    for spec in sys.argv[5:]:
+        t = make(spec)
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    s.settimeout(2)
+    try:
+        s.connect((sys.argv[3], int(sys.argv[4])))
+        print(json.dumps({"connected": True}))
+    except OSError as e:
+        print(json.dumps({"connected": False, "error": str(e)}))
+elif mode == "signing":
+    import struct
+    import time
+    sign_sock, key3, key4, host, port = sys.argv[3:8]
+    os.environ["L45_TAG_SIGN_SOCKET"] = sign_sock
+    sodium = ctypes.CDLL("libsodium.so.23")
+    sodium.sodium_init()
+
+    def key(path):
+        k = (ctypes.c_ubyte * 64)()
+        if lib.l45_tag_read_key(path.encode(), k) != 0:
+            raise SystemExit(f"cannot read {path}")
+        return k
+
+    def sign_lib(s, k, *specs):
+        tags = (Tag * len(specs))(*[make(x) for x in specs])
+        rc = lib.l45_tag_sign(s.fileno(), tags, len(specs), k)
+        return 0 if rc == 0 else ctypes.get_errno()
+
+    def cookie(s):
+        return struct.unpack("<Q", s.getsockopt(socket.SOL_SOCKET, 57, 8))[0]
+
+    def sign_raw(s_signed_for, s_sent, k, when, spec):
+        """A request made by hand: signed for one socket, sent with another."""
+        t = make(spec)
+        msg = (b"l45-tag-sign-v1\0" + struct.pack("<IQQ", t.app, cookie(s_signed_for), when)
+               + bytes(t))
+        sig = (ctypes.c_ubyte * 64)()
+        sodium.crypto_sign_detached(sig, None, msg, ctypes.c_ulonglong(len(msg)), k)
+        req = json.dumps({"cmd": "sign", "app": t.app, "time": when, "tags": bytes(t).hex(),
+                          "sig": bytes(sig).hex()}).encode()
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        u.settimeout(5)
+        u.connect(sign_sock)
+        socket.send_fds(u, [req], [s_sent.fileno()])
+        reply = json.loads(u.recv(4096))
+        u.close()
+        return 0 if reply.get("ok") else reply.get("errno", -1)
+
+    k3, k4 = key(key3), key(key4)
+    stranger = (ctypes.c_ubyte * 64)()
+    sodium.crypto_sign_keypair((ctypes.c_ubyte * 32)(), stranger)
+    a, b = socket.socket(), socket.socket()
+    for s in (a, b):
+        t = make("3:1")
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    now = int(time.time())
+    res = {
+        "good": sign_lib(a, k3, "3:1"),
+        "other_app_key": sign_lib(b, k4, "3:1"),
+        "unknown_key": sign_lib(b, stranger, "3:1"),
+        "replay_other_socket": sign_raw(a, b, k3, now, "3:1"),
+        "expired": sign_raw(b, b, k3, now - 3600, "3:1"),
+        "not_on_socket": sign_lib(b, k3, "3:2"),
+        "raw_good": sign_raw(a, a, k3, now, "3:1"),
+    }
+    res["a"] = tags_of(a)
+    res["b"] = tags_of(b)
+    for s, n in ((a, 10000), (b, 5000)):
+        s.settimeout(10)
+        s.connect((host, int(port)))
+        s.sendall(b"x" * n)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(16)
+        s.close()
+    print(json.dumps(res))
+elif mode == "inherit":
+    ls = socket.socket()
+    t = make(sys.argv[3])
+    lib.l45_tag_add(ls.fileno(), ctypes.byref(t))
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    c = socket.create_connection(ls.getsockname(), timeout=5)
+    a, _ = ls.accept()
+    print(json.dumps({"accepted": tags_of(a), "client": tags_of(c), "listener": tags_of(ls)}))
+elif mode == "udp":
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for spec in sys.argv[6:]:
+        t = make(spec)
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    for _ in range(int(sys.argv[5])):
+        s.sendto(b"u" * 1000, (sys.argv[3], int(sys.argv[4])))
+    print(json.dumps({"tags": tags_of(s)}))
+elif mode == "client":
+    host, port = sys.argv[3], int(sys.argv[4])
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    for spec in sys.argv[5:]:
+        t = make(spec)
+        if lib.l45_tag_add(s.fileno(), ctypes.byref(t)) != 0:
+            print(json.dumps({"error": os.strerror(ctypes.get_errno())}), flush=True)
+            sys.exit(1)
+    s.settimeout(10)
+    s.connect((host, port))
+    print(json.dumps({"connected": True, "tags": tags_of(s)}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd:
+            continue
+        if cmd[0] == "send":
+            s.sendall(b"x" * int(cmd[1]))
+            print(json.dumps({"sent": int(cmd[1])}), flush=True)
+        elif cmd[0] == "remove":
+            t = make(cmd[1])
+            rc = lib.l45_tag_remove(s.fileno(), ctypes.byref(t))
+            print(json.dumps({"removed": rc == 0, "tags": tags_of(s)}), flush=True)
+        elif cmd[0] == "list":
+            print(json.dumps({"tags": tags_of(s)}), flush=True)
+        elif cmd[0] == "close":
+            s.shutdown(socket.SHUT_WR)
+            s.recv(16)
+            s.close()
+            print(json.dumps({"closed": True}), flush=True)
+            break
