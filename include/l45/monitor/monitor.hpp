@@ -124,7 +124,7 @@ class MonitorContext {
   // Up to out.size() bytes at stream `offset`, not consumed; stops at a gap. An offset no
   // longer (or not yet) buffered is an error.
   Result<size_t> ppeek(FlowHandle f, Side side, uint64_t offset, std::span<std::byte> out) const;
-  uint64_t read_offset(FlowHandle f, Side side) const;  // where the next peek() starts
+  uint64_t read_offset(FlowHandle f, Side side) const;     // where the next peek() starts
   uint64_t buffer_dropped(FlowHandle f, Side side) const;  // bytes dropped unread
   const Packet* last_packet() const { return last_; }
   const EventDetail& detail() const { return detail_; }
