@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from live import procs, start, stop  # noqa: E402
+
 L45 = sys.argv[1]
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces, live capture)")
@@ -85,24 +88,6 @@ BODY = b"<html><body><h1>l45 live</h1>" + b"x" * 3000 + b"</body></html>\n"
 BIG = 8 << 20  # nginx sends it at 256 KiB/s: the connection outlives the midstat run
 
 
-def start(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGKILL, timeout=5):
-    """Signals `p` by its pid (its session: p.pid is its process group) and reaps it."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        return p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        return p.communicate(timeout=5)
 
 
 def curl(*args, timeout=15):
@@ -111,7 +96,6 @@ def curl(*args, timeout=15):
 
 
 NS_S, NS_C = f"l45cli-s{suffix}", f"l45cli-c{suffix}"
-procs = []
 tmp = tempfile.mkdtemp(prefix="l45-live-")
 try:
     sh("ip", "netns", "add", NS_S)

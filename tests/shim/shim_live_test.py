@@ -22,6 +22,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import live  # noqa: E402
+from live import procs, stop  # noqa: E402
+
 L45 = sys.argv[1]
 ROT13 = sys.argv[2] if len(sys.argv) > 2 else None
 if os.geteuid() != 0:
@@ -41,7 +45,6 @@ subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
 NS_S, NS_C = f"l45sh-s{suffix}", f"l45sh-c{suffix}"
 SRV, CLI = "198.51.100.1", "198.51.100.2"
 results = []
-procs = []
 tmp = tempfile.mkdtemp(prefix="l45-shim-live-")
 os.chmod(tmp, 0o755)
 
@@ -59,23 +62,7 @@ def start(cmd, **kw):
     kw.setdefault("stdout", subprocess.DEVNULL)
     kw.setdefault("stderr", subprocess.PIPE)
     kw.setdefault("text", True)
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGKILL, timeout=5):
-    """Signals `p` by its pid (its session: p.pid is its process group) and reaps it."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        return p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        return p.communicate(timeout=5)
+    return live.start(cmd, **kw)
 
 
 def finish(p, timeout=20):

@@ -29,6 +29,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import live  # noqa: E402
+from live import procs, start  # noqa: E402
+
 L45, LIB = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = os.path.join(HERE, "tag_helper.py")
@@ -61,7 +65,6 @@ SOCK = f"{tmp}/tagd.sock"
 SIGN_SOCK = f"{tmp}/sign.sock"
 LOG = f"{tmp}/tagd.log"
 results = []
-procs = []
 namespaces = []
 
 
@@ -74,23 +77,8 @@ def check(name, cond, detail=""):
     print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
 
 
-def start(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    procs.append(p)
-    return p
-
-
 def stop(p, sig=signal.SIGTERM, timeout=5):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        return p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        return p.communicate(timeout=5)
+    return live.stop(p, sig, timeout)
 
 
 def in_cgroup(cg):
