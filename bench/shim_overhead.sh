@@ -29,21 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$A"
-ip netns add "$B"
-ip link add "va$id" netns "$A" type veth peer name "vb$id" netns "$B"
-ip -n "$A" addr add 198.51.100.1/24 dev "va$id"
-ip -n "$B" addr add 198.51.100.2/24 dev "vb$id"
-for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
-ip -n "$A" link set "va$id" up
-ip -n "$B" link set "vb$id" up
-
-timeout $((ROUNDS * (SECS + 5) * 3 + 60)) ip netns exec "$B" iperf3 -s -B 198.51.100.2 >/dev/null 2>&1 &
-srv=$!
-for _ in $(seq 50); do
-  ip netns exec "$B" ss -Htln 'sport = :5201' | grep -q . && break
-  sleep 0.1
-done
+source "$HERE/bench/iperf_pair.sh"
+iperf_pair $((ROUNDS * (SECS + 5) * 3 + 60))
 
 # Module directories: root's, not group- or world-writable (the shim's rule).
 mkdir -m 755 "$tmp/monitor" "$tmp/none"
