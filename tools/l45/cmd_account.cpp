@@ -27,7 +27,7 @@ void run_account(const AccountArgs& a) {
   auto subs = must(examples::parse_subscribers(text.str(), a.subscribers));
   if (subs.empty()) fail(a.subscribers + ": no subscribers (one 'PREFIX ID' per line)");
   auto src = open_input(a.in);
-  MonitorContext ctx(engine_config(a.engine));
+  MonitorContext ctx(engine_config(a.engine, a.in));
   examples::Accountant acct(ctx, std::move(subs));
   must(acct.status());
   const bool live = !a.in.iface.empty();

@@ -114,7 +114,7 @@ class ConnLog final : public FlowObserver {
 void run_conn(const ConnArgs& a) {
   auto src = open_input(a.in);
   ConnLog log(a.json);
-  Engine engine(engine_config(a.engine), &log);
+  Engine engine(engine_config(a.engine, a.in), &log);
   log.set_engine(&engine);
   log.set_live(!a.in.iface.empty());
   log.header();

@@ -159,7 +159,7 @@ void run_follow(const FollowArgs& a) {
     fail(fmt::format("{}: cannot write in the output directory ({})", a.dir, std::strerror(errno)));
   auto src = open_input(a.in);
   Follower out(a.dir, a.json);
-  Engine engine(engine_config(a.engine), &out);
+  Engine engine(engine_config(a.engine, a.in), &out);
   auto r = run_engine(*src, engine);
   std::fflush(stdout);
   if (a.engine.stats) print_engine_stats(*src, engine);

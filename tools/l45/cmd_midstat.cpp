@@ -75,8 +75,7 @@ void run_midstat(const MidstatArgs& a) {
   if (a.every < 0) fail("--every takes a positive number of seconds");
   const bool live = !a.in.iface.empty();
   auto src = open_input(a.in);
-  EngineArgs ea = a.engine;
-  EngineConfig cfg = engine_config(ea);
+  EngineConfig cfg = engine_config(a.engine, a.in);
   cfg.reassemble = false;  // states only
   Engine engine(cfg);
   const Duration period = Duration{int64_t((a.every > 0 ? a.every : 1.0) * 1e9)};

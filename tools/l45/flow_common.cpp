@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <random>
 #include <span>
 
 #include "command.hpp"
@@ -48,6 +49,15 @@ EngineConfig engine_config(const EngineArgs& a) {
   c.deliver_after_reset = a.after_reset != "drop";
   c.key_vlan = a.vlan;
   c.verify_checksums = a.checksums;
+  return c;
+}
+
+EngineConfig engine_config(const EngineArgs& a, const InputArgs& in) {
+  EngineConfig c = engine_config(a);
+  if (!in.iface.empty()) {
+    std::random_device rd;
+    c.hash_seed = uint64_t{rd()} << 32 | rd();
+  }
   return c;
 }
 

@@ -29,6 +29,10 @@ struct EngineArgs {
 // `with_stream`: the command reassembles (adds --overlap and --depth).
 void add_engine_options(CLI::App& app, EngineArgs& a, bool with_stream);
 EngineConfig engine_config(const EngineArgs& a);
+// The same for the input `in`: from an interface the flow table's hash seed is drawn at random,
+// so traffic cannot be aimed at one probe chain (a file keeps the fixed seed: replays stay
+// identical).
+EngineConfig engine_config(const EngineArgs& a, const InputArgs& in);
 
 // Feeds every packet of `src` to `engine` and calls engine.finish() at the end (unless
 // `finish` is false). `tick(now)` is the place for periodic output: for a file it runs BEFORE
