@@ -110,6 +110,16 @@ struct MonitorContext::PerFlow {
   bool stopped = false;
   bool side_stopped[2] = {false, false};
   explicit PerFlow(EventRegistry& reg) : sub(reg) {}
+  // A new flow in the slot (generation), or none (0): nothing of the last one stays.
+  void clear(uint32_t gen) {
+    generation = gen;
+    sub.reset();
+    user = nullptr;
+    buf[0].reset();
+    buf[1].reset();
+    stopped = false;
+    side_stopped[0] = side_stopped[1] = false;
+  }
 };
 
 // The engine's callbacks, turned into events.
@@ -120,13 +130,7 @@ class MonitorContext::Bridge final : public FlowObserver {
 
   void on_open(const Flow& f) override {
     PerFlow& p = c_.flows_[f.handle().index];
-    p.generation = f.handle().generation;
-    p.sub.reset();
-    p.user = nullptr;
-    p.buf[0].reset();
-    p.buf[1].reset();
-    p.stopped = false;
-    p.side_stopped[0] = p.side_stopped[1] = false;
+    p.clear(f.handle().generation);
     // The flow starts with the union of the sets of the stream sockets its packet matches.
     // perf: with one such socket (the usual case) it shares the socket's node: O(1), no set
     // built per flow.
@@ -146,91 +150,64 @@ class MonitorContext::Bridge final : public FlowObserver {
       for (const SubscriptionSet::Triple& t : s->sub.node()->triples())
         (void)p.sub.add(t.event, t.hook, t.handler);  // valid triples: cannot fail
     }
-    c_.detail_ = {};
     flow_event(f, BuiltinEvent::ConnStart, Side::Client);
   }
   void on_tcp_state(const Flow& f, Side side, TcpEndpointState before,
                     TcpEndpointState after) override {
-    c_.detail_ = {};
-    c_.detail_.before = before;
-    c_.detail_.after = after;
-    flow_event(f, BuiltinEvent::TcpState, side);
+    flow_event(f, BuiltinEvent::TcpState, side, {.before = before, .after = after});
   }
   void on_handshake(const Flow& f) override {
-    c_.detail_ = {};
     flow_event(f, BuiltinEvent::HandshakeDone, Side::Client);
   }
   void on_data(const Flow& f, Side from, uint64_t off, Bytes b) override {
     if (PerFlow* p = c_.per_flow(f.handle()); p && p->buf[size_t(from)])
       p->buf[size_t(from)]->append(off, b);
-    c_.detail_ = {};
-    c_.detail_.offset = off;
-    c_.detail_.length = b.size();
-    c_.detail_.data = b;
-    flow_event(f, BuiltinEvent::Data, from);
+    flow_event(f, BuiltinEvent::Data, from, {.offset = off, .length = b.size(), .data = b});
   }
   void on_retransmission(const Flow& f, Side from, uint64_t off, uint64_t len) override {
-    c_.detail_ = {};
-    c_.detail_.offset = off;
-    c_.detail_.length = len;
-    flow_event(f, BuiltinEvent::Retransmission, from);
+    flow_event(f, BuiltinEvent::Retransmission, from, {.offset = off, .length = len});
   }
   void on_gap(const Flow& f, Side from, uint64_t off, uint64_t len) override {
-    c_.detail_ = {};
-    c_.detail_.offset = off;
-    c_.detail_.length = len;
-    flow_event(f, BuiltinEvent::Gap, from);
+    flow_event(f, BuiltinEvent::Gap, from, {.offset = off, .length = len});
   }
   void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) override {
-    c_.detail_ = {};
-    c_.detail_.offset = m.offset;
-    c_.detail_.length = m.length;
-    c_.detail_.mismatch = &m;
-    flow_event(f, BuiltinEvent::Mismatch, from);
+    flow_event(f, BuiltinEvent::Mismatch, from,
+               {.offset = m.offset, .length = m.length, .mismatch = &m});
   }
-  void on_packet(const Flow& f, Side from, const PacketView&) override {
-    c_.detail_ = {};
-    flow_event(f, BuiltinEvent::Packet, from);
-    packet_seen = true;
-    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
-  }
-  void on_icmp_error(const Flow& f, Side from, const PacketView&) override {
-    c_.detail_ = {};
-    flow_event(f, BuiltinEvent::Packet, from);
-    packet_seen = true;
-    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
-  }
+  void on_packet(const Flow& f, Side from, const PacketView&) override { packet(f, from); }
+  void on_icmp_error(const Flow& f, Side from, const PacketView&) override { packet(f, from); }
   void on_orphan(const PacketView&, DropReason why) override {
-    c_.detail_ = {};
-    c_.detail_.reason = why;
-    packet_seen = true;
-    c_.raise_raw(EventId(BuiltinEvent::Orphan), {}, Side::Client);
-    c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+    flowless(BuiltinEvent::Orphan, why);
   }
   void on_malformed(const Packet&, DropReason why) override {
-    c_.detail_ = {};
-    c_.detail_.reason = why;
-    packet_seen = true;
-    c_.raise_raw(EventId(BuiltinEvent::Malformed), {}, Side::Client);
-    c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+    flowless(BuiltinEvent::Malformed, why);
   }
   void on_close(const Flow& f, FlowEnd why) override {
-    c_.detail_ = {};
-    c_.detail_.end = why;
-    flow_event(f, BuiltinEvent::ConnEnd, Side::Client);
-    PerFlow& p = c_.flows_[f.handle().index];
-    p.sub.reset();
-    p.generation = 0;
-    p.user = nullptr;
-    p.buf[0].reset();
-    p.buf[1].reset();
+    flow_event(f, BuiltinEvent::ConnEnd, Side::Client, {.end = why});
+    c_.flows_[f.handle().index].clear(0);
   }
 
  private:
-  void flow_event(const Flow& f, BuiltinEvent e, Side side) {
+  // The event for the flow's own subscriptions, with `d` as MonitorContext::detail().
+  void flow_event(const Flow& f, BuiltinEvent e, Side side, const EventDetail& d = {}) {
     PerFlow* p = c_.per_flow(f.handle());
     if (!p || p->stopped || p->side_stopped[size_t(side)]) return;
+    c_.detail_ = d;
     c_.raise(p->sub.node(), EventId(e), f.handle(), side);
+  }
+  // A packet of a flow (ICMP errors included): the flow's packet event, then the raw sockets'.
+  void packet(const Flow& f, Side from) {
+    flow_event(f, BuiltinEvent::Packet, from);
+    packet_seen = true;
+    c_.detail_ = {};
+    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
+  }
+  // A packet without a flow: for the raw sockets only, its kind and then the packet event.
+  void flowless(BuiltinEvent e, DropReason why) {
+    packet_seen = true;
+    c_.detail_ = {.reason = why};
+    c_.raise_raw(EventId(e), {}, Side::Client);
+    c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
   }
   MonitorContext& c_;
 };
@@ -432,8 +409,7 @@ void MonitorContext::run_timers() {
     }
     PerFlow* p = per_flow(t.flow);
     if (!p || p->stopped) continue;  // the flow ended (or is no longer monitored)
-    detail_ = {};
-    detail_.timer = t.id;
+    detail_ = {.timer = t.id};
     raise(p->sub.node(), EventId(BuiltinEvent::Timeout), t.flow, Side::Client);
   }
 }

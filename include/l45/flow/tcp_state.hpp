@@ -181,6 +181,7 @@ struct TcpEndpoint {
   uint32_t ts_recent = 0;    // its latest TSval (RFC 7323 4.3 TS.Recent as its peer keeps it)
   uint32_t syn_tsval = 0;
   uint32_t packets = 0;  // segments it sent, saturating at 2^32 - 1
+  friend bool operator==(const TcpEndpoint&, const TcpEndpoint&) = default;
 };
 
 class TcpConnection {

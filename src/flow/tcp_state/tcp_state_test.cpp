@@ -695,15 +695,6 @@ TEST(TcpStateOracle, ZeekHttpGetAgrees) {
 
 // ---- Header prediction ----
 
-bool same_endpoint(const TcpEndpoint& a, const TcpEndpoint& b) {
-  return a.state == b.state && a.wscale == b.wscale && a.seen == b.seen &&
-         a.isn_known == b.isn_known && a.peer_acked == b.peer_acked && a.fin_sent == b.fin_sent &&
-         a.ts_seen == b.ts_seen && a.syn_ts == b.syn_ts && a.isn == b.isn &&
-         a.snd_una == b.snd_una && a.snd_nxt == b.snd_nxt && a.fin_seq == b.fin_seq &&
-         a.max_window == b.max_window && a.ts_recent == b.ts_recent && a.syn_tsval == b.syn_tsval &&
-         a.packets == b.packets;
-}
-
 // Every TCP segment of a capture into two connections per 4-tuple, one with header prediction
 // off: after each segment both must be in the same state. Returns the segments compared;
 // `predicted` counts those the prediction took.
@@ -741,7 +732,7 @@ size_t compare_prediction(const fs::path& pcap, size_t* predicted = nullptr) {
       EXPECT_FALSE(b.predicted);
       if (predicted && a.predicted) ++*predicted;
       for (Side sd : {Side::Client, Side::Server}) {
-        EXPECT_TRUE(same_endpoint(c->fast.endpoint(sd), c->general.endpoint(sd)))
+        EXPECT_TRUE(c->fast.endpoint(sd) == c->general.endpoint(sd))
             << pcap << " frame " << p.meta().frame;
         EXPECT_EQ(c->fast.payload_size(sd), c->general.payload_size(sd));
       }

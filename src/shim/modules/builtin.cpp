@@ -1,5 +1,6 @@
 #include "builtin.hpp"
 
+#include <cstdio>
 #include <cstring>
 
 namespace l45::shim {
@@ -23,6 +24,17 @@ const l45_shim_module* find_builtin(std::string_view name) {
 
 std::vector<const l45_shim_module*> builtins() {
   return registry();
+}
+
+size_t fill_counters(std::span<const NamedCounter> counters, l45_shim_counter* out, size_t max) {
+  size_t n = 0;
+  for (const NamedCounter& c : counters) {
+    if (n == max) break;
+    std::snprintf(out[n].name, sizeof out[n].name, "%s", c.name);
+    out[n].value = c.value;
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace l45::shim

@@ -3,6 +3,8 @@
 // and the loader finds it by the name a manifest gives in `module = "..."`.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -11,6 +13,14 @@
 namespace l45::shim {
 
 bool register_builtin(const l45_shim_module* m);
+
+// A module's `counters` hook: copies (name, value) pairs into `out`, at most `max` of them, and
+// returns how many.
+struct NamedCounter {
+  const char* name;
+  uint64_t value;
+};
+size_t fill_counters(std::span<const NamedCounter> counters, l45_shim_counter* out, size_t max);
 const l45_shim_module* find_builtin(std::string_view name);
 std::vector<const l45_shim_module*> builtins();
 

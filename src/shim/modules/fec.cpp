@@ -404,21 +404,13 @@ void fec_close(void* sock, l45_shim_emit_fn emit, void* ectx) {
 size_t fec_counters(void* sock, l45_shim_counter* out, size_t max) {
   auto* s = static_cast<Sock*>(sock);
   if (!s) return 0;
-  const std::pair<const char*, uint64_t> c[] = {
-      {"parity_sent", s->enc.parity_sent},
-      {"recovered", s->dec.recovered},
-      {"groups_recovered", s->dec.groups_recovered},
-      {"groups_unrecoverable", s->dec.groups_unrecoverable},
-      {"gaps_skipped", s->dec.gaps_skipped},
-      {"no_header", s->dec.no_header}};
-  size_t n = 0;
-  for (const auto& [name, v] : c) {
-    if (n == max) break;
-    std::snprintf(out[n].name, sizeof out[n].name, "%s", name);
-    out[n].value = v;
-    ++n;
-  }
-  return n;
+  const NamedCounter c[] = {{"parity_sent", s->enc.parity_sent},
+                            {"recovered", s->dec.recovered},
+                            {"groups_recovered", s->dec.groups_recovered},
+                            {"groups_unrecoverable", s->dec.groups_unrecoverable},
+                            {"gaps_skipped", s->dec.gaps_skipped},
+                            {"no_header", s->dec.no_header}};
+  return fill_counters(c, out, max);
 }
 
 void fec_destroy(void* sock) {

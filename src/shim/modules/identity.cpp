@@ -201,16 +201,9 @@ int identity_ingress(void* sock, const void* data, size_t len, l45_shim_emit_fn 
 
 size_t identity_counters(void* sock, l45_shim_counter* out, size_t max) {
   auto* s = static_cast<Sock*>(sock);
-  const std::pair<const char*, uint64_t> c[] = {
+  const NamedCounter c[] = {
       {"inserted", s->inserted}, {"stripped", s->stripped}, {"no_header", s->no_header}};
-  size_t n = 0;
-  for (const auto& [name, v] : c) {
-    if (n == max) break;
-    std::snprintf(out[n].name, sizeof out[n].name, "%s", name);
-    out[n].value = v;
-    ++n;
-  }
-  return n;
+  return fill_counters(c, out, max);
 }
 
 void identity_sock_destroy(void* sock) {

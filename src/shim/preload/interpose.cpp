@@ -601,6 +601,22 @@ void observe(Sock* s, l45_shim_dir dir, int64_t result, int err, uint32_t msgs, 
   if ((++s->calls & 63) == 0) publish_counters(s);
 }
 
+// Times one real sendmmsg/recvmmsg and reports it to the chain's passive modules: the bytes of
+// every message moved, as many messages as the call returns.
+template <typename F>
+int timed_mmsg(Sock* s, l45_shim_dir dir, const mmsghdr* vec, F&& call) {
+  uint64_t t0 = mono_ns();
+  int r = call();
+  int e = errno;
+  int64_t bytes = 0;
+  for (int i = 0; i < r; ++i)
+    bytes += vec[i].msg_len;
+  observe(s, dir, r < 0 ? -1 : bytes, r < 0 ? e : 0, r > 0 ? static_cast<uint32_t>(r) : 1,
+          mono_ns() - t0);
+  errno = e;
+  return r;
+}
+
 // Times one real call and reports it to the chain's passive modules.
 template <typename F>
 ssize_t timed(Sock* s, l45_shim_dir dir, uint32_t msgs, F&& call, int call_flags = 0) {
@@ -1180,18 +1196,9 @@ L45_EXPORT int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
     drop_if_bypass(s, fd);
     return REAL(sendmmsg)(fd, vec, vlen, flags);
   }
-  if (!s->transforming) {
-    uint64_t t0 = mono_ns();
-    int r = REAL(sendmmsg)(fd, vec, vlen, flags);
-    int e = errno;
-    int64_t bytes = 0;
-    for (int i = 0; i < r; ++i)
-      bytes += vec[i].msg_len;
-    observe(s, L45_SHIM_EGRESS, r < 0 ? -1 : bytes, r < 0 ? e : 0,
-            r > 0 ? static_cast<uint32_t>(r) : 1, mono_ns() - t0);
-    errno = e;
-    return r;
-  }
+  if (!s->transforming)
+    return timed_mmsg(s, L45_SHIM_EGRESS, vec,
+                      [&] { return REAL(sendmmsg)(fd, vec, vlen, flags); });
   unsigned i = 0;
   for (; i < vlen; ++i) {
     ssize_t r = do_sendmsg(s, fd, &vec[i].msg_hdr, flags);
@@ -1231,18 +1238,9 @@ L45_EXPORT int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, time
     drop_if_bypass(s, fd);
     return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
   }
-  if (!s->transforming) {
-    uint64_t t0 = mono_ns();
-    int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
-    int e = errno;
-    int64_t bytes = 0;
-    for (int i = 0; i < r; ++i)
-      bytes += vec[i].msg_len;
-    observe(s, L45_SHIM_INGRESS, r < 0 ? -1 : bytes, r < 0 ? e : 0,
-            r > 0 ? static_cast<uint32_t>(r) : 1, mono_ns() - t0);
-    errno = e;
-    return r;
-  }
+  if (!s->transforming)
+    return timed_mmsg(s, L45_SHIM_INGRESS, vec,
+                      [&] { return REAL(recvmmsg)(fd, vec, vlen, flags, timeout); });
   // Through the chain one message at a time; after the first, never wait (MSG_WAITFORONE).
   unsigned i = 0;
   for (; i < vlen; ++i) {
