@@ -56,7 +56,8 @@ void NfqueueInline::send_all() {
     if (fd < 0) fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     sockaddr_storage ss{};
     socklen_t len = 0;
-    const auto dst = v.dst_addr().bytes();
+    const IpAddr dst_addr = v.dst_addr();  // bytes() points into it
+    const auto dst = dst_addr.bytes();
     if (v6) {
       auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
       s6->sin6_family = AF_INET6;
