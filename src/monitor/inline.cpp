@@ -76,7 +76,7 @@ void MonitorContext::forget_remap(const Flow& f) {
 
 InlineOutcome MonitorContext::process_inline(const Packet& p) {
   Current cur;
-  cur.in = &p;
+  cur.in = cur.orig = &p;
   cur.view = PacketView::decode(p);
   std::optional<TcpView> tcp = cur.view.ok() ? cur.view.tcp() : std::nullopt;
   Remap* remap = nullptr;
@@ -186,32 +186,53 @@ InlineOutcome MonitorContext::process_inline(const Packet& p) {
   }
   if (!changed) return out;
 
-  std::optional<Packet> pkt;
-  if (payload) {
-    pkt = with_payload(*c->in, as_bytes(*payload));
-  } else {
-    pkt = Packet::copy_of(c->in->data(), c->in->meta());
-  }
-  if (!pkt) return out;  // cannot happen for a decoded TCP packet: forward it as it came
-  if (seq != c->seq) set_tcp_seq(*pkt, seq);
-  if (!c->writes.empty()) {
-    const PacketView v = PacketView::decode(*pkt);
-    std::byte* base = pkt->mutable_data().data();
-    for (const Current::HeaderWrite& w : c->writes) {
-      size_t start = 0;
-      if (w.region == Region::Ip && !v.ip_layers().empty())
-        start = size_t(v.ip_layers().back().header - v.data().data());
-      else if (w.region == Region::Transport && v.l4_proto() != 0)
-        start = size_t(v.payload().data() - v.data().data()) - c->l4_header_len;
-      else if (w.region == Region::Payload)
-        start = size_t(v.payload().data() - v.data().data());
-      if (start + w.offset + w.data.size() <= pkt->size())
-        std::memcpy(base + start + w.offset, w.data.data(), w.data.size());
+  // A segment an edit made longer is cut into pieces no longer than it was, so none exceeds
+  // the path's MTU (a full-sized segment with DF set would be dropped on the way); the pieces
+  // after the first are sent (take_sent()), in order, FIN and PSH on the last one only.
+  // A retransmission is cut the same way.
+  const Bytes whole = payload ? as_bytes(*payload) : Bytes{};
+  const size_t piece = payload && payload->size() > c->payload_len && c->payload_len > 0
+                           ? c->payload_len
+                           : whole.size();
+  const uint8_t flags = c->view.tcp() ? c->view.tcp()->flags() : 0;
+  auto build = [&](size_t off, bool last) -> std::optional<Packet> {
+    std::optional<Packet> pkt;
+    if (payload)
+      pkt = with_payload(*c->in, whole.subspan(off, std::min(piece, whole.size() - off)));
+    else
+      pkt = Packet::copy_of(c->in->data(), c->in->meta());
+    if (!pkt) return std::nullopt;  // cannot happen for a decoded TCP packet
+    if (seq + uint32_t(off) != c->seq) set_tcp_seq(*pkt, seq + uint32_t(off));
+    if (!last) set_tcp_flags(*pkt, uint8_t(flags & ~(tcp_flag::kFin | tcp_flag::kPsh)));
+    if (!c->writes.empty()) {
+      const PacketView v = PacketView::decode(*pkt);
+      std::byte* base = pkt->mutable_data().data();
+      for (const Current::HeaderWrite& w : c->writes) {
+        size_t start = 0;
+        if (w.region == Region::Ip && !v.ip_layers().empty())
+          start = size_t(v.ip_layers().back().header - v.data().data());
+        else if (w.region == Region::Transport && v.l4_proto() != 0)
+          start = size_t(v.payload().data() - v.data().data()) - c->l4_header_len;
+        else if (w.region == Region::Payload)
+          start = size_t(v.payload().data() - v.data().data());
+        if (start + w.offset + w.data.size() <= pkt->size())
+          std::memcpy(base + start + w.offset, w.data.data(), w.data.size());
+      }
+      fix_checksums(*pkt);
     }
-    fix_checksums(*pkt);
+    return pkt;
+  };
+  std::optional<Packet> first = build(0, piece >= whole.size());
+  if (!first) return out;
+  for (size_t off = piece; off < whole.size(); off += piece) {
+    std::optional<Packet> next = build(off, off + piece >= whole.size());
+    if (!next) break;
+    sent_.push_back(std::move(*next));
+    ++inline_stats_.sent;
+    ++inline_stats_.split;
   }
   ++inline_stats_.modified;
-  out.packet = std::move(pkt);
+  out.packet = std::move(first);
   return out;
 }
 
@@ -223,8 +244,8 @@ Result<void> MonitorContext::drop() {
 
 Result<void> MonitorContext::overwrite(Region r, size_t offset, Bytes data) {
   if (!cur_) return Error::invalid("overwrite(): only in a handler of process_inline()");
+  if (data.empty()) return {};
   if (r == Region::Payload) {
-    if (data.empty()) return {};
     return edit(offset, data.size(), data, /*check_length=*/true);
   }
   const PacketView& v = cur_->view;
@@ -342,12 +363,21 @@ Result<void> MonitorContext::reset(FlowHandle h) {
   const Flow* f = engine_->flow(h);
   if (!f) return Error::invalid("reset(): no such flow (it ended)");
   if (!f->is_tcp()) return Error::invalid("reset(): the flow is not TCP");
+  // The sender of the packet at hand gets the RST that answers it (RFC 9293 3.10.7.1: seq =
+  // its ACK, or 0; ack = what it sent): that works before the engine has its state (in
+  // conn_start) and in its own numbers (the original packet, not the one remapped for the
+  // engine). A side known only from the engine's state gets a RST from its peer's endpoint.
+  const bool current = cur_ && cur_->flow == h;
   for (Side to : {Side::Client, Side::Server}) {
-    if (!f->tcp()->endpoint(to).seen) continue;
-    // A side that sent nothing yet answers a SYN: seq 0 with the ACK, as RFC 9293 3.10.7.1.
-    L45_TRY_VOID(send(h, to, uint8_t(tcp_flag::kRst | tcp_flag::kAck)));
+    if (current && to == cur_->from) {
+      auto rst = make_reply(*cur_->orig, uint8_t(tcp_flag::kRst | tcp_flag::kAck));
+      if (!rst) return Error::invalid("reset(): cannot answer the packet");
+      L45_TRY_VOID(send(std::move(*rst)));
+    } else if (f->tcp()->endpoint(to).seen) {
+      L45_TRY_VOID(send(h, to, uint8_t(tcp_flag::kRst | tcp_flag::kAck)));
+    }
   }
-  if (cur_ && cur_->flow == h) cur_->drop = true;
+  if (current) cur_->drop = true;
   return stop(h);
 }
 

@@ -80,10 +80,11 @@ struct MonitorContext::Remap {
 
 // The packet process_inline() is on.
 struct MonitorContext::Current {
-  const Packet* in = nullptr;  // what the engine sees (the original, or `work`)
-  std::optional<Packet> work;  // a copy with the other side's numbers unmapped
-  PacketView view;             // of *in
-  std::string key;             // endpoint pair, for remaps_ ("" without TCP)
+  const Packet* orig = nullptr;  // as it came
+  const Packet* in = nullptr;    // what the engine sees (orig, or `work`)
+  std::optional<Packet> work;    // a copy with the other side's numbers unmapped
+  PacketView view;               // of *in
+  std::string key;               // endpoint pair, for remaps_ ("" without TCP)
   bool tcp = false;
   TcpSeq seq;
   uint32_t payload_off = 0;  // in the packet's bytes

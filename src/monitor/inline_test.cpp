@@ -136,6 +136,17 @@ struct Rig {
     Fwd f = forwarded(p, o);
     const PacketView v = PacketView::decode(p);
     if (v.src_port() == kSport && !f.data.empty()) client_got[f.seq.value()] = f.data;
+    // A segment an edit made longer comes in pieces no longer than it: the rest is sent.
+    for (const Packet& extra : ctx.take_sent()) {
+      EXPECT_LE(extra.size(), p.size());
+      const Fwd x = forwarded(extra, {});
+      EXPECT_EQ(x.seq, f.seq + uint32_t(f.data.size()));
+      if (v.src_port() == kSport) client_got[x.seq.value()] = x.data;
+      f.data += x.data;
+    }
+    if (o.packet) {
+      EXPECT_LE(o.packet->size(), p.size());
+    }
     return f;
   }
   void handshake() {
@@ -189,9 +200,8 @@ TEST(Inline, LengthChangeIsRemappedForTheRestOfTheConnection) {
   // The client's stream is the edited one, contiguous.
   std::string stream;
   TcpSeq next(s1);
-  for (int i = 0; i < 2; ++i) {
-    auto it = r.client_got.find(next.value());
-    ASSERT_NE(it, r.client_got.end());
+  for (auto it = r.client_got.find(next.value()); it != r.client_got.end();
+       it = r.client_got.find(next.value())) {
     stream += it->second;
     next += uint32_t(it->second.size());
   }
@@ -202,6 +212,7 @@ TEST(Inline, LengthChangeIsRemappedForTheRestOfTheConnection) {
   EXPECT_EQ(r.go(seg(true, c2, s_end + grow + 1, tcp_flag::kAck, "", ++r.t)).ack,
             TcpSeq(s_end + 1));
   EXPECT_EQ(r.ctx.inline_stats().remapped_flows, 1u);
+  EXPECT_EQ(r.ctx.inline_stats().split, 2u);  // the edited segment, and its retransmission
 }
 
 TEST(Inline, EditsOutsideAHandlerOrBackwardsAreRefused) {
@@ -234,8 +245,17 @@ TEST(Inline, EditsOutsideAHandlerOrBackwardsAreRefused) {
   const PacketView v = PacketView::decode(*o.packet, {.verify_checksums = true});
   EXPECT_EQ(v.checksum_status(), ChecksumStatus::Ok);
   EXPECT_EQ(v.ttl(), uint8_t('x'));
+  // xx in at 4, then fg overwritten: 10 bytes where 8 came, so cut in two.
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(v.payload().data()), v.payload().size()),
-            "abcdxxexxh");  // xx in at 4, then fg overwritten
+            "abcdxxex");
+  const std::vector<Packet> rest = ctx.take_sent();
+  ASSERT_EQ(rest.size(), 1u);
+  const PacketView w = PacketView::decode(rest[0], {.verify_checksums = true});
+  EXPECT_EQ(w.checksum_status(), ChecksumStatus::Ok);
+  EXPECT_EQ(w.ttl(), uint8_t('x'));
+  EXPECT_EQ(w.tcp()->seq(), TcpSeq(kCisn + 1 + 8));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(w.payload().data()), w.payload().size()),
+            "xh");
 }
 
 TEST(Inline, DropSendAndReset) {
@@ -244,8 +264,11 @@ TEST(Inline, DropSendAndReset) {
   int data = 0;
   HandlerId h = ctx.handler("x",
                             [&](MonitorContext& c, FlowHandle f, Side, EventId) {
-                              if (++data == 1) EXPECT_TRUE(c.drop().ok());
-                              if (data == 2) EXPECT_TRUE(c.reset(f).ok());
+                              if (++data == 1) {
+                                EXPECT_TRUE(c.drop().ok());
+                              } else if (data == 2) {
+                                EXPECT_TRUE(c.reset(f).ok());
+                              }
                             })
                     .value();
   ASSERT_TRUE(ctx.on(s, BuiltinEvent::Data, Hook::Receiver, h).ok());

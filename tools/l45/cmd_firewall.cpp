@@ -76,9 +76,10 @@ REJECT: dropped, and a TCP client gets a RST at once. No match: accepted, counte
 
 Queue the traffic to l45 with netfilter, e.g. on a router (forwarded traffic):
   nft add table inet fw
-  nft add chain inet fw fwd '{ type filter hook forward priority 0; }'
-  nft add rule inet fw fwd meta l4proto '{ tcp, udp }' queue num 3 bypass
+  nft add chain inet fw fq '{ type filter hook forward priority 0; }'
+  nft add rule inet fw fq meta l4proto '{ tcp, udp }' queue num 3 bypass
   l45 firewall --rules fw.rules --queue 3
+(Kernels without nftables' queue: iptables -A FORWARD -p tcp -j NFQUEUE --queue-num 3.)
 
 fw.rules:
   DROP    any             203.0.113.0/24  dport 23

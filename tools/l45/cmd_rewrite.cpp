@@ -38,14 +38,15 @@ void run_rewrite(const RewriteArgs& a) {
                           {"replaced", rw.replaced()},
                           {"refused", rw.refused()},
                           {"reedited", s.reedited},
+                          {"split", s.split},
                           {"partial", s.partial},
                           {"flows_remapped", s.remapped_flows}};
       fmt::print("{}\n", j.dump());
     } else {
       fmt::print(
-          "{} packets, {} changed; {} replacements ({} refused); retransmissions re-edited {}, "
-          "cut {}; flows remapped {}\n",
-          n.packets, n.modified, rw.replaced(), rw.refused(), s.reedited, s.partial,
+          "{} packets, {} changed, {} extra pieces; {} replacements ({} refused); "
+          "retransmissions re-edited {}, cut {}; flows remapped {}\n",
+          n.packets, n.modified, s.split, rw.replaced(), rw.refused(), s.reedited, s.partial,
           s.remapped_flows);
     }
     std::fflush(stdout);
@@ -72,12 +73,15 @@ void setup(CLI::App& app) {
       R"(Example: a middlebox that renames the server in HTTP responses (a longer string: every
 later sequence and acknowledgement number of the connection is remapped):
   nft add table inet rw
-  nft add chain inet rw fwd '{ type filter hook forward priority 0; }'
-  nft add rule inet rw fwd tcp sport 80 queue num 5
-  nft add rule inet rw fwd tcp dport 80 queue num 5
+  nft add chain inet rw fq '{ type filter hook forward priority 0; }'
+  nft add rule inet rw fq tcp sport 80 queue num 5
+  nft add rule inet rw fq tcp dport 80 queue num 5
   l45 rewrite --queue 5 -f 'tcp port 80' --side server --replace 'Server: nginx' 'Server: l45-rewritten'
 
-Queue both directions of a connection: the acknowledgements coming back must be remapped too.
+(Kernels without nftables' queue: iptables -A FORWARD -p tcp --sport 80 -j NFQUEUE --queue-num 5,
+and the same with --dport 80.) Queue both directions of a connection: the acknowledgements
+coming back must be remapped too. A segment made longer than it came is cut in two (the path's
+MTU still holds).
 A FROM cut by a segment boundary is not replaced (edits act on the packet that carried the
 data). Counters every second and at exit (Ctrl-C or SIGTERM). Needs CAP_NET_ADMIN (root).)");
 }

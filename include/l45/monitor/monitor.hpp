@@ -43,12 +43,13 @@
 // sequence numbers of that side's later segments and the acknowledgements (and SACK blocks)
 // of the other side are remapped for the rest of the connection, so both endpoints keep a
 // consistent byte stream; a retransmission that carries an edited range whole gets the same
-// edit again. Payload edits go forward: each one starts at or after the end of the side's
-// last one. A retransmission that cuts an edited range is forwarded with its sequence number
-// remapped and its bytes unedited (counted in inline_stats().partial). Bytes sent with
-// send(flow, ...) take sequence space the sender does not know of: they are remapped like an
-// insertion, but not sent again if lost. Events see the packets as the sender sent them (with
-// the other side's acknowledgements already remapped).
+// edit again. A segment an edit makes longer is cut into pieces no longer than it came (the
+// path's MTU still holds): the first is the verdict's packet, the others are sent. Payload edits go
+// forward: each one starts at or after the end of the side's last one. A retransmission that cuts
+// an edited range is forwarded with its sequence number remapped and its bytes unedited (counted in
+// inline_stats().partial). Bytes sent with send(flow, ...) take sequence space the sender does not
+// know of: they are remapped like an insertion, but not sent again if lost. Events see the packets
+// as the sender sent them (with the other side's acknowledgements already remapped).
 //
 // Not yet here (issue 4): workers.
 //
@@ -107,6 +108,7 @@ struct InlineStats {
   uint64_t reedited = 0;        // retransmissions that got their edit again
   uint64_t partial = 0;         // retransmissions that cut an edited range (bytes left as sent)
   uint64_t remapped_flows = 0;  // flows whose numbers were ever remapped
+  uint64_t split = 0;           // extra pieces of segments an edit made longer than they came
 };
 
 struct EventDetail {

@@ -5,7 +5,7 @@
 // the host like its own packets; they pass the output hook, not the forward hook, so a
 // middlebox that queues in its forward chain does not see them again.
 //
-//   nft add rule inet mb fwd meta l4proto tcp queue num 3
+//   nft add rule inet mb fq meta l4proto tcp queue num 3
 //   MonitorContext ctx;  ... sockets and handlers ...
 //   L45_TRY(auto in, NfqueueInline::open(ctx, {.queue = 3}));
 //   while (!stop) L45_TRY_VOID(in->run_once());
