@@ -30,7 +30,7 @@ L45 = sys.argv[1]
 if os.geteuid() != 0:
     print("SKIP: needs root (network namespaces, nftables, NFQUEUE)")
     sys.exit(77)
-missing = [t for t in ("nginx", "curl", "nft", "iptables", "ip", "ethtool") if not shutil.which(t)]
+missing = [t for t in ("nginx", "curl", "nft", "iptables", "ip6tables", "ip", "ethtool") if not shutil.which(t)]
 if missing:
     print(f"SKIP: needs {', '.join(missing)} (scripts/install-deps.sh)")
     sys.exit(77)
@@ -38,6 +38,7 @@ if missing:
 suffix = str(os.getpid())
 NS_C, NS_M, NS_S = f"l45ic{suffix}", f"l45im{suffix}", f"l45is{suffix}"
 CLIENT, CLIENT2, SERVER = "198.51.100.2", "198.51.100.3", "203.0.113.80"
+CLIENT6, CLIENT6B, SERVER6 = "fd00:c::2", "fd00:c::3", "fd00:5::80"
 tmp = tempfile.mkdtemp(prefix="l45-inline-")
 results = []
 namespaces = []
@@ -62,7 +63,7 @@ def veth(ns1, dev1, cidrs1, ns2, dev2, cidrs2):
     sh("ip", "-n", ns1, "link", "add", dev1, "type", "veth", "peer", "name", dev2, "netns", ns2)
     for ns, dev, cidrs in ((ns1, dev1, cidrs1), (ns2, dev2, cidrs2)):
         for cidr in cidrs:
-            sh("ip", "-n", ns, "addr", "add", cidr, "dev", dev)
+            sh("ip", "-n", ns, "addr", "add", cidr, "dev", dev, *(["nodad"] if ":" in cidr else []))
         sh("ip", "-n", ns, "link", "set", dev, "up")
         # MTU-sized segments through the queue, as on a physical link without offloads
         sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
@@ -91,7 +92,7 @@ http {{
   access_log {root}/access.log ua;
   client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
   uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
-  server {{ listen {SERVER}:80; listen {SERVER}:8080; root {root}/www; }}
+  server {{ listen {SERVER}:80; listen {SERVER}:8080; listen [{SERVER6}]:80; root {root}/www; }}
 }}
 """)
     p = start(["ip", "netns", "exec", NS_S, "nginx", "-p", root, "-c", f"{root}/nginx.conf"],
@@ -103,7 +104,8 @@ http {{
 
 def queue_rule(match, ipt_matches, q):
     """nftables' queue when the kernel has it, else iptables' NFQUEUE target (nft_compat)."""
-    for cmd in (["nft", "flush", "ruleset"], ["iptables", "-F", "FORWARD"]):
+    for cmd in (["nft", "flush", "ruleset"], ["iptables", "-F", "FORWARD"],
+                ["ip6tables", "-F", "FORWARD"]):
         sh("ip", "netns", "exec", NS_M, *cmd, check=False)
     r = sh("ip", "netns", "exec", NS_M, "nft",
            f"add table inet l45t; add chain inet l45t fq {{ type filter hook forward priority 0; }}; "
@@ -111,9 +113,10 @@ def queue_rule(match, ipt_matches, q):
     if r.returncode == 0:
         return
     sh("ip", "netns", "exec", NS_M, "nft", "flush", "ruleset", check=False)
-    for m in ipt_matches:
-        sh("ip", "netns", "exec", NS_M, "iptables", "-A", "FORWARD", *m.split(), "-j", "NFQUEUE",
-           "--queue-num", str(q))
+    for tool in ("iptables", "ip6tables"):
+        for m in ipt_matches:
+            sh("ip", "netns", "exec", NS_M, tool, "-A", "FORWARD", *m.split(), "-j", "NFQUEUE",
+               "--queue-num", str(q))
 
 
 def curl(*args, source=CLIENT, timeout=30):
@@ -148,11 +151,16 @@ try:
     netns(NS_C)
     netns(NS_M)
     netns(NS_S)
-    veth(NS_C, "c0", [f"{CLIENT}/24", f"{CLIENT2}/24"], NS_M, "m0", ["198.51.100.1/24"])
-    veth(NS_M, "m1", ["203.0.113.1/24"], NS_S, "s0", [f"{SERVER}/24"])
+    veth(NS_C, "c0", [f"{CLIENT}/24", f"{CLIENT2}/24", f"{CLIENT6}/64", f"{CLIENT6B}/64"],
+         NS_M, "m0", ["198.51.100.1/24", "fd00:c::1/64"])
+    veth(NS_M, "m1", ["203.0.113.1/24", "fd00:5::1/64"], NS_S, "s0", [f"{SERVER}/24",
+                                                                      f"{SERVER6}/64"])
     sh("ip", "netns", "exec", NS_M, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    sh("ip", "netns", "exec", NS_M, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
     sh("ip", "-n", NS_C, "route", "add", "203.0.113.0/24", "via", "198.51.100.1")
     sh("ip", "-n", NS_S, "route", "add", "198.51.100.0/24", "via", "203.0.113.1")
+    sh("ip", "-n", NS_C, "-6", "route", "add", "fd00:5::/64", "via", "fd00:c::1")
+    sh("ip", "-n", NS_S, "-6", "route", "add", "fd00:c::/64", "via", "fd00:5::1")
     os.makedirs(f"{tmp}/www")
     with open(f"{tmp}/www/big.bin", "wb") as f:
         f.write(os.urandom(2 << 20))
@@ -163,7 +171,7 @@ try:
     rules = f"{tmp}/fw.rules"
     with open(rules, "w") as f:
         f.write(f"# the live test's rules\nDROP any {SERVER} dport 8080\n"
-                f"REJECT {CLIENT2} any\nACCEPT any any\n")
+                f"REJECT {CLIENT2} any\nREJECT {CLIENT6B} any\nACCEPT any any\n")
     queue_rule("meta l4proto tcp", ["-p tcp"], 5)
     fw = l45_inline("firewall", "--rules", rules, "--queue", "5")
     r = curl("-o", f"{tmp}/fw.bin", f"http://{SERVER}/big.bin")
@@ -179,13 +187,21 @@ try:
     took = time.monotonic() - t0
     check("firewall: a REJECT rule's connection is refused at once (RST)",
           r.returncode == 7 and took < 2.5, f"curl exit {r.returncode} after {took:.1f}s {r.stderr}")
+    r = curl("-g", "-o", f"{tmp}/fw6.bin", f"http://[{SERVER6}]/big.bin", source=CLIENT6)
+    check("firewall: an allowed IPv6 connection arrives byte-identical", r.returncode == 0
+          and os.path.exists(f"{tmp}/fw6.bin") and sha(f"{tmp}/fw6.bin") == want, r.stderr)
+    t0 = time.monotonic()
+    r = curl("-g", "-o", "/dev/null", f"http://[{SERVER6}]/big.bin", source=CLIENT6B)
+    took = time.monotonic() - t0
+    check("firewall: an IPv6 REJECT is refused at once (RST over IPv6)",
+          r.returncode == 7 and took < 2.5, f"curl exit {r.returncode} after {took:.1f}s {r.stderr}")
     counts, err, rc = finish(fw)
     hits = {x["line"]: x["hits"] for x in counts.get("rules", [])}
     check("firewall: exits 0 on SIGTERM", rc == 0, f"rc {rc}: {err}")
     check("firewall: hit counts per rule", hits.get(2, 0) >= 1 and hits.get(3) == 1
-          and hits.get(4) == 1, counts)
-    check("firewall: a RST was sent, none failed",
-          counts.get("rst_sent") == 1 and counts.get("send_errors") == 0, counts)
+          and hits.get(4) == 1 and hits.get(5) == 2, counts)
+    check("firewall: two RSTs were sent, none failed",
+          counts.get("rst_sent") == 2 and counts.get("send_errors") == 0, counts)
     check("firewall: packets of dropped SYNs counted", counts.get("dropped", 0) >= 2, counts)
 
     # --- rewrite: lengths change both ways
