@@ -100,7 +100,8 @@ Fwd forwarded(const Packet& in, const InlineOutcome& o) {
         v.tcp()->ack(),
         std::string(reinterpret_cast<const char*>(v.payload().data()), v.payload().size()),
         {}};
-  for (const TcpSackBlock& b : v.tcp()->options().sack_blocks())
+  const TcpOptions opts = v.tcp()->options();  // sack_blocks() points into it
+  for (const TcpSackBlock& b : opts.sack_blocks())
     f.sack.push_back(b);
   return f;
 }
