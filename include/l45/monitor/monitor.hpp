@@ -166,7 +166,7 @@ class MonitorContext {
   uint64_t read_offset(FlowHandle f, Side side) const;     // where the next peek() starts
   uint64_t buffer_dropped(FlowHandle f, Side side) const;  // bytes dropped unread
   const Packet* last_packet() const { return last_; }
-  const EventDetail& detail() const { return detail_; }
+  const EventDetail& detail() const;
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
 
   void process(const Packet& p);
@@ -214,7 +214,7 @@ class MonitorContext {
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<Engine> engine_;
   const Packet* last_ = nullptr;
-  EventDetail detail_;
+  const EventDetail* detail_ = nullptr;  // the event's, while its handlers run
   struct Timer {
     Timestamp at;
     uint64_t id;
