@@ -186,7 +186,7 @@ void EventRegistry::free_node(SubscriptionSet* s) {
   --live_nodes_;
 }
 
-void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs args) {
+void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
   // Nodes released while handlers run are freed only once the outermost dispatch returns, so
   // `set` stays valid even when a handler moves its flow elsewhere.
   struct Depth {
@@ -205,6 +205,8 @@ void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, Hook h, Even
     if (!set->listens(c, h)) continue;
     args.event = c;
     if (events_[c].filter(args)) dispatch(set, c, h, args);
+    args.event = e;
+    args.hook = h;
   }
 }
 

@@ -396,8 +396,7 @@ void MonitorContext::raise(const SubscriptionSet* set, EventId e, FlowHandle f, 
   a.subject = pack(f);
   a.side = uint8_t(side);
   a.user = this;
-  events_.raise(set, e, Hook::Sender, a);
-  events_.raise(set, e, Hook::Receiver, a);
+  events_.raise_both(set, e, a);
 }
 
 void MonitorContext::raise_raw(EventId e, FlowHandle f, Side side) {

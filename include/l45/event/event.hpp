@@ -164,6 +164,11 @@ class EventRegistry {
     if (!set->listens(e, h)) return;
     dispatch(set, e, h, args);
   }
+  // Both hooks, sender first: raise() twice with one EventArgs.
+  void raise_both(const SubscriptionSet* set, EventId e, EventArgs& args) {
+    if (set->listens(e, Hook::Sender)) dispatch(set, e, Hook::Sender, args);
+    if (set->listens(e, Hook::Receiver)) dispatch(set, e, Hook::Receiver, args);
+  }
   void raise(const SubscriptionSet* set, BuiltinEvent e, Hook h, EventArgs args) {
     raise(set, EventId(e), h, args);
   }
@@ -184,7 +189,8 @@ class EventRegistry {
   Result<SubscriptionSet*> move_to(SubscriptionSet* from, SubscriptionSet::Triple t, bool add);
   SubscriptionSet* lookup(uint64_t key, const std::vector<SubscriptionSet::Triple>& triples);
   void fill_masks(SubscriptionSet& s) const;
-  void dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs args);
+  // Sets args.hook and args.event (a UDE's handlers see its id: restored after them).
+  void dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args);
   void free_node(SubscriptionSet* s);
   void collect();  // frees the nodes released during the dispatch that just ended
 
