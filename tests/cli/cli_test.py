@@ -471,6 +471,54 @@ check("account: a bad subscribers file is one error line with file and line, exi
 p = run("account", "-r", evil)
 check("account without --subscribers: a usage error", p.returncode == 2, p.stderr)
 
+# -- l45 http: every request's method, Host and request-target, against tshark's HTTP dissector
+def http_requests(path):
+    p = run("http", "-r", path, "--json")
+    return p, sorted((o["method"], o["host"], o["uri"]) for o in map(json.loads, p.stdout.splitlines()))
+
+
+def tshark_http_requests(path):
+    t = subprocess.run(["tshark", "-r", path, "-Y", "http.request && tcp", "-T", "fields",
+                        "-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri"],
+                       capture_output=True, text=True, timeout=120)
+    return sorted(tuple((l.split("\t") + ["", "", ""])[:3]) for l in t.stdout.splitlines())
+
+
+p, got = http_requests(SAMPLE)
+want = tshark_http_requests(SAMPLE)
+check(f"http -r sample: tshark's {len(want)} requests (method, host, uri)",
+      p.returncode == 0 and len(want) >= 4 and got == want, f"{got} vs {want}")
+p = run("http", "-r", SAMPLE)
+check("http -r sample: one line per request, 'TS UID CLIENT -> SERVER METHOD HOST URI'",
+      p.returncode == 0 and len(p.stdout.splitlines()) == len(want)
+      and all(l.split()[3] == "->" and l.split()[5] == "GET" for l in p.stdout.splitlines()), p.stdout)
+check("help http shows the examples", "l45 http -r" in run("help", "http").stdout)
+check("http: missing file: exit 2, one line naming it",
+      *one_error_line(run("http", "-r", "/nonexistent.pcap"), "/nonexistent.pcap"))
+PCAPS = os.environ.get("L45_PCAPS", os.path.join(SRC, "..", "shared", "pcaps"))
+# Where l45 and tshark disagree by design: the capture starts with the server's response, so
+# l45 takes the server (the first sender) for the client and its requests for server data.
+HTTP_DIFFERS = {"http-start-from-response.pcap"}
+if not os.path.isdir(PCAPS):
+    print("skip http against tshark on the shared captures: no ../shared/pcaps (set L45_PCAPS)")
+else:
+    bad, n_files, n_reqs = [], 0, 0
+    for root, _, files in sorted(os.walk(PCAPS)):
+        for f in sorted(files):
+            if not f.endswith((".pcap", ".pcapng")) or f in HTTP_DIFFERS:
+                continue
+            path = os.path.join(root, f)
+            want = tshark_http_requests(path)
+            p, got = http_requests(path)
+            if p.returncode != 0 and not want:
+                continue  # a capture l45 refuses (its own tests cover that) with no HTTP in it
+            n_files += 1
+            n_reqs += len(want)
+            if got != want:
+                bad.append(f"{f}: {len(got)} vs tshark {len(want)}")
+    check(f"http on {n_files} shared captures: tshark's {n_reqs} requests (method, host, uri)",
+          n_reqs > 20 and not bad, bad)
+
 shutil.rmtree(tmp, ignore_errors=True)
 
 
