@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -192,18 +193,45 @@ class Counter final : public FlowObserver {
 
 // -c N: the trace split by FlowDispatcher before any clock starts, as a NIC's RSS spreads
 // packets over queues before the cores see them: worker w gets shares[w], every packet of a
-// flow (both directions, ICMP errors, fragments) in one share.
-std::vector<std::vector<Packet>> split_trace(const std::vector<Packet>& pkts, unsigned workers,
-                                             double* sec) {
+// flow (both directions, ICMP errors, fragments) in one share. Each share's frames are copied
+// into one buffer of their own, in order, as a NIC writes each queue's frames into that queue's
+// ring: a worker reads its packets one after another, not every Nth frame of the file.
+struct Share {
+  std::shared_ptr<std::byte[]> buf;
+  std::vector<Packet> pkts;
+};
+
+std::vector<Share> split_trace(const std::vector<Packet>& pkts, unsigned workers, double* sec) {
   const double t0 = now_sec();
-  std::vector<std::vector<Packet>> shares(workers);
-  for (auto& s : shares)
-    s.reserve(pkts.size() / workers + pkts.size() / 16);
+  std::vector<std::vector<const Packet*>> picked(workers);
   FlowDispatcher d({.workers = workers});
-  auto emit = [&](unsigned w, const Packet& p, Timestamp) { shares[w].push_back(p.share()); };
+  std::deque<Packet> held;  // fragments emitted after being held (a deque: they stay put)
+  auto emit = [&](unsigned w, const Packet& p, Timestamp) {
+    if (&p >= pkts.data() && &p < pkts.data() + pkts.size()) {
+      picked[w].push_back(&p);
+    } else {
+      held.push_back(p.share());
+      picked[w].push_back(&held.back());
+    }
+  };
   for (const Packet& p : pkts)
     d.push(p, emit);
   d.flush(emit);
+  std::vector<Share> shares(workers);
+  for (unsigned w = 0; w < workers; ++w) {
+    size_t bytes = 0;
+    for (const Packet* p : picked[w])
+      bytes += p->size();
+    Share& s = shares[w];
+    s.buf.reset(new std::byte[bytes ? bytes : 1]);
+    s.pkts.reserve(picked[w].size());
+    size_t off = 0;
+    for (const Packet* p : picked[w]) {
+      std::memcpy(s.buf.get() + off, p->data().data(), p->size());
+      s.pkts.push_back(Packet::borrow(Bytes(s.buf.get() + off, p->size()), s.buf, p->meta()));
+      off += p->size();
+    }
+  }
   *sec = now_sec() - t0;
   return shares;
 }
@@ -323,17 +351,17 @@ double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, WorkerRes
 }
 
 // "412000/398000": packets per worker ("-" for one worker).
-std::string share_sizes(const std::vector<std::vector<Packet>>& shares) {
+std::string share_sizes(const std::vector<Share>& shares) {
   std::string s;
-  for (const auto& x : shares)
-    s += (s.empty() ? "" : "/") + std::to_string(x.size());
+  for (const Share& x : shares)
+    s += (s.empty() ? "" : "/") + std::to_string(x.pkts.size());
   return s.empty() ? "-" : s;
 }
 
 void run_trace(const BenchArgs& a) {
   Trace t = load_trace(a.file, a.limit);
   double split_sec = 0;
-  std::vector<std::vector<Packet>> shares;
+  std::vector<Share> shares;
   if (a.workers > 1) shares = split_trace(t.pkts, a.workers, &split_sec);
   const long rss_load = status_kb("VmRSS:");
   unsigned pinned = 0;
@@ -353,7 +381,7 @@ void run_trace(const BenchArgs& a) {
       for (unsigned w = 0; w < a.workers; ++w)
         th.emplace_back([&, w] {
           if (pin_to_cpu(w)) ++pins;
-          run_worker(a, shares[w], res[w], &start);
+          run_worker(a, shares[w].pkts, res[w], &start);
         });
       for (auto& x : th)
         x.join();
@@ -525,7 +553,8 @@ close delay (5 s) and the table slots preallocated for --max-flows.
 -c N: before any clock starts, the trace is split into N shares by FlowDispatcher (both
 directions of a flow, the ICMP errors quoting it and its IP fragments in one share), as a NIC
 spreads packets over its receive queues (RSS) before the cores see them; the split is not timed
-(split_sec, shares = packets per worker). Each worker is a thread pinned to its own CPU when
+(split_sec, shares = packets per worker); each share's frames are copied into a buffer of
+their own, as a NIC fills one ring per queue (rss_load_kb is taken after the split). Each worker is a thread pinned to its own CPU when
 there are enough (pinned = how many were), with its own engine; sec runs from the first
 worker's start to the last one's end, cpu_sec adds the workers' CPU times.
 --synthetic-flows N: N handshakes (198.51.100.0/24 to 203.0.113.0/24) with max_flows = N,
