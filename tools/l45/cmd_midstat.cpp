@@ -1,6 +1,6 @@
-// l45 midstat: mOS's midstat, a table of the flows being tracked with both endpoints' TCP
-// state; refreshed every second live, printed at the end (or every --every seconds of packet
-// time) for a file.
+// l45 midstat: mOS's midstat (examples/midstat), a table of the flows being tracked with both
+// endpoints' TCP state; refreshed every second live, printed at the end (or every --every
+// seconds of packet time) for a file.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "command.hpp"
 #include "flow_common.hpp"
 #include "l45/packet/ip_proto.hpp"
+#include "midstat/midstat.hpp"
 
 namespace l45::cli {
 namespace {
@@ -23,35 +24,26 @@ struct MidstatArgs {
 };
 
 // TCP and UDP endpoints with their port; others (ICMP) by address alone.
-std::string endpoint(const Flow& f, Side s) {
-  if (f.proto() == ip_proto::kTcp || f.proto() == ip_proto::kUdp)
-    return format_endpoint(f.addr(s), f.port(s));
-  return f.addr(s).to_string();
+std::string endpoint(const examples::MidstatRow& r, const IpAddr& a, uint16_t port) {
+  if (r.proto == ip_proto::kTcp || r.proto == ip_proto::kUdp) return format_endpoint(a, port);
+  return a.to_string();
 }
 
-std::string state_name(const Flow& f, Side s) {
-  if (auto t = f.tcp()) return std::string(tcp_endpoint_state_name(t->endpoint(s).state));
-  return f.counters(s).packets ? "ACTIVE" : "-";
-}
-
-void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
-  std::vector<const Flow*> flows;
-  e.for_each_flow([&](const Flow& f) { flows.push_back(&f); });
-  std::sort(flows.begin(), flows.end(),
-            [](const Flow* x, const Flow* y) { return x->serial() < y->serial(); });
+void print_table(const std::vector<examples::MidstatRow>& flows, const MidstatArgs& a,
+                 Timestamp now) {
   const size_t shown = a.max_rows ? std::min(a.max_rows, flows.size()) : flows.size();
   fmt::memory_buffer o;
   auto out = std::back_inserter(o);
   if (a.json) {
     fmt::format_to(out, "{{\"ts\":{},\"flows\":{},\"table\":[", format_ts(now), flows.size());
     for (size_t i = 0; i < shown; ++i) {
-      const Flow& f = *flows[i];
+      const examples::MidstatRow& f = flows[i];
       fmt::format_to(out,
-                     "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":0,\"client\":\"{}\","
+                     "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":{},\"client\":\"{}\","
                      "\"client_state\":\"{}\",\"server\":\"{}\",\"server_state\":\"{}\"}}",
-                     i ? "," : "", f.uid(), proto_name(f.proto()), endpoint(f, Side::Client),
-                     state_name(f, Side::Client), endpoint(f, Side::Server),
-                     state_name(f, Side::Server));
+                     i ? "," : "", f.uid, proto_name(f.proto), f.worker,
+                     endpoint(f, f.client, f.client_port), f.client_state,
+                     endpoint(f, f.server, f.server_port), f.server_state);
     }
     fmt::format_to(out, "]}}\n");
   } else {
@@ -60,10 +52,10 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
     fmt::format_to(out, "\n{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", "PROTO", "WORKER", "CLIENT",
                    "STATE", "SERVER", "STATE");
     for (size_t i = 0; i < shown; ++i) {
-      const Flow& f = *flows[i];
-      fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto()), 0,
-                     endpoint(f, Side::Client), state_name(f, Side::Client),
-                     endpoint(f, Side::Server), state_name(f, Side::Server));
+      const examples::MidstatRow& f = flows[i];
+      fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto), f.worker,
+                     endpoint(f, f.client, f.client_port), f.client_state,
+                     endpoint(f, f.server, f.server_port), f.server_state);
     }
     fmt::format_to(out, "\n");
   }
@@ -77,7 +69,9 @@ void run_midstat(const MidstatArgs& a) {
   auto src = open_input(a.in);
   EngineConfig cfg = engine_config(a.engine, a.in);
   cfg.reassemble = false;  // states only
-  Engine engine(cfg);
+  MonitorContext ctx(cfg);
+  examples::Midstat mid(ctx);
+  must(mid.status());
   const Duration period = Duration{int64_t((a.every > 0 ? a.every : 1.0) * 1e9)};
   SystemClock wall;
   Timestamp next{};
@@ -88,7 +82,7 @@ void run_midstat(const MidstatArgs& a) {
     if (next.ns == 0) next = now + period;
     if (live) {
       if (now < next) return;
-      print_table(engine, a, now);
+      print_table(mid.table(), a, now);
       while (!(now < next))
         next = next + period;
       return;
@@ -96,12 +90,22 @@ void run_midstat(const MidstatArgs& a) {
     // A file: one table per period boundary the capture's clock passes, each showing the flows
     // as they were at that moment (the packet at `now` is not processed yet).
     for (; !(now < next); next = next + period)
-      print_table(engine, a, next);
+      print_table(mid.table(), a, next);
   };
-  auto r = run_engine(*src, engine, tick, false, live);
-  print_table(engine, a, live ? wall.now() : engine.now());
-  engine.finish();
-  if (a.engine.stats) print_engine_stats(*src, engine);
+  auto r = for_each_packet(
+      *src, 0,
+      [&](const Packet& p) {
+        if (!live && ctx.engine().now() < p.meta().ts) tick(p.meta().ts);
+        ctx.process(p);
+      },
+      [&] {
+        if (!live) return;
+        ctx.advance(wall.now());
+        tick(wall.now());
+      });
+  print_table(mid.table(), a, live ? wall.now() : ctx.engine().now());
+  ctx.finish();
+  if (a.engine.stats) print_engine_stats(*src, ctx.engine());
   must(std::move(r));
 }
 
