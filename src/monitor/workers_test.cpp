@@ -200,30 +200,20 @@ Conns one_engine(const std::vector<Packet>& pkts) {
   return c;
 }
 
-// N workers fed in turn (threads would give the same: they share nothing).
+// N workers on threads (WorkerPool), each recording into its own Conns, merged after.
 Conns workers(const std::vector<Packet>& pkts, unsigned n) {
-  FlowDispatcher d({.workers = n});
-  std::vector<std::vector<std::pair<Packet, Timestamp>>> share(n);
-  auto emit = [&](unsigned w, const Packet& p, Timestamp clock) {
-    share[w].emplace_back(p.share(), clock);
-  };
-  Timestamp end{};
-  for (const Packet& p : pkts) {
-    d.push(p, emit);
-    end = std::max(end, p.meta().ts);
-  }
-  d.flush(emit);
+  std::vector<Conns> per(n);
+  WorkerPool pool({.workers = n}, [&](unsigned w, MonitorContext& ctx) -> Result<void> {
+    record(ctx, per[w]);
+    return {};
+  });
+  for (const Packet& p : pkts)
+    pool.push(p.share());
+  EXPECT_TRUE(pool.finish().ok());
   Conns c;
   for (unsigned w = 0; w < n; ++w) {
-    MonitorContext ctx;
-    record(ctx, c);
-    for (auto& [p, clock] : share[w]) {
-      ctx.advance(clock);
-      ctx.process(p);
-    }
-    ctx.advance(end);
-    ctx.finish();
-    add(c.stats, ctx.engine().stats());
+    c.rows.insert(c.rows.end(), per[w].rows.begin(), per[w].rows.end());
+    add(c.stats, pool.context(w).engine().stats());
   }
   std::sort(c.rows.begin(), c.rows.end());
   return c;
@@ -274,6 +264,70 @@ TEST(Workers, MergedWorkersEqualOneEngineOnEverySharedCapture) {
   }
   EXPECT_GT(files, 20u);
   EXPECT_GT(fragmented, 0u);  // ppp-ipdefrag, ppp-frag-http-req
+}
+
+// Marks: at each, the workers together hold the flows one engine holds at that point.
+TEST(Workers, AtEveryMarkTheWorkersTogetherHoldWhatOneEngineHolds) {
+  auto pkts = read_capture((testing::source_dir() / "data" / "sample.pcap").string());
+  ASSERT_TRUE(pkts.ok());
+  std::vector<size_t> one;
+  {
+    MonitorContext ctx;
+    for (size_t i = 0; i < pkts.value().size(); ++i) {
+      if (i % 25 == 0) one.push_back(ctx.engine().active_flows());
+      ctx.process(pkts.value()[i]);
+    }
+  }
+  const unsigned n = 3;
+  std::vector<std::vector<size_t>> at(n);  // per worker, per mark
+  WorkerPool pool(
+      {.workers = n}, [](unsigned, MonitorContext&) -> Result<void> { return {}; },
+      [&](unsigned w, MonitorContext& ctx, uint64_t mark) {
+        EXPECT_EQ(mark, at[w].size());
+        at[w].push_back(ctx.engine().active_flows());
+      });
+  for (size_t i = 0; i < pkts.value().size(); ++i) {
+    if (i % 25 == 0) pool.mark(i / 25);
+    pool.push(pkts.value()[i].share());
+  }
+  ASSERT_TRUE(pool.finish().ok());
+  for (size_t m = 0; m < one.size(); ++m) {
+    size_t sum = 0;
+    for (unsigned w = 0; w < n; ++w)
+      sum += at[w].at(m);
+    EXPECT_EQ(sum, one[m]) << "mark " << m;
+  }
+}
+
+TEST(Workers, ASetupErrorIsWhatFinishReturns) {
+  WorkerPool pool({.workers = 2}, [](unsigned w, MonitorContext& ctx) -> Result<void> {
+    if (w == 1) return ctx.socket(SocketKind::Stream, "tcp prot 80").error();
+    return {};
+  });
+  pool.push(PacketBuilder().ipv4(kC4, kS4).udp(1, 2).build());
+  auto r = pool.finish();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("prot"), std::string::npos) << r.error().message();
+}
+
+TEST(Workers, MergedUidsAreOneEnginesUids) {
+  auto pkts = read_capture((testing::source_dir() / "data" / "sample.pcap").string());
+  ASSERT_TRUE(pkts.ok());
+  MonitorContext ctx;
+  size_t n = 0;
+  HandlerId h = ctx.handler("uid",
+                            [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                              EXPECT_EQ(flow_uid_of_serial(c.flow(f)->serial()), c.flow(f)->uid());
+                              ++n;
+                            })
+                    .value();
+  ASSERT_TRUE(
+      ctx.on(ctx.socket(SocketKind::Stream).value(), BuiltinEvent::ConnEnd, Hook::Receiver, h)
+          .ok());
+  for (const Packet& p : pkts.value())
+    ctx.process(p);
+  ctx.finish();
+  EXPECT_GT(n, 4u);
 }
 
 }  // namespace

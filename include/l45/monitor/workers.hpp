@@ -45,9 +45,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "l45/core/result.hpp"
 
 #include "l45/core/time.hpp"
 #include "l45/flow/ip_defrag.hpp"
+#include "l45/monitor/monitor.hpp"
 #include "l45/packet/decode.hpp"
 #include "l45/packet/packet.hpp"
 
@@ -78,7 +84,9 @@ class FlowDispatcher {
   FlowDispatcher(const FlowDispatcher&) = delete;
   FlowDispatcher& operator=(const FlowDispatcher&) = delete;
 
-  // Emits `p` now, or (an IP fragment) once its datagram is whole or given up.
+  // Emits `p` now, or (an IP fragment) once its datagram is whole or given up. `p` itself is
+  // emitted at most once and last (emit may move from it); held fragments are the
+  // dispatcher's own shares.
   void push(const Packet& p, const Emit& emit);
   // End of input: fragments still held go out, by their IP pair.
   void flush(const Emit& emit);
@@ -87,6 +95,7 @@ class FlowDispatcher {
   // function of its decode and the seed.
   unsigned worker_of(const PacketView& v) const;
   unsigned workers() const { return cfg_.workers; }
+  Timestamp clock() const { return clock_; }  // the largest timestamp pushed
   const DispatchStats& stats() const { return stats_; }
 
  private:
@@ -100,5 +109,78 @@ class FlowDispatcher {
   Timestamp clock_{};
   std::unique_ptr<Frags> frags_;
 };
+
+// WorkerPool: N workers on threads, each with its own MonitorContext, fed by a FlowDispatcher
+// from the caller's (reader's) thread through one bounded queue per worker. Shared nothing but
+// the queues: a worker's context, sockets and handlers are built on its own thread (setup) and
+// only that thread touches them until finish() returns.
+//
+// Marks: mark(id) reaches every worker after all the packets pushed before it; the worker
+// advances its clock to the input's (FlowDispatcher::clock()) and runs on_mark(w, ctx, id) there.
+// What one engine would show at that point of the input, the N workers show together: the place
+// to take tables (midstat) and to merge them. A mark is seen by all workers in the same order.
+//
+// Threads are pinned to distinct CPUs (the w-th this process may use) when there are as many.
+// The reader blocks when a worker is `queue` packets behind: nothing is dropped for a file; live,
+// the source's own buffer absorbs the wait (its kernel drops are counted there).
+//
+//   WorkerPool pool({.workers = 2, .engine = cfg},
+//                   [&](unsigned w, MonitorContext& ctx) { return setup_sockets(w, ctx); });
+//   for (const Packet& p : pkts) pool.push(p.share());
+//   Result<void> r = pool.finish();  // joins; results per worker can be read now
+class WorkerPool {
+ public:
+  struct Config {
+    unsigned workers = 1;
+    EngineConfig engine;  // every worker's (its hash seed is the dispatcher's too)
+    bool pin = true;
+    size_t queue = 4096;  // packets per worker queue
+  };
+  using Setup = std::function<Result<void>(unsigned worker, MonitorContext& ctx)>;
+  using OnMark = std::function<void(unsigned worker, MonitorContext& ctx, uint64_t mark)>;
+
+  // Starts the threads; a setup that fails makes finish() return its error.
+  WorkerPool(const Config& cfg, Setup setup, OnMark on_mark = {});
+  ~WorkerPool();  // finish() if it was not called
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Takes `p` (a file's packets: share() them; a live source's buffers are reused: copy).
+  void push(Packet p);
+  void mark(uint64_t id);
+  void advance(Timestamp now);  // live: every worker's clock moves (idle flows expire)
+  // End of input: held fragments go out, every worker advances to the input's clock and runs
+  // MonitorContext::finish(), threads are joined. The first setup error, if any.
+  Result<void> finish();
+
+  unsigned workers() const { return unsigned(queues_.size()); }
+  unsigned pinned() const;  // how many threads got a CPU of their own
+  // After finish(): worker w's context (its engine's stats, flows closed).
+  const MonitorContext& context(unsigned w) const { return *contexts_[w]; }
+
+ private:
+  struct Item;
+  struct Queue;
+  void send(unsigned w, Item&& it);
+  void flush(unsigned w);
+  void broadcast(const Item& it);
+  void run(unsigned w);
+
+  Config cfg_;
+  Setup setup_;
+  OnMark on_mark_;
+  FlowDispatcher dispatch_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+  std::vector<std::unique_ptr<MonitorContext>> contexts_;
+  std::vector<Result<void>> setup_result_;
+  std::vector<uint8_t> pinned_;
+  std::vector<std::thread> threads_;
+  bool finished_ = false;
+};
+
+// Flow::uid() of the flow numbered `serial` by one engine over the whole input: what merged
+// workers print for a flow, numbered by where it opened in the input (each worker's engine
+// numbers only its own).
+std::string flow_uid_of_serial(uint64_t serial);
 
 }  // namespace l45
