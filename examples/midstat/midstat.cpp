@@ -52,6 +52,7 @@ std::vector<MidstatRow> Midstat::table() const {
     if (!f) continue;
     MidstatRow r;
     r.uid = f->uid();
+    r.serial = serial;
     r.proto = f->proto();
     r.worker = worker_;
     r.client = f->addr(Side::Client);

@@ -29,6 +29,7 @@ namespace l45::examples {
 
 struct MidstatRow {
   std::string uid;
+  uint64_t serial = 0;  // Flow::serial: the order the worker's engine opened it in
   uint8_t proto = 0;
   unsigned worker = 0;  // the worker (its MonitorContext) that tracks the flow
   IpAddr client, server;

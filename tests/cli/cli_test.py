@@ -308,6 +308,22 @@ check("midstat --every 0.0002: a table every 0.2 ms of packet time, from the sta
       p.returncode == 0 and len(mobjs2) >= 100 and mobjs2[0]["ts"] <= t0 + 0.00045 and during,
       f"{len(mobjs2)} tables at {[round(o['ts'] - t0, 4) for o in mobjs2]} s after the first packet; "
       f"{len(during)} show 51438 open")
+# -c N: N workers with their own flow tables; for a file the tables are -c 1's but for WORKER.
+import re
+one = run("midstat", "-r", SAMPLE, "--every", "0.0005", "--json")
+for n in ("2", "3"):
+    p = run("midstat", "-r", SAMPLE, "--every", "0.0005", "--json", "-c", n)
+    workers = {t["worker"] for l in p.stdout.splitlines() for t in json.loads(l)["table"]}
+    same = re.sub(r'"worker":\d+', "", p.stdout) == re.sub(r'"worker":\d+', "", one.stdout)
+    check(f"midstat -c {n}: the tables of -c 1 (rows, order, uids), WORKER 0..{int(n) - 1}",
+          p.returncode == 0 and one.returncode == 0 and same and workers == set(range(int(n))),
+          f"workers {workers}; same: {same}")
+p = run("midstat", "-r", SAMPLE, "-c", "2")
+check("midstat -c 2 (text): one table, the WORKER column shows the worker",
+      p.returncode == 0 and len([l for l in p.stdout.splitlines() if l.startswith("# ")]) == 1
+      and {l.split()[1] for l in p.stdout.splitlines() if l.startswith(("tcp", "udp"))} == {"0", "1"},
+      p.stdout)
+check("midstat -c 0: exit 2", run("midstat", "-r", SAMPLE, "-c", "0").returncode == 2)
 p = run("midstat", "-r", SAMPLE, "-n", "2")
 check("midstat -n 2: at most 2 rows, and says how many were shown",
       p.returncode == 0 and "(2 shown)" in p.stdout, p.stdout)

@@ -5,10 +5,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "command.hpp"
 #include "flow_common.hpp"
+#include "flow_order.hpp"
+#include "l45/monitor/workers.hpp"
 #include "l45/packet/ip_proto.hpp"
 #include "midstat/midstat.hpp"
 
@@ -19,6 +24,7 @@ struct MidstatArgs {
   InputArgs in;
   EngineArgs engine;
   double every = 0;
+  unsigned workers = 1;
   size_t max_rows = 0;
   bool json = false;
 };
@@ -63,8 +69,11 @@ void print_table(const std::vector<examples::MidstatRow>& flows, const MidstatAr
   std::fflush(stdout);
 }
 
+void run_midstat_workers(const MidstatArgs& a);
+
 void run_midstat(const MidstatArgs& a) {
   if (a.every < 0) fail("--every takes a positive number of seconds");
+  if (a.workers > 1) return run_midstat_workers(a);
   const bool live = !a.in.iface.empty();
   auto src = open_input(a.in);
   EngineConfig cfg = engine_config(a.engine, a.in);
@@ -109,6 +118,106 @@ void run_midstat(const MidstatArgs& a) {
   must(std::move(r));
 }
 
+// -c N: N workers (WorkerPool), each with its own Midstat. A table is a mark: every worker
+// takes its rows at the same point of the input, the last one to arrive merges them in the
+// order one engine would list them (where each flow opened) with one engine's uids, and prints.
+void run_midstat_workers(const MidstatArgs& a) {
+  const bool live = !a.in.iface.empty();
+  auto src = open_input(a.in);
+  EngineConfig cfg = engine_config(a.engine, a.in);
+  cfg.reassemble = false;
+  const unsigned n = a.workers;
+  std::vector<std::unique_ptr<examples::Midstat>> mids(n);
+  FlowOrder order(n);
+  struct Table {
+    Timestamp ts;
+    unsigned arrived = 0;
+    std::vector<std::vector<uint64_t>> opened;
+    std::vector<std::pair<uint64_t, examples::MidstatRow>> rows;  // by the frame it opened at
+  };
+  std::mutex m;  // guards tables and order's merged list; the printing happens under it
+  std::map<uint64_t, Table> tables;
+  auto on_mark = [&](unsigned w, MonitorContext&, uint64_t id) {
+    std::vector<std::pair<uint64_t, examples::MidstatRow>> mine;
+    for (examples::MidstatRow& r : mids[w]->table())
+      mine.emplace_back(order.frame(w, r.serial), std::move(r));
+    std::vector<uint64_t> opened = order.take(w);
+    std::lock_guard lock(m);
+    Table& t = tables[id];
+    t.opened.push_back(std::move(opened));
+    for (auto& x : mine)
+      t.rows.push_back(std::move(x));
+    if (++t.arrived < n) return;
+    order.add(t.opened);
+    std::sort(t.rows.begin(), t.rows.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<examples::MidstatRow> rows;
+    for (auto& [frame, r] : t.rows) {
+      r.uid = order.uid(frame);
+      rows.push_back(std::move(r));
+    }
+    print_table(rows, a, t.ts);
+    tables.erase(id);
+  };
+  WorkerPool pool(
+      {.workers = n, .engine = cfg},
+      [&](unsigned w, MonitorContext& ctx) -> Result<void> {
+        if (auto r = order.watch(w, ctx); !r.ok()) return r;
+        mids[w] = std::make_unique<examples::Midstat>(ctx, w);
+        return mids[w]->status();
+      },
+      on_mark);
+  uint64_t marks = 0;
+  auto table_at = [&](Timestamp ts) {
+    {
+      std::lock_guard lock(m);
+      tables[marks].ts = ts;
+    }
+    pool.mark(marks++);
+  };
+  const Duration period = Duration{int64_t((a.every > 0 ? a.every : 1.0) * 1e9)};
+  SystemClock wall;
+  Timestamp next{}, clock{};
+  auto tick = [&](Timestamp now) {
+    if ((!live && a.every <= 0) || now.ns == 0) return;
+    if (next.ns == 0) next = now + period;
+    if (live) {
+      if (now < next) return;
+      table_at(now);
+      while (!(now < next))
+        next = next + period;
+      return;
+    }
+    for (; !(now < next); next = next + period)
+      table_at(next);
+  };
+  auto r = for_each_packet(
+      *src, 0,
+      [&](const Packet& p) {
+        if (!live && clock < p.meta().ts) {
+          tick(p.meta().ts);
+          clock = p.meta().ts;
+        }
+        // A file's packets stay valid (slices of the loaded file); a live source reuses its
+        // buffers.
+        pool.push(live ? Packet::copy_of(p.data(), p.meta()) : p.share());
+      },
+      [&] {
+        if (!live) return;
+        pool.advance(wall.now());
+        tick(wall.now());
+      });
+  table_at(live ? wall.now() : clock);
+  const Result<void> done = pool.finish();
+  must(done);
+  if (a.engine.stats)
+    for (unsigned w = 0; w < n; ++w) {
+      std::fprintf(stderr, "l45: worker %u:\n", w);
+      print_engine_stats(*src, pool.context(w).engine());
+    }
+  must(std::move(r));
+}
+
 void setup(CLI::App& app) {
   auto a = std::make_shared<MidstatArgs>();
   add_input_options(app, a->in);
@@ -116,16 +225,25 @@ void setup(CLI::App& app) {
                  "print the table every SECONDS (of packet time for a file; live: default 1)");
   app.add_option("-n,--max-rows", a->max_rows, "show at most N flows per table (0 = all)");
   app.add_flag("--json", a->json, "one JSON object per table");
+  app.add_option("-c,--workers", a->workers,
+                 "N shared-nothing workers (threads, one flow table each); flows spread by hash")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
   add_engine_options(app, a->engine, false);
   app.footer(R"(Examples:
   l45 midstat -r trace.pcap                 the flows still open at the end of the capture
   l45 midstat -r trace.pcap --every 10      and every 10 s of capture time
   l45 midstat -i eth0 -n 40                 live, refreshed every second (needs root)
+  l45 midstat -r trace.pcap -c 2            two workers, each with its own flow table
 
-Columns: PROTO, WORKER (the engine thread: 0), CLIENT (the SYN sender, or first sender),
+Columns: PROTO, WORKER (the worker whose flow table holds the flow: 0..N-1 with -c N), CLIENT (the SYN sender, or first sender),
 its TCP state as the middlebox infers it (SYN_SENT, ESTABLISHED, FIN_WAIT_1, TIME_WAIT,
 ...), SERVER and its state. UDP and ICMP sides show ACTIVE once they sent a packet. Flows are
-listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before they leave.)");
+listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before they leave.
+-c N: packets are spread over N workers by a symmetric hash of the flow (both directions, the
+ICMP errors quoting it and its IP fragments reach one worker); each table is taken by every
+worker at the same point of the input and merged, so for a file the output is that of -c 1
+but for the WORKER column. --stats prints each worker's counters.)");
   app.callback([a] { run_midstat(*a); });
 }
 
