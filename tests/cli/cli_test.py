@@ -479,6 +479,28 @@ p = run("account", "-r", evil, "--subscribers", subs)
 check("account: a table, then the abuse line", p.returncode == 0
       and p.stdout.splitlines()[0].startswith("subscriber") and "possible tunneling" in p.stdout,
       p.stdout)
+# -c N: eight connections, each resending bytes with other content, interleaved: the workers'
+# usage adds up to -c 1's and the abuse reports come in -c 1's order with -c 1's uids.
+many = os.path.join(tmp, "evil-many.pcap")
+frames = []
+for step in range(6):
+    for k in range(8):
+        port = 40000 + k * 7
+        frames.append([
+            tcp_frame(U, V, port, 443, 1000, 0, "S"),
+            tcp_frame(V, U, 443, port, 5000, 1001, "SA"),
+            tcp_frame(U, V, port, 443, 1001, 5001, "A"),
+            tcp_frame(U, V, port, 443, 1001, 5001, "PA", b"GET /index.html HTTP/1.1\r\n"),
+            tcp_frame(U, V, port, 443, 1005, 5001, "PA", b"/TUNNELED-DATA!"),
+            tcp_frame(V, U, 443, port, 5001, 1027, "A"),
+        ][step])
+write_pcap(many, frames)
+base = run("account", "-r", many, "--subscribers", subs, "--json")
+for n in ("2", "3"):
+    p = run("account", "-r", many, "--subscribers", subs, "--json", "-c", n)
+    check(f"account -c {n}: -c 1's usage, and its 8 abuse reports in its order with its uids",
+          p.returncode == 0 and p.stdout == base.stdout and base.stdout.count('"abuse"') == 8,
+          p.stdout + base.stdout)
 with open(subs, "w") as f:
     f.write("198.51.100.0/24 cell\n10.0.0.0/33 bad\n")
 p = run("account", "-r", evil, "--subscribers", subs)
