@@ -129,8 +129,10 @@ bool HttpRequests::parse(MonitorContext& c, FlowHandle f, FlowState& st) {
     // Request line: method SP request-target SP HTTP-version (RFC 9112 3).
     const size_t eol = head.find("\r\n");
     const std::string_view line = head.substr(0, eol);
-    const size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 <= sp1 + 1 || !is_upper_token(line.substr(0, sp1)) ||
+    // Exactly two spaces: the request-target has none (RFC 9112 3.2).
+    const size_t sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || sp2 == sp1 + 1 ||
+        line.find(' ', sp2 + 1) != std::string_view::npos || !is_upper_token(line.substr(0, sp1)) ||
         line.substr(sp2 + 1, 5) != "HTTP/")
       return false;
     HttpRequest r;

@@ -123,6 +123,10 @@ TEST(HttpRequest, AGapInsideABodyOnlyShortensIt) {
 }
 
 TEST(HttpRequest, AClientThatDoesNotSpeakHttpIsLeft) {
+  Conn bad;  // a request-target with a space: not a request line (RFC 9112 3.2)
+  bad.client("GET /a b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\n\r\n");
+  bad.close();
+  EXPECT_TRUE(run(bad.pkts).empty());
   Conn c;
   c.client("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
   c.client("GET /late HTTP/1.1\r\nHost: h\r\n\r\n");  // not looked at any more
