@@ -45,6 +45,7 @@ struct BenchArgs {
   bool no_reassembly = false;
   bool drop_after_reset = false;
   bool events = false;
+  bool pin = true;
   uint32_t synthetic = 0;
   // Slots are preallocated (and counted in hwm_kb): 262144 holds many-flows' ~130k flows open
   // at once, counting those kept for the 5 s close delay, without the 180 MB more of 1 << 20.
@@ -380,7 +381,7 @@ void run_trace(const BenchArgs& a) {
       std::atomic<unsigned> pins{0};
       for (unsigned w = 0; w < a.workers; ++w)
         th.emplace_back([&, w] {
-          if (pin_to_cpu(w)) ++pins;
+          if (a.pin && pin_to_cpu(w)) ++pins;
           run_worker(a, shares[w].pkts, res[w], &start);
         });
       for (auto& x : th)
@@ -524,6 +525,9 @@ void setup(CLI::App& app) {
                  "engines on threads, one per CPU (pinned), each over its share of the trace")
       ->capture_default_str()
       ->check(CLI::Range(1u, 64u));
+  app.add_flag("!--no-pin", a->pin,
+               "-c N: let the scheduler place the workers (on a machine shared with other jobs, "
+               "a worker pinned beside one gets half its core)");
   app.add_option("--repeat", a->repeat, "runs over the loaded trace; sec is their median")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
