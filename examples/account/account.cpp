@@ -5,14 +5,7 @@
 namespace l45::examples {
 
 bool SubscriberPrefix::contains(const IpAddr& a) const {
-  if (a.family() != addr.family()) return false;
-  auto x = a.bytes(), y = addr.bytes();
-  const size_t full = len / 8, rest = len % 8;
-  for (size_t i = 0; i < full; ++i)
-    if (x[i] != y[i]) return false;
-  if (rest == 0) return true;
-  const uint8_t mask = uint8_t(0xff << (8 - rest));
-  return (x[full] & mask) == (y[full] & mask);
+  return IpPrefix{addr, len}.contains(a);
 }
 
 Result<std::vector<SubscriberPrefix>> parse_subscribers(std::string_view text,

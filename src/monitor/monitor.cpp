@@ -6,11 +6,14 @@
 #include <map>
 #include <utility>
 
+#include "inline_state.hpp"
 #include "l45/io/filter.hpp"
 
 namespace l45 {
 
 namespace {
+
+const EventDetail kNoDetail{};
 
 uint64_t pack(FlowHandle h) {
   return uint64_t{h.index} << 32 | h.generation;
@@ -129,6 +132,7 @@ class MonitorContext::Bridge final : public FlowObserver {
   bool packet_seen = false;  // an event for the current packet reached the raw sockets
 
   void on_open(const Flow& f) override {
+    note(f);
     PerFlow& p = c_.flows_[f.handle().index];
     p.clear(f.handle().generation);
     // The flow starts with the union of the sets of the stream sockets its packet matches.
@@ -154,27 +158,36 @@ class MonitorContext::Bridge final : public FlowObserver {
   }
   void on_tcp_state(const Flow& f, Side side, TcpEndpointState before,
                     TcpEndpointState after) override {
+    note(f);
     flow_event(f, BuiltinEvent::TcpState, side, {.before = before, .after = after});
   }
   void on_handshake(const Flow& f) override {
+    note(f);
     flow_event(f, BuiltinEvent::HandshakeDone, Side::Client);
   }
   void on_data(const Flow& f, Side from, uint64_t off, Bytes b) override {
+    note(f);
     if (PerFlow* p = c_.per_flow(f.handle()); p && p->buf[size_t(from)])
       p->buf[size_t(from)]->append(off, b);
     flow_event(f, BuiltinEvent::Data, from, {.offset = off, .length = b.size(), .data = b});
   }
   void on_retransmission(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    note(f);
     flow_event(f, BuiltinEvent::Retransmission, from, {.offset = off, .length = len});
   }
   void on_gap(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    note(f);
     flow_event(f, BuiltinEvent::Gap, from, {.offset = off, .length = len});
   }
   void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) override {
+    note(f);
     flow_event(f, BuiltinEvent::Mismatch, from,
                {.offset = m.offset, .length = m.length, .mismatch = &m});
   }
-  void on_packet(const Flow& f, Side from, const PacketView&) override { packet(f, from); }
+  void on_packet(const Flow& f, Side from, const PacketView&) override {
+    note(f);
+    packet(f, from);
+  }
   void on_icmp_error(const Flow& f, Side from, const PacketView&) override { packet(f, from); }
   void on_orphan(const PacketView&, DropReason why) override {
     flowless(BuiltinEvent::Orphan, why);
@@ -185,29 +198,45 @@ class MonitorContext::Bridge final : public FlowObserver {
   void on_close(const Flow& f, FlowEnd why) override {
     flow_event(f, BuiltinEvent::ConnEnd, Side::Client, {.end = why});
     c_.flows_[f.handle().index].clear(0);
+    c_.forget_remap(f);
   }
 
  private:
+  // Inline mode: every callback but on_close and on_icmp_error concerns the flow of the packet
+  // being processed (a close can be another flow's expiry); its first one names the flow and
+  // the sending side, for the payload edits.
+  void note(const Flow& f) {
+    Current* c = c_.cur_.get();
+    if (!c || c->flow) return;
+    c->flow = f.handle();
+    c->from =
+        c->view.src_addr() == f.addr(Side::Client) && c->view.src_port() == f.port(Side::Client)
+            ? Side::Client
+            : Side::Server;
+  }
   // The event for the flow's own subscriptions, with `d` as MonitorContext::detail().
-  void flow_event(const Flow& f, BuiltinEvent e, Side side, const EventDetail& d = {}) {
+  // perf: detail() points at `d` (no copy per event).
+  void flow_event(const Flow& f, BuiltinEvent e, Side side, const EventDetail& d = kNoDetail) {
     PerFlow* p = c_.per_flow(f.handle());
     if (!p || p->stopped || p->side_stopped[size_t(side)]) return;
-    c_.detail_ = d;
+    c_.detail_ = &d;
     c_.raise(p->sub.node(), EventId(e), f.handle(), side);
+    c_.detail_ = nullptr;
   }
   // A packet of a flow (ICMP errors included): the flow's packet event, then the raw sockets'.
   void packet(const Flow& f, Side from) {
     flow_event(f, BuiltinEvent::Packet, from);
     packet_seen = true;
-    c_.detail_ = {};
     c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
   }
   // A packet without a flow: for the raw sockets only, its kind and then the packet event.
   void flowless(BuiltinEvent e, DropReason why) {
     packet_seen = true;
-    c_.detail_ = {.reason = why};
+    const EventDetail d{.reason = why};
+    c_.detail_ = &d;
     c_.raise_raw(EventId(e), {}, Side::Client);
     c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+    c_.detail_ = nullptr;
   }
   MonitorContext& c_;
 };
@@ -252,6 +281,10 @@ Result<EventId> MonitorContext::define(std::string name, EventId base, MonitorFi
 Result<void> MonitorContext::on(SocketId s, EventId e, Hook h, HandlerId handler) {
   if (s >= sockets_.size()) return Error::invalid("no monitoring socket " + std::to_string(s));
   return sockets_[s]->sub.add(e, h, handler);
+}
+
+const EventDetail& MonitorContext::detail() const {
+  return detail_ ? *detail_ : kNoDetail;
 }
 
 MonitorContext::PerFlow* MonitorContext::per_flow(FlowHandle f) {
@@ -416,8 +449,10 @@ void MonitorContext::run_timers() {
     }
     PerFlow* p = per_flow(t.flow);
     if (!p || p->stopped) continue;  // the flow ended (or is no longer monitored)
-    detail_ = {.timer = t.id};
+    const EventDetail d{.timer = t.id};
+    detail_ = &d;
     raise(p->sub.node(), EventId(BuiltinEvent::Timeout), t.flow, Side::Client);
+    detail_ = nullptr;
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
+
 #include "l45/packet/mac_addr.hpp"
 
 namespace l45 {
@@ -100,6 +102,32 @@ size_t IpAddr::hash() const {
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 29;
   return size_t(h);
+}
+
+std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  auto ip = IpAddr::parse(text.substr(0, slash));
+  if (!ip) return std::nullopt;
+  const unsigned max = ip->is_v4() ? 32 : 128;
+  unsigned len = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view l = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(l.data(), l.data() + l.size(), len);
+    if (l.empty() || ec != std::errc() || end != l.data() + l.size() || len > max)
+      return std::nullopt;
+  }
+  return IpPrefix{*ip, uint8_t(len)};
+}
+
+bool IpPrefix::contains(const IpAddr& a) const {
+  if (a.family() != addr.family()) return false;
+  auto x = a.bytes(), y = addr.bytes();
+  const size_t full = len / 8, rest = len % 8;
+  for (size_t i = 0; i < full; ++i)
+    if (x[i] != y[i]) return false;
+  if (rest == 0) return true;
+  const uint8_t mask = uint8_t(0xff << (8 - rest));
+  return (x[full] & mask) == (y[full] & mask);
 }
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {

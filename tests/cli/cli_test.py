@@ -505,7 +505,7 @@ with open(subs, "w") as f:
     f.write("198.51.100.0/24 cell\n10.0.0.0/33 bad\n")
 p = run("account", "-r", evil, "--subscribers", subs)
 check("account: a bad subscribers file is one error line with file and line, exit 2",
-      p.returncode == 2 and one_error_line(p, "subs.txt:2", "bad prefix length"), p.stderr)
+      *one_error_line(p, "subs.txt:2", "bad prefix length"))
 p = run("account", "-r", evil)
 check("account without --subscribers: a usage error", p.returncode == 2, p.stderr)
 
@@ -556,6 +556,30 @@ else:
                 bad.append(f"{f}: {len(got)} vs tshark {len(want)}")
     check(f"http on {n_files} shared captures: tshark's {n_reqs} requests (method, host, uri)",
           n_reqs > 20 and not bad, bad)
+
+# -- l45 firewall and l45 rewrite without a queue (inline_live runs them on one, as root)
+rules = os.path.join(tmp, "fw.rules")
+with open(rules, "w") as f:
+    f.write("# allow the web\nACCEPT any 203.0.113.0/24 dport 80\nDROP any any\n")
+p = run("firewall", "--rules", rules, "--check")
+check("firewall --check: the rules with their lines", p.returncode == 0
+      and "line 2    ACCEPT any 203.0.113.0/24 dport 80" in p.stdout and "2 rules" in p.stdout,
+      p.stdout + p.stderr)
+with open(rules, "a") as f:
+    f.write("DROP any any dport http\n")
+check("firewall: a bad rule is one error line with file and line, exit 2",
+      *one_error_line(run("firewall", "--rules", rules, "--check"), "fw.rules:4",
+                      "bad port 'http'"))
+check("firewall: a missing rules file, exit 2, one line",
+      *one_error_line(run("firewall", "--rules", rules + ".none", "--queue", "9"), "cannot read"))
+with open(rules, "w") as f:
+    f.write("DROP any any\n")
+check("firewall without --queue: exit 2, one line",
+      *one_error_line(run("firewall", "--rules", rules), "--queue is required"))
+check("rewrite without --replace: exit 2, one line",
+      *one_error_line(run("rewrite", "--queue", "9"), "--replace"))
+check("rewrite without --queue: exit 2, one line",
+      *one_error_line(run("rewrite", "--replace", "a", "b"), "--queue"))
 
 shutil.rmtree(tmp, ignore_errors=True)
 

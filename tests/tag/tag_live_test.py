@@ -405,6 +405,30 @@ try:
               p.returncode == 0 and got == 30000 and rule_stat(st, 1).get("payload") == 30000,
               f"rc={p.returncode} {p.stderr} {got} {st.get('rules')}")
 
+    # an unmodified program under the shim's `tag` module (l45 run): its socket is tagged
+    mods = f"{tmp}/shim-mods"
+    os.mkdir(mods, 0o755)
+    with open(f"{mods}/tag.toml", "w") as f:
+        f.write('name = "tag-sender"\nmodule = "tag"\n[match]\nprotocol = "tcp"\nports = [9000]\n'
+                '[params]\napp = 31\ntags = "shim,9"\n')
+    os.chmod(f"{mods}/tag.toml", 0o644)
+    r = rules('out app 31 tag "shim" dport 9000 count\nout app 31 tag 9 count\n')
+    srv = sink(NS_S, "198.51.100.1", 9000, 1)
+    sender = ("import socket\ns=socket.create_connection(('198.51.100.1',9000))\n"
+              "s.sendall(b'x'*30000); s.shutdown(socket.SHUT_WR); s.recv(1)")
+    p = subprocess.run(["ip", "netns", "exec", NS_C, L45, "run", "--modules", mods, "--rundir",
+                        f"{tmp}/shim-run", "--", PY, "-c", sender],
+                       capture_output=True, text=True, timeout=30, preexec_fn=in_cgroup(CG))
+    got = json.loads(srv.stdout.readline() or "{}").get("received")
+    stop(srv)
+    time.sleep(0.3)
+    st = stats()
+    check("the shim's tag module tags an unmodified program's socket: both tags' rules count "
+          "what the server received after connect()",
+          p.returncode == 0 and got == 30000 and rule_stat(st, 1).get("payload") == 30000
+          and rule_stat(st, 2).get("payload") == 30000 and "cannot tag" not in p.stderr,
+          f"rc={p.returncode} {p.stderr} {got} {st.get('rules')}")
+
     # UDP: a tagged datagram socket, sendto() without connect()
     r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto tcp count\n"
               "out proto udp dport 9001 count\n")

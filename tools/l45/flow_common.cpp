@@ -52,12 +52,49 @@ EngineConfig engine_config(const EngineArgs& a) {
   return c;
 }
 
-EngineConfig engine_config(const EngineArgs& a, const InputArgs& in) {
-  EngineConfig c = engine_config(a);
-  if (!in.iface.empty()) {
-    std::random_device rd;
-    c.hash_seed = uint64_t{rd()} << 32 | rd();
+void add_queue_options(CLI::App& app, QueueArgs& q) {
+  app.add_option("--queue", q.queue, "NFQUEUE number that a netfilter rule queues to")
+      ->check(CLI::Range(0, 65535));
+  app.add_flag("--fail-open", q.fail_open,
+               "when l45 falls behind (queue full) or exits, the kernel accepts the waiting "
+               "packets instead of dropping them");
+}
+
+Result<NfqueueInlineCounters> run_inline(
+    MonitorContext& ctx, const QueueArgs& q,
+    const std::function<void(const NfqueueInlineCounters&)>& each_second) {
+  if (q.queue < 0) fail("--queue is required (the NFQUEUE number a netfilter rule queues to)");
+  NfqueueOptions o;
+  o.queue = uint16_t(q.queue);
+  o.fail_open = q.fail_open;
+  L45_TRY(auto in, NfqueueInline::open(ctx, o));
+  catch_stop_signals();
+  SystemClock wall;
+  Timestamp next = wall.now() + Duration::seconds(1);
+  Result<void> r;
+  while (!stop_requested()) {
+    if (auto n = in->run_once(); !n.ok()) {
+      r = n.error();
+      break;
+    }
+    if (const Timestamp now = wall.now(); now >= next) {
+      each_second(in->counters());
+      next = now + Duration::seconds(1);
+    }
   }
+  each_second(in->counters());
+  if (!r.ok()) return r.error();
+  return in->counters();
+}
+
+EngineConfig engine_config(const EngineArgs& a, const InputArgs& in) {
+  return in.iface.empty() ? engine_config(a) : live_engine_config(a);
+}
+
+EngineConfig live_engine_config(const EngineArgs& a) {
+  EngineConfig c = engine_config(a);
+  std::random_device rd;
+  c.hash_seed = uint64_t{rd()} << 32 | rd();
   return c;
 }
 

@@ -10,6 +10,7 @@
 
 #include "input.hpp"
 #include "l45/flow/engine.hpp"
+#include "l45/monitor/nfqueue_inline.hpp"
 #include "text.hpp"
 
 namespace l45::cli {
@@ -26,6 +27,18 @@ struct EngineArgs {
   bool stats = false;
 };
 
+// Inline commands on an NFQUEUE: --queue N, --fail-open.
+struct QueueArgs {
+  int queue = -1;  // -1: not given (run_inline() ends the command)
+  bool fail_open = false;
+};
+void add_queue_options(CLI::App& app, QueueArgs& q);
+// Runs `ctx` inline on the queue until Ctrl-C or SIGTERM; `each_second` runs about once a
+// second with the counters so far, and once more at the end.
+Result<NfqueueInlineCounters> run_inline(
+    MonitorContext& ctx, const QueueArgs& q,
+    const std::function<void(const NfqueueInlineCounters&)>& each_second);
+
 // `with_stream`: the command reassembles (adds --overlap and --depth).
 void add_engine_options(CLI::App& app, EngineArgs& a, bool with_stream);
 EngineConfig engine_config(const EngineArgs& a);
@@ -33,6 +46,7 @@ EngineConfig engine_config(const EngineArgs& a);
 // so traffic cannot be aimed at one probe chain (a file keeps the fixed seed: replays stay
 // identical).
 EngineConfig engine_config(const EngineArgs& a, const InputArgs& in);
+EngineConfig live_engine_config(const EngineArgs& a);  // a random seed
 
 // Feeds every packet of `src` to `engine` and calls engine.finish() at the end (unless
 // `finish` is false). `tick(now)` is the place for periodic output: for a file it runs BEFORE

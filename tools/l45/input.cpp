@@ -39,14 +39,22 @@ std::unique_ptr<Source> open_input(const InputArgs& in) {
   return src;
 }
 
-Result<void> for_each_packet(Source& src, uint64_t limit,
-                             const std::function<void(const Packet&)>& f,
-                             const std::function<void()>& after_read) {
+void catch_stop_signals() {
   g_stop = 0;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool stop_requested() {
+  return g_stop != 0;
+}
+
+Result<void> for_each_packet(Source& src, uint64_t limit,
+                             const std::function<void(const Packet&)>& f,
+                             const std::function<void()>& after_read) {
+  catch_stop_signals();
   PacketBatch batch(64);
   uint64_t seen = 0;
   while (!g_stop) {

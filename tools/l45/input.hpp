@@ -30,6 +30,10 @@ Result<void> for_each_packet(Source& src, uint64_t limit,
                              const std::function<void(const Packet&)>& f,
                              const std::function<void()>& after_read = {});
 void print_source_stats(const Source& src);
+// Ctrl-C and SIGTERM end a command's loop cleanly: catch them (clears an earlier request), then
+// poll stop_requested().
+void catch_stop_signals();
+bool stop_requested();
 // One line per non-zero reason on stderr: "l45:   <name> <count>  (<description>)".
 void print_drops(const DropCounters& drops);
 

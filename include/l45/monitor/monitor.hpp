@@ -32,7 +32,26 @@
 // a boundary: one call never returns bytes from both sides of it; read_offset() tells where the
 // next peek() starts, so a jump shows.
 //
-// Not yet here (issue 4): inline mode (setlastpkt, sendpkt, reset), NFQUEUE, workers.
+// Inline mode (mOS's setlastpkt, sendpkt and reset): feed packets with process_inline()
+// instead of process(); each comes back with its fate (InlineOutcome). During a handler:
+//   drop()                       the packet is not forwarded
+//   overwrite(region, off, b)    bytes of its IP header, transport header or TCP payload
+//   insert(off, b), remove(off, n)  TCP payload bytes in or out: the length changes
+//   send(packet), send(flow, to, flags, payload)   a packet of one's own (take_sent())
+//   reset(flow)                  a RST to each side, in window, and the flow is dropped
+// Checksums and lengths are always fixed. When payload edits change a side's length, the
+// sequence numbers of that side's later segments and the acknowledgements (and SACK blocks)
+// of the other side are remapped for the rest of the connection, so both endpoints keep a
+// consistent byte stream; a retransmission that carries an edited range whole gets the same
+// edit again. A segment an edit makes longer is cut into pieces no longer than it came (the
+// path's MTU still holds): the first is the verdict's packet, the others are sent. Payload edits go
+// forward: each one starts at or after the end of the side's last one. A retransmission that cuts
+// an edited range is forwarded with its sequence number remapped and its bytes unedited (counted in
+// inline_stats().partial). Bytes sent with send(flow, ...) take sequence space the sender does not
+// know of: they are remapped like an insertion, but not sent again if lost. Events see the packets
+// as the sender sent them (with the other side's acknowledgements already remapped).
+//
+// Not yet here (issue 4): workers.
 //
 //   MonitorContext ctx;
 //   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
@@ -49,6 +68,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "l45/core/result.hpp"
@@ -74,6 +94,25 @@ struct Peer {
 
 // What the event being handled carries beyond (flow, side, event): MonitorContext::detail(),
 // valid during the handler.
+// What process_inline() decided for a packet.
+struct InlineOutcome {
+  Verdict verdict = Verdict::Accept;
+  std::optional<Packet> packet;  // the packet to forward instead (changed); empty: unchanged
+};
+
+// Where overwrite() writes: offsets count from the start of that region of the packet.
+enum class Region : uint8_t { Ip, Transport, Payload };
+
+struct InlineStats {
+  uint64_t dropped = 0;         // packets given Drop
+  uint64_t modified = 0;        // packets forwarded changed (edits, remapped numbers)
+  uint64_t sent = 0;            // packets send() and reset() made
+  uint64_t reedited = 0;        // retransmissions that got their edit again
+  uint64_t partial = 0;         // retransmissions that cut an edited range (bytes left as sent)
+  uint64_t remapped_flows = 0;  // flows whose numbers were ever remapped
+  uint64_t split = 0;           // extra pieces of segments an edit made longer than they came
+};
+
 struct EventDetail {
   uint64_t offset = 0;  // data, gap, retransmission, mismatch: stream offset of the bytes
   uint64_t length = 0;
@@ -134,18 +173,39 @@ class MonitorContext {
   uint64_t read_offset(FlowHandle f, Side side) const;     // where the next peek() starts
   uint64_t buffer_dropped(FlowHandle f, Side side) const;  // bytes dropped unread
   const Packet* last_packet() const { return last_; }
-  const EventDetail& detail() const { return detail_; }
+  const EventDetail& detail() const;
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
 
   void process(const Packet& p);
   void advance(Timestamp now);
   void finish();
 
+  // Inline mode (see the top of this file).
+  InlineOutcome process_inline(const Packet& p);
+  // In a handler of process_inline(): errors elsewhere, or when the packet lacks the region.
+  Result<void> drop();
+  Result<void> overwrite(Region r, size_t offset, Bytes data);
+  Result<void> insert(size_t offset, Bytes data);     // into the TCP payload
+  Result<void> remove(size_t offset, size_t length);  // from the TCP payload
+  // Any IP packet (link Raw), sent as it is.
+  Result<void> send(Packet p);
+  // A TCP segment of the flow to side `to`, from the other side's endpoint, at its next
+  // sequence number (remapped) and acknowledging what `to` sent.
+  Result<void> send(FlowHandle f, Side to, uint8_t tcp_flags, Bytes payload = {});
+  // A RST to each side that has sent something (seq and ack in its window); the current packet
+  // is dropped when it is the flow's, and the flow stops being monitored.
+  Result<void> reset(FlowHandle f);
+  // The packets send() and reset() made since the last call, in order.
+  std::vector<Packet> take_sent();
+  const InlineStats& inline_stats() const { return inline_stats_; }
+
  private:
   class Bridge;
   struct Socket;
   struct PerFlow;
   struct SideBuffer;
+  struct Remap;
+  struct Current;
 
   PerFlow* per_flow(FlowHandle f);
   const PerFlow* per_flow(FlowHandle f) const;
@@ -161,7 +221,7 @@ class MonitorContext {
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<Engine> engine_;
   const Packet* last_ = nullptr;
-  EventDetail detail_;
+  const EventDetail* detail_ = nullptr;  // the event's, while its handlers run
   struct Timer {
     Timestamp at;
     uint64_t id;
@@ -173,6 +233,16 @@ class MonitorContext {
   std::vector<Timer> timers_;        // a min-heap by (time, id)
   std::vector<uint64_t> cancelled_;  // ids cancelled and still in the heap
   uint64_t next_timer_ = 1;
+  // Inline mode.
+  std::unique_ptr<Current> cur_;  // the packet process_inline() is on; null outside it
+  std::unordered_map<std::string, std::unique_ptr<Remap>> remaps_;  // by endpoint pair
+  std::vector<Packet> sent_;
+  InlineStats inline_stats_;
+  uint64_t inline_packets_ = 0;
+
+  Remap* remap_for(const Flow& f, bool create);
+  void forget_remap(const Flow& f);
+  Result<void> edit(size_t offset, size_t removed, Bytes data, bool same_length);
 };
 
 }  // namespace l45

@@ -92,6 +92,16 @@ class IpAddr {
   IpFamily family_ = IpFamily::None;
 };
 
+// An address prefix: "198.51.100.0/24", "fd00::/8", or an address alone (all of its bits).
+struct IpPrefix {
+  IpAddr addr;
+  uint8_t len = 0;
+  // nullopt for a bad address or a length past the family's bits.
+  static std::optional<IpPrefix> parse(std::string_view text);
+  // Same family and the first `len` bits equal.
+  bool contains(const IpAddr& a) const;
+};
+
 }  // namespace l45
 
 template <>

@@ -305,7 +305,9 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp) {
       // the old one was not tracked), not hidden in the old slot until that idles out.
       auto t = v.tcp();
       const TcpEndpoint& sender = f->tcp_->endpoint(f->tcp_->side_of(dir));
-      if (t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq()))
+      // Not for the packet that made the flow (an observer stopped it in on_open): that SYN
+      // is this connection's, and restarting would open the flow again, and again.
+      if (!r.created && t->syn() && !t->has_ack() && !(sender.isn_known && sender.isn == t->seq()))
         return restart(r.handle, *f, v, kp);
       f->side_[size_t(f->tcp_->side_of(dir))].packets++;
       if (pkt_ts_ > f->last_) f->last_ = pkt_ts_;

@@ -148,8 +148,8 @@ TEST(IdentityModule, UnknownParameterIsRefusedWithItsName) {
   EXPECT_NE(std::string(err).find("colour"), std::string::npos) << err;
 }
 
-TEST(Builtins, MonitorAndIdentityAreRegisteredWithTheCurrentAbi) {
-  for (const char* name : {"monitor", "identity"}) {
+TEST(Builtins, MonitorIdentityAndTagAreRegisteredWithTheCurrentAbi) {
+  for (const char* name : {"monitor", "identity", "tag"}) {
     const l45_shim_module* m = find_builtin(name);
     ASSERT_NE(m, nullptr) << name;
     EXPECT_EQ(m->abi_version, L45_SHIM_ABI_VERSION);
