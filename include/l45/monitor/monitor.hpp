@@ -51,7 +51,7 @@
 // know of: they are remapped like an insertion, but not sent again if lost. Events see the packets
 // as the sender sent them (with the other side's acknowledgements already remapped).
 //
-// Not yet here (issue 4): workers.
+// Workers (one context per core, packets spread by flow): l45/monitor/workers.hpp.
 //
 //   MonitorContext ctx;
 //   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
