@@ -135,7 +135,8 @@ void Accountant::on_mismatch(MonitorContext& c, FlowHandle h, Side s) {
   const Flow* f = c.flow(h);
   Side sub_side;
   const int i = f ? subscriber_of(*f, &sub_side) : -1;
-  abuse_.push_back({i < 0 ? std::string() : subs_[size_t(i)].id, f ? f->uid() : std::string(), s,
+  abuse_.push_back({i < 0 ? std::string() : subs_[size_t(i)].id, f ? f->uid() : std::string(),
+                    f ? f->serial() : 0, c.last_packet() ? c.last_packet()->meta().frame : 0, s,
                     c.detail().offset, c.detail().length});
 }
 

@@ -49,6 +49,8 @@ struct Usage {
 struct AbuseReport {
   std::string subscriber;
   std::string uid;
+  uint64_t serial = 0;  // Flow::serial of the flow
+  uint64_t frame = 0;   // PacketMeta::frame of the packet that showed it (0: at the flow's end)
   Side side = Side::Client;
   uint64_t offset = 0, length = 0;
 };

@@ -271,6 +271,13 @@ Result<HandlerId> MonitorContext::handler(std::string name, MonitorCallback cb) 
   });
 }
 
+Result<EventId> MonitorContext::define(std::string name, EventId base, MonitorFilter filter) {
+  if (!filter) return Error::invalid("event '" + name + "' has no filter");
+  return events_.define(std::move(name), base, [this, f = std::move(filter)](const EventArgs& a) {
+    return f(*this, unpack(a.subject), Side(a.side));
+  });
+}
+
 Result<void> MonitorContext::on(SocketId s, EventId e, Hook h, HandlerId handler) {
   if (s >= sockets_.size()) return Error::invalid("no monitoring socket " + std::to_string(s));
   return sockets_[s]->sub.add(e, h, handler);

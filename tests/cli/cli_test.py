@@ -308,6 +308,22 @@ check("midstat --every 0.0002: a table every 0.2 ms of packet time, from the sta
       p.returncode == 0 and len(mobjs2) >= 100 and mobjs2[0]["ts"] <= t0 + 0.00045 and during,
       f"{len(mobjs2)} tables at {[round(o['ts'] - t0, 4) for o in mobjs2]} s after the first packet; "
       f"{len(during)} show 51438 open")
+# -c N: N workers with their own flow tables; for a file the tables are -c 1's but for WORKER.
+import re
+one = run("midstat", "-r", SAMPLE, "--every", "0.0005", "--json")
+for n in ("2", "3"):
+    p = run("midstat", "-r", SAMPLE, "--every", "0.0005", "--json", "-c", n)
+    workers = {t["worker"] for l in p.stdout.splitlines() for t in json.loads(l)["table"]}
+    same = re.sub(r'"worker":\d+', "", p.stdout) == re.sub(r'"worker":\d+', "", one.stdout)
+    check(f"midstat -c {n}: the tables of -c 1 (rows, order, uids), WORKER 0..{int(n) - 1}",
+          p.returncode == 0 and one.returncode == 0 and same and workers == set(range(int(n))),
+          f"workers {workers}; same: {same}")
+p = run("midstat", "-r", SAMPLE, "-c", "2")
+check("midstat -c 2 (text): one table, the WORKER column shows the worker",
+      p.returncode == 0 and len([l for l in p.stdout.splitlines() if l.startswith("# ")]) == 1
+      and {l.split()[1] for l in p.stdout.splitlines() if l.startswith(("tcp", "udp"))} == {"0", "1"},
+      p.stdout)
+check("midstat -c 0: exit 2", run("midstat", "-r", SAMPLE, "-c", "0").returncode == 2)
 p = run("midstat", "-r", SAMPLE, "-n", "2")
 check("midstat -n 2: at most 2 rows, and says how many were shown",
       p.returncode == 0 and "(2 shown)" in p.stdout, p.stdout)
@@ -463,6 +479,28 @@ p = run("account", "-r", evil, "--subscribers", subs)
 check("account: a table, then the abuse line", p.returncode == 0
       and p.stdout.splitlines()[0].startswith("subscriber") and "possible tunneling" in p.stdout,
       p.stdout)
+# -c N: eight connections, each resending bytes with other content, interleaved: the workers'
+# usage adds up to -c 1's and the abuse reports come in -c 1's order with -c 1's uids.
+many = os.path.join(tmp, "evil-many.pcap")
+frames = []
+for step in range(6):
+    for k in range(8):
+        port = 40000 + k * 7
+        frames.append([
+            tcp_frame(U, V, port, 443, 1000, 0, "S"),
+            tcp_frame(V, U, 443, port, 5000, 1001, "SA"),
+            tcp_frame(U, V, port, 443, 1001, 5001, "A"),
+            tcp_frame(U, V, port, 443, 1001, 5001, "PA", b"GET /index.html HTTP/1.1\r\n"),
+            tcp_frame(U, V, port, 443, 1005, 5001, "PA", b"/TUNNELED-DATA!"),
+            tcp_frame(V, U, 443, port, 5001, 1027, "A"),
+        ][step])
+write_pcap(many, frames)
+base = run("account", "-r", many, "--subscribers", subs, "--json")
+for n in ("2", "3"):
+    p = run("account", "-r", many, "--subscribers", subs, "--json", "-c", n)
+    check(f"account -c {n}: -c 1's usage, and its 8 abuse reports in its order with its uids",
+          p.returncode == 0 and p.stdout == base.stdout and base.stdout.count('"abuse"') == 8,
+          p.stdout + base.stdout)
 with open(subs, "w") as f:
     f.write("198.51.100.0/24 cell\n10.0.0.0/33 bad\n")
 p = run("account", "-r", evil, "--subscribers", subs)
@@ -470,6 +508,54 @@ check("account: a bad subscribers file is one error line with file and line, exi
       *one_error_line(p, "subs.txt:2", "bad prefix length"))
 p = run("account", "-r", evil)
 check("account without --subscribers: a usage error", p.returncode == 2, p.stderr)
+
+# -- l45 http: every request's method, Host and request-target, against tshark's HTTP dissector
+def http_requests(path):
+    p = run("http", "-r", path, "--json")
+    return p, sorted((o["method"], o["host"], o["uri"]) for o in map(json.loads, p.stdout.splitlines()))
+
+
+def tshark_http_requests(path):
+    t = subprocess.run(["tshark", "-r", path, "-Y", "http.request && tcp", "-T", "fields",
+                        "-e", "http.request.method", "-e", "http.host", "-e", "http.request.uri"],
+                       capture_output=True, text=True, timeout=120)
+    return sorted(tuple((l.split("\t") + ["", "", ""])[:3]) for l in t.stdout.splitlines())
+
+
+p, got = http_requests(SAMPLE)
+want = tshark_http_requests(SAMPLE)
+check(f"http -r sample: tshark's {len(want)} requests (method, host, uri)",
+      p.returncode == 0 and len(want) >= 4 and got == want, f"{got} vs {want}")
+p = run("http", "-r", SAMPLE)
+check("http -r sample: one line per request, 'TS UID CLIENT -> SERVER METHOD HOST URI'",
+      p.returncode == 0 and len(p.stdout.splitlines()) == len(want)
+      and all(l.split()[3] == "->" and l.split()[5] == "GET" for l in p.stdout.splitlines()), p.stdout)
+check("help http shows the examples", "l45 http -r" in run("help", "http").stdout)
+check("http: missing file: exit 2, one line naming it",
+      *one_error_line(run("http", "-r", "/nonexistent.pcap"), "/nonexistent.pcap"))
+PCAPS = os.environ.get("L45_PCAPS", os.path.join(SRC, "..", "shared", "pcaps"))
+# Where l45 and tshark disagree by design: the capture starts with the server's response, so
+# l45 takes the server (the first sender) for the client and its requests for server data.
+HTTP_DIFFERS = {"http-start-from-response.pcap"}
+if not os.path.isdir(PCAPS):
+    print("skip http against tshark on the shared captures: no ../shared/pcaps (set L45_PCAPS)")
+else:
+    bad, n_files, n_reqs = [], 0, 0
+    for root, _, files in sorted(os.walk(PCAPS)):
+        for f in sorted(files):
+            if not f.endswith((".pcap", ".pcapng")) or f in HTTP_DIFFERS:
+                continue
+            path = os.path.join(root, f)
+            want = tshark_http_requests(path)
+            p, got = http_requests(path)
+            if p.returncode != 0 and not want:
+                continue  # a capture l45 refuses (its own tests cover that) with no HTTP in it
+            n_files += 1
+            n_reqs += len(want)
+            if got != want:
+                bad.append(f"{f}: {len(got)} vs tshark {len(want)}")
+    check(f"http on {n_files} shared captures: tshark's {n_reqs} requests (method, host, uri)",
+          n_reqs > 20 and not bad, bad)
 
 # -- l45 firewall and l45 rewrite without a queue (inline_live runs them on one, as root)
 rules = os.path.join(tmp, "fw.rules")

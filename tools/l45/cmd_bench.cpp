@@ -9,6 +9,8 @@
 // (bytes_at_exit says how much), as libnids' do.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -27,6 +30,7 @@
 #include "command.hpp"
 #include "flow_common.hpp"
 #include "l45/monitor/monitor.hpp"
+#include "l45/monitor/workers.hpp"
 #include "l45/packet/builder.hpp"
 #include "l45/packet/ip_proto.hpp"
 
@@ -41,6 +45,7 @@ struct BenchArgs {
   bool no_reassembly = false;
   bool drop_after_reset = false;
   bool events = false;
+  bool pin = true;
   uint32_t synthetic = 0;
   // Slots are preallocated (and counted in hwm_kb): 262144 holds many-flows' ~130k flows open
   // at once, counting those kept for the 5 s close delay, without the 180 MB more of 1 << 20.
@@ -187,68 +192,66 @@ class Counter final : public FlowObserver {
   uint64_t c2s = 0, s2c = 0, flows = 0, gaps = 0, gap_bytes = 0, mismatches = 0;
 };
 
-// The worker a frame belongs to: a symmetric hash of the IP pair and ports, so both directions
-// of a flow meet in one engine (RSS-style sharding). Not IP, or not parseable: worker 0.
-// IP fragments hash without ports (none of the peers' traces has any).
-unsigned worker_of(const Packet& p, unsigned workers) {
-  if (workers <= 1) return 0;
-  Bytes d = p.data();
-  size_t off = 0;
-  switch (p.meta().link) {
-    case LinkType::Ethernet: {
-      if (d.size() < 14) return 0;
-      uint16_t et = uint16_t(uint16_t(d[12]) << 8 | uint16_t(d[13]));
-      off = 14;
-      while ((et == 0x8100 || et == 0x88a8) && d.size() >= off + 4) {
-        et = uint16_t(uint16_t(d[off + 2]) << 8 | uint16_t(d[off + 3]));
-        off += 4;
-      }
-      if (et != 0x0800 && et != 0x86dd) return 0;
-      break;
+// -c N: the trace split by FlowDispatcher before any clock starts, as a NIC's RSS spreads
+// packets over queues before the cores see them: worker w gets shares[w], every packet of a
+// flow (both directions, ICMP errors, fragments) in one share. Each share's frames are copied
+// into one buffer of their own, in order, as a NIC writes each queue's frames into that queue's
+// ring: a worker reads its packets one after another, not every Nth frame of the file.
+struct Share {
+  std::shared_ptr<std::byte[]> buf;
+  std::vector<Packet> pkts;
+};
+
+std::vector<Share> split_trace(const std::vector<Packet>& pkts, unsigned workers, double* sec) {
+  const double t0 = now_sec();
+  std::vector<std::vector<const Packet*>> picked(workers);
+  FlowDispatcher d({.workers = workers});
+  std::deque<Packet> held;  // fragments emitted after being held (a deque: they stay put)
+  auto emit = [&](unsigned w, const Packet& p, Timestamp) {
+    if (&p >= pkts.data() && &p < pkts.data() + pkts.size()) {
+      picked[w].push_back(&p);
+    } else {
+      held.push_back(p.share());
+      picked[w].push_back(&held.back());
     }
-    case LinkType::Raw:
-    case LinkType::Ipv4:
-    case LinkType::Ipv6:
-      break;
-    case LinkType::LinuxSll:
-      off = 16;
-      break;
-    default:
-      return 0;
-  }
-  if (d.size() < off + 20) return 0;
-  const auto* ip = reinterpret_cast<const uint8_t*>(d.data()) + off;
-  uint64_t h = 0;
-  size_t l4 = 0;
-  uint8_t proto = 0;
-  bool frag = false;
-  if ((ip[0] >> 4) == 4) {
-    uint32_t a, b;
-    std::memcpy(&a, ip + 12, 4);
-    std::memcpy(&b, ip + 16, 4);
-    h = uint64_t(a) + b;
-    l4 = off + (ip[0] & 15u) * 4u;
-    proto = ip[9];
-    frag = ((ip[6] & 0x3f) | ip[7]) != 0;
-  } else if ((ip[0] >> 4) == 6 && d.size() >= off + 40) {
-    for (int i = 8; i < 40; i += 8) {
-      uint64_t w;
-      std::memcpy(&w, ip + i, 8);
-      h += w;
+  };
+  for (const Packet& p : pkts)
+    d.push(p, emit);
+  d.flush(emit);
+  std::vector<Share> shares(workers);
+  for (unsigned w = 0; w < workers; ++w) {
+    size_t bytes = 0;
+    for (const Packet* p : picked[w])
+      bytes += p->size();
+    Share& s = shares[w];
+    s.buf.reset(new std::byte[bytes ? bytes : 1]);
+    s.pkts.reserve(picked[w].size());
+    size_t off = 0;
+    for (const Packet* p : picked[w]) {
+      std::memcpy(s.buf.get() + off, p->data().data(), p->size());
+      s.pkts.push_back(Packet::borrow(Bytes(s.buf.get() + off, p->size()), s.buf, p->meta()));
+      off += p->size();
     }
-    l4 = off + 40;
-    proto = ip[6];
-  } else {
-    return 0;
   }
-  if (!frag && (proto == ip_proto::kTcp || proto == ip_proto::kUdp) && d.size() >= l4 + 4) {
-    uint16_t sp, dp;
-    std::memcpy(&sp, reinterpret_cast<const uint8_t*>(d.data()) + l4, 2);
-    std::memcpy(&dp, reinterpret_cast<const uint8_t*>(d.data()) + l4 + 2, 2);
-    h += uint64_t(sp) + dp;
+  *sec = now_sec() - t0;
+  return shares;
+}
+
+// Worker w on its own CPU: the w-th of those this process may run on (none when there are
+// fewer). Returns whether it was pinned.
+bool pin_to_cpu(unsigned w) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  unsigned seen = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (seen++ != w) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
   }
-  h *= 0x9e3779b97f4a7c15ull;
-  return unsigned((h >> 32) % workers);
+  return false;
 }
 
 struct WorkerResult {
@@ -272,15 +275,14 @@ EngineConfig bench_config(const BenchArgs& a, uint32_t max_flows) {
 // The clock runs only around the packet loop; `process` feeds `engine` (directly, or through
 // a monitoring context), `finish` ends it after the clock stopped.
 template <typename Process, typename Finish>
-double timed_loop(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
-                  std::barrier<>* start, const Engine& engine, Process&& process, Finish&& finish) {
+double timed_loop(const std::vector<Packet>& pkts, WorkerResult& r, std::barrier<>* start,
+                  const Engine& engine, Process&& process, Finish&& finish) {
   if (start) start->arrive_and_wait();  // every engine built before any clock starts
   const double c0 = thread_cpu_sec();
   const double t0 = now_sec();
   r.t0 = t0;
   size_t i = 0;
   for (const Packet& p : pkts) {
-    if (a.workers > 1 && worker_of(p, a.workers) != w) continue;
     process(p);
     // The engine's bytes move only with flows and buffers: a sample every 4096 packets.
     if ((++i & 4095) == 0)
@@ -333,41 +335,58 @@ void count_events(MonitorContext& ctx, Counter& count) {
       fail("bench: cannot subscribe to every event");
 }
 
-// One engine over the packets of worker `w`.
-double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, unsigned w, WorkerResult& r,
+// One engine over `pkts` (the whole trace, or one worker's share).
+double run_worker(const BenchArgs& a, const std::vector<Packet>& pkts, WorkerResult& r,
                   std::barrier<>* start = nullptr) {
   if (a.events) {
     MonitorContext ctx(bench_config(a, a.max_flows));
     count_events(ctx, r.count);
     return timed_loop(
-        a, pkts, w, r, start, ctx.engine(), [&](const Packet& p) { ctx.process(p); },
+        pkts, r, start, ctx.engine(), [&](const Packet& p) { ctx.process(p); },
         [&] { ctx.finish(); });
   }
   Engine engine(bench_config(a, a.max_flows), &r.count);
   return timed_loop(
-      a, pkts, w, r, start, engine, [&](const Packet& p) { engine.process(p); },
+      pkts, r, start, engine, [&](const Packet& p) { engine.process(p); },
       [&] { engine.finish(); });
+}
+
+// "412000/398000": packets per worker ("-" for one worker).
+std::string share_sizes(const std::vector<Share>& shares) {
+  std::string s;
+  for (const Share& x : shares)
+    s += (s.empty() ? "" : "/") + std::to_string(x.pkts.size());
+  return s.empty() ? "-" : s;
 }
 
 void run_trace(const BenchArgs& a) {
   Trace t = load_trace(a.file, a.limit);
+  double split_sec = 0;
+  std::vector<Share> shares;
+  if (a.workers > 1) shares = split_trace(t.pkts, a.workers, &split_sec);
   const long rss_load = status_kb("VmRSS:");
-  std::vector<double> secs, cpus;
+  unsigned pinned = 0;
+  std::vector<double> secs, cpus, cpu_maxes;
   std::vector<WorkerResult> res;
   for (unsigned rep = 0; rep < a.repeat; ++rep) {
     res.assign(a.workers, WorkerResult{});
     double sec = 0;
     if (a.workers == 1) {
-      sec = run_worker(a, t.pkts, 0, res[0]);
+      sec = run_worker(a, t.pkts, res[0]);
     } else {
       // From the first worker's start to the last one's end; engines are built (tables
       // preallocated) before the start barrier and finish() runs after each clock stops.
       std::barrier<> start(a.workers);
       std::vector<std::thread> th;
+      std::atomic<unsigned> pins{0};
       for (unsigned w = 0; w < a.workers; ++w)
-        th.emplace_back([&, w] { run_worker(a, t.pkts, w, res[w], &start); });
+        th.emplace_back([&, w] {
+          if (a.pin && pin_to_cpu(w)) ++pins;
+          run_worker(a, shares[w].pkts, res[w], &start);
+        });
       for (auto& x : th)
         x.join();
+      pinned = pins;
       double first = res[0].t0, last = res[0].t1;
       for (const WorkerResult& r : res)
         first = std::min(first, r.t0), last = std::max(last, r.t1);
@@ -378,8 +397,13 @@ void run_trace(const BenchArgs& a) {
     for (const WorkerResult& r : res)
       cpu += r.cpu_sec;
     cpus.push_back(cpu);
+    double cpu_max = 0;
+    for (const WorkerResult& r : res)
+      cpu_max = std::max(cpu_max, r.cpu_sec);
+    cpu_maxes.push_back(cpu_max);
   }
   std::sort(cpus.begin(), cpus.end());
+  std::sort(cpu_maxes.begin(), cpu_maxes.end());
   std::vector<double> sorted = secs;
   std::sort(sorted.begin(), sorted.end());
   const double sec = sorted[sorted.size() / 2];
@@ -403,7 +427,9 @@ void run_trace(const BenchArgs& a) {
       "gbps={:.4f} load_sec={:.4f} rss_load_kb={} hwm_kb={} workers={} repeats={} "
       "ns_per_pkt={:.1f} peak_flows={} engine_bytes_per_flow={} flows_all={} partial={} "
       "evicted={} refused={} gaps={} gap_bytes={} mismatches={} anomalies={} "
-      "bytes_at_exit={} buffered_peak={} max_flows={} cpu_sec={:.6f}\n",
+      "bytes_at_exit={} buffered_peak={} max_flows={} cpu_sec={:.6f} cpu_max_sec={:.6f} "
+      "split_sec={:.4f} "
+      "pinned={} shares={}\n",
       peer_name, t.pkts.size(), t.wire_bytes, sum.count.flows, sum.count.c2s, sum.count.s2c, sec,
       sec > 0 ? n / sec / 1e6 : 0, sec > 0 ? double(t.wire_bytes) * 8 / sec / 1e9 : 0, t.load_sec,
       rss_load, status_kb("VmHWM:"), a.workers, a.repeat, sec > 0 ? sec * 1e9 / n : 0,
@@ -411,7 +437,8 @@ void run_trace(const BenchArgs& a) {
       sum.partial, sum.evicted, sum.refused, sum.count.gaps, sum.count.gap_bytes,
       sum.count.mismatches, sum.anomalies,
       (sum.count.c2s + sum.count.s2c) - (sum.c2s_run + sum.s2c_run), sum.buffered_peak, a.max_flows,
-      cpus[cpus.size() / 2]);
+      cpus[cpus.size() / 2], cpu_maxes[cpu_maxes.size() / 2], split_sec, pinned,
+      share_sizes(shares));
   std::fflush(stdout);
 }
 
@@ -494,9 +521,13 @@ void run_synthetic(const BenchArgs& a) {
 void setup(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   app.add_option("-r,--read", a->file, "pcap file, read whole into memory before timing");
-  app.add_option("-c,--workers", a->workers, "engines on threads, packets sharded by flow hash")
+  app.add_option("-c,--workers", a->workers,
+                 "engines on threads, one per CPU (pinned), each over its share of the trace")
       ->capture_default_str()
       ->check(CLI::Range(1u, 64u));
+  app.add_flag("!--no-pin", a->pin,
+               "-c N: let the scheduler place the workers (on a machine shared with other jobs, "
+               "a worker pinned beside one gets half its core)");
   app.add_option("--repeat", a->repeat, "runs over the loaded trace; sec is their median")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
@@ -516,7 +547,7 @@ void setup(CLI::App& app) {
   app.footer(R"(Examples:
   l45 bench -r /tmp/l45-traces/bench-small.pcap        one RESULT line (bench-peers format)
   l45 bench -r trace.pcap --repeat 5                   median of 5 runs over one load
-  l45 bench -r trace.pcap -c 2                         two engines on two threads
+  l45 bench -r trace.pcap -c 2                         two engines on two threads (pinned)
   l45 bench -r trace.pcap --limit 20000                a prefix, e.g. under valgrind
   l45 bench -r trace.pcap --events                     the same through the event layer
   l45 bench --synthetic-flows 1000000                  memory of 1M open flows, empty buffers
@@ -530,6 +561,15 @@ connections seen from their handshake to established (libnids' count). hwm_kb - 
 the engine's state; engine_bytes_per_flow is Engine::memory_bytes() at its peak (sampled)
 divided by the peak of concurrent flows, which includes flows kept after their close for the
 close delay (5 s) and the table slots preallocated for --max-flows.
+-c N: before any clock starts, the trace is split into N shares by FlowDispatcher (both
+directions of a flow, the ICMP errors quoting it and its IP fragments in one share), as a NIC
+spreads packets over its receive queues (RSS) before the cores see them; the split is not timed
+(split_sec, shares = packets per worker); each share's frames are copied into a buffer of
+their own, as a NIC fills one ring per queue (rss_load_kb is taken after the split). Each worker is a thread pinned to its own CPU when
+there are enough (pinned = how many were), with its own engine; sec runs from the first
+worker's start to the last one's end, cpu_sec adds the workers' CPU times and cpu_max_sec is
+the busiest worker's (what sec would be with every worker alone on its core: on a shared
+machine, compare it with -c 1's cpu_sec too).
 --synthetic-flows N: N handshakes (198.51.100.0/24 to 203.0.113.0/24) with max_flows = N,
 all open at the end; state_bytes_per_flow = (hwm - rss after building the frames) / N.
 

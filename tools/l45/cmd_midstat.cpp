@@ -1,15 +1,21 @@
-// l45 midstat: mOS's midstat, a table of the flows being tracked with both endpoints' TCP
-// state; refreshed every second live, printed at the end (or every --every seconds of packet
-// time) for a file.
+// l45 midstat: mOS's midstat (examples/midstat), a table of the flows being tracked with both
+// endpoints' TCP state; refreshed every second live, printed at the end (or every --every
+// seconds of packet time) for a file.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "command.hpp"
 #include "flow_common.hpp"
+#include "flow_order.hpp"
+#include "l45/monitor/workers.hpp"
 #include "l45/packet/ip_proto.hpp"
+#include "midstat/midstat.hpp"
 
 namespace l45::cli {
 namespace {
@@ -18,40 +24,32 @@ struct MidstatArgs {
   InputArgs in;
   EngineArgs engine;
   double every = 0;
+  unsigned workers = 1;
   size_t max_rows = 0;
   bool json = false;
 };
 
 // TCP and UDP endpoints with their port; others (ICMP) by address alone.
-std::string endpoint(const Flow& f, Side s) {
-  if (f.proto() == ip_proto::kTcp || f.proto() == ip_proto::kUdp)
-    return format_endpoint(f.addr(s), f.port(s));
-  return f.addr(s).to_string();
+std::string endpoint(const examples::MidstatRow& r, const IpAddr& a, uint16_t port) {
+  if (r.proto == ip_proto::kTcp || r.proto == ip_proto::kUdp) return format_endpoint(a, port);
+  return a.to_string();
 }
 
-std::string state_name(const Flow& f, Side s) {
-  if (auto t = f.tcp()) return std::string(tcp_endpoint_state_name(t->endpoint(s).state));
-  return f.counters(s).packets ? "ACTIVE" : "-";
-}
-
-void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
-  std::vector<const Flow*> flows;
-  e.for_each_flow([&](const Flow& f) { flows.push_back(&f); });
-  std::sort(flows.begin(), flows.end(),
-            [](const Flow* x, const Flow* y) { return x->serial() < y->serial(); });
+void print_table(const std::vector<examples::MidstatRow>& flows, const MidstatArgs& a,
+                 Timestamp now) {
   const size_t shown = a.max_rows ? std::min(a.max_rows, flows.size()) : flows.size();
   fmt::memory_buffer o;
   auto out = std::back_inserter(o);
   if (a.json) {
     fmt::format_to(out, "{{\"ts\":{},\"flows\":{},\"table\":[", format_ts(now), flows.size());
     for (size_t i = 0; i < shown; ++i) {
-      const Flow& f = *flows[i];
+      const examples::MidstatRow& f = flows[i];
       fmt::format_to(out,
-                     "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":0,\"client\":\"{}\","
+                     "{}{{\"uid\":\"{}\",\"proto\":\"{}\",\"worker\":{},\"client\":\"{}\","
                      "\"client_state\":\"{}\",\"server\":\"{}\",\"server_state\":\"{}\"}}",
-                     i ? "," : "", f.uid(), proto_name(f.proto()), endpoint(f, Side::Client),
-                     state_name(f, Side::Client), endpoint(f, Side::Server),
-                     state_name(f, Side::Server));
+                     i ? "," : "", f.uid, proto_name(f.proto), f.worker,
+                     endpoint(f, f.client, f.client_port), f.client_state,
+                     endpoint(f, f.server, f.server_port), f.server_state);
     }
     fmt::format_to(out, "]}}\n");
   } else {
@@ -60,10 +58,10 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
     fmt::format_to(out, "\n{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", "PROTO", "WORKER", "CLIENT",
                    "STATE", "SERVER", "STATE");
     for (size_t i = 0; i < shown; ++i) {
-      const Flow& f = *flows[i];
-      fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto()), 0,
-                     endpoint(f, Side::Client), state_name(f, Side::Client),
-                     endpoint(f, Side::Server), state_name(f, Side::Server));
+      const examples::MidstatRow& f = flows[i];
+      fmt::format_to(out, "{:<6}{:>7}  {:<46}{:<13}{:<46}{:<13}\n", proto_name(f.proto), f.worker,
+                     endpoint(f, f.client, f.client_port), f.client_state,
+                     endpoint(f, f.server, f.server_port), f.server_state);
     }
     fmt::format_to(out, "\n");
   }
@@ -71,13 +69,18 @@ void print_table(const Engine& e, const MidstatArgs& a, Timestamp now) {
   std::fflush(stdout);
 }
 
+void run_midstat_workers(const MidstatArgs& a);
+
 void run_midstat(const MidstatArgs& a) {
   if (a.every < 0) fail("--every takes a positive number of seconds");
+  if (a.workers > 1) return run_midstat_workers(a);
   const bool live = !a.in.iface.empty();
   auto src = open_input(a.in);
   EngineConfig cfg = engine_config(a.engine, a.in);
   cfg.reassemble = false;  // states only
-  Engine engine(cfg);
+  MonitorContext ctx(cfg);
+  examples::Midstat mid(ctx);
+  must(mid.status());
   const Duration period = Duration{int64_t((a.every > 0 ? a.every : 1.0) * 1e9)};
   SystemClock wall;
   Timestamp next{};
@@ -88,7 +91,7 @@ void run_midstat(const MidstatArgs& a) {
     if (next.ns == 0) next = now + period;
     if (live) {
       if (now < next) return;
-      print_table(engine, a, now);
+      print_table(mid.table(), a, now);
       while (!(now < next))
         next = next + period;
       return;
@@ -96,12 +99,122 @@ void run_midstat(const MidstatArgs& a) {
     // A file: one table per period boundary the capture's clock passes, each showing the flows
     // as they were at that moment (the packet at `now` is not processed yet).
     for (; !(now < next); next = next + period)
-      print_table(engine, a, next);
+      print_table(mid.table(), a, next);
   };
-  auto r = run_engine(*src, engine, tick, false, live);
-  print_table(engine, a, live ? wall.now() : engine.now());
-  engine.finish();
-  if (a.engine.stats) print_engine_stats(*src, engine);
+  auto r = for_each_packet(
+      *src, 0,
+      [&](const Packet& p) {
+        if (!live && ctx.engine().now() < p.meta().ts) tick(p.meta().ts);
+        ctx.process(p);
+      },
+      [&] {
+        if (!live) return;
+        ctx.advance(wall.now());
+        tick(wall.now());
+      });
+  print_table(mid.table(), a, live ? wall.now() : ctx.engine().now());
+  ctx.finish();
+  if (a.engine.stats) print_engine_stats(*src, ctx.engine());
+  must(std::move(r));
+}
+
+// -c N: N workers (WorkerPool), each with its own Midstat. A table is a mark: every worker
+// takes its rows at the same point of the input, the last one to arrive merges them in the
+// order one engine would list them (where each flow opened) with one engine's uids, and prints.
+void run_midstat_workers(const MidstatArgs& a) {
+  const bool live = !a.in.iface.empty();
+  auto src = open_input(a.in);
+  EngineConfig cfg = engine_config(a.engine, a.in);
+  cfg.reassemble = false;
+  const unsigned n = a.workers;
+  std::vector<std::unique_ptr<examples::Midstat>> mids(n);
+  FlowOrder order(n);
+  struct Table {
+    Timestamp ts;
+    unsigned arrived = 0;
+    std::vector<std::vector<uint64_t>> opened;
+    std::vector<std::pair<uint64_t, examples::MidstatRow>> rows;  // by the frame it opened at
+  };
+  std::mutex m;  // guards tables and order's merged list; the printing happens under it
+  std::map<uint64_t, Table> tables;
+  auto on_mark = [&](unsigned w, MonitorContext&, uint64_t id) {
+    std::vector<std::pair<uint64_t, examples::MidstatRow>> mine;
+    for (examples::MidstatRow& r : mids[w]->table())
+      mine.emplace_back(order.frame(w, r.serial), std::move(r));
+    std::vector<uint64_t> opened = order.take(w);
+    std::lock_guard lock(m);
+    Table& t = tables[id];
+    t.opened.push_back(std::move(opened));
+    for (auto& x : mine)
+      t.rows.push_back(std::move(x));
+    if (++t.arrived < n) return;
+    order.add(t.opened);
+    std::sort(t.rows.begin(), t.rows.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<examples::MidstatRow> rows;
+    for (auto& [frame, r] : t.rows) {
+      r.uid = order.uid(frame);
+      rows.push_back(std::move(r));
+    }
+    print_table(rows, a, t.ts);
+    tables.erase(id);
+  };
+  WorkerPool pool(
+      {.workers = n, .engine = cfg},
+      [&](unsigned w, MonitorContext& ctx) -> Result<void> {
+        if (auto r = order.watch(w, ctx); !r.ok()) return r;
+        mids[w] = std::make_unique<examples::Midstat>(ctx, w);
+        return mids[w]->status();
+      },
+      on_mark);
+  uint64_t marks = 0;
+  auto table_at = [&](Timestamp ts) {
+    {
+      std::lock_guard lock(m);
+      tables[marks].ts = ts;
+    }
+    pool.mark(marks++);
+  };
+  const Duration period = Duration{int64_t((a.every > 0 ? a.every : 1.0) * 1e9)};
+  SystemClock wall;
+  Timestamp next{}, clock{};
+  auto tick = [&](Timestamp now) {
+    if ((!live && a.every <= 0) || now.ns == 0) return;
+    if (next.ns == 0) next = now + period;
+    if (live) {
+      if (now < next) return;
+      table_at(now);
+      while (!(now < next))
+        next = next + period;
+      return;
+    }
+    for (; !(now < next); next = next + period)
+      table_at(next);
+  };
+  auto r = for_each_packet(
+      *src, 0,
+      [&](const Packet& p) {
+        if (!live && clock < p.meta().ts) {
+          tick(p.meta().ts);
+          clock = p.meta().ts;
+        }
+        // A file's packets stay valid (slices of the loaded file); a live source reuses its
+        // buffers.
+        pool.push(live ? Packet::copy_of(p.data(), p.meta()) : p.share());
+      },
+      [&] {
+        if (!live) return;
+        pool.advance(wall.now());
+        tick(wall.now());
+      });
+  table_at(live ? wall.now() : clock);
+  const Result<void> done = pool.finish();
+  must(done);
+  if (a.engine.stats)
+    for (unsigned w = 0; w < n; ++w) {
+      std::fprintf(stderr, "l45: worker %u:\n", w);
+      print_engine_stats(*src, pool.context(w).engine());
+    }
   must(std::move(r));
 }
 
@@ -112,16 +225,25 @@ void setup(CLI::App& app) {
                  "print the table every SECONDS (of packet time for a file; live: default 1)");
   app.add_option("-n,--max-rows", a->max_rows, "show at most N flows per table (0 = all)");
   app.add_flag("--json", a->json, "one JSON object per table");
+  app.add_option("-c,--workers", a->workers,
+                 "N shared-nothing workers (threads, one flow table each); flows spread by hash")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
   add_engine_options(app, a->engine, false);
   app.footer(R"(Examples:
   l45 midstat -r trace.pcap                 the flows still open at the end of the capture
   l45 midstat -r trace.pcap --every 10      and every 10 s of capture time
   l45 midstat -i eth0 -n 40                 live, refreshed every second (needs root)
+  l45 midstat -r trace.pcap -c 2            two workers, each with its own flow table
 
-Columns: PROTO, WORKER (the engine thread: 0), CLIENT (the SYN sender, or first sender),
+Columns: PROTO, WORKER (the worker whose flow table holds the flow: 0..N-1 with -c N), CLIENT (the SYN sender, or first sender),
 its TCP state as the middlebox infers it (SYN_SENT, ESTABLISHED, FIN_WAIT_1, TIME_WAIT,
 ...), SERVER and its state. UDP and ICMP sides show ACTIVE once they sent a packet. Flows are
-listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before they leave.)");
+listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before they leave.
+-c N: packets are spread over N workers by a symmetric hash of the flow (both directions, the
+ICMP errors quoting it and its IP fragments reach one worker); each table is taken by every
+worker at the same point of the input and merged, so for a file the output is that of -c 1
+but for the WORKER column. --stats prints each worker's counters.)");
   app.callback([a] { run_midstat(*a); });
 }
 

@@ -51,7 +51,7 @@
 // know of: they are remapped like an insertion, but not sent again if lost. Events see the packets
 // as the sender sent them (with the other side's acknowledgements already remapped).
 //
-// Not yet here (issue 4): workers.
+// Workers (one context per core, packets spread by flow): l45/monitor/workers.hpp.
 //
 //   MonitorContext ctx;
 //   SocketId s = *ctx.socket(SocketKind::Stream, "tcp port 80");
@@ -84,6 +84,8 @@ class MonitorContext;
 // mOS's callback: (context, flow, side, event). The flow is null for a packet without one
 // (orphan, malformed).
 using MonitorCallback = std::function<void(MonitorContext&, FlowHandle, Side, EventId)>;
+// A UDE's filter as the monitor calls it: the event is raised when it returns true.
+using MonitorFilter = std::function<bool(MonitorContext&, FlowHandle, Side)>;
 
 struct Peer {
   IpAddr addr;
@@ -135,6 +137,11 @@ class MonitorContext {
   // A bad filter is an error (EINVAL, with libpcap's message).
   Result<SocketId> socket(SocketKind kind, std::string filter = "");
   Result<HandlerId> handler(std::string name, MonitorCallback cb);
+  // A UDE (events().define()) whose filter sees the flow and side as handlers do.
+  Result<EventId> define(std::string name, EventId base, MonitorFilter filter);
+  Result<EventId> define(std::string name, BuiltinEvent base, MonitorFilter filter) {
+    return define(std::move(name), EventId(base), std::move(filter));
+  }
   // What every flow the socket takes from now on starts with (for a Raw socket: what runs for
   // each packet it matches).
   Result<void> on(SocketId s, EventId e, Hook h, HandlerId handler);
