@@ -8,6 +8,7 @@
 
 #include "inline_state.hpp"
 #include "l45/io/filter.hpp"
+#include "l45/packet/decode.hpp"
 
 namespace l45 {
 
@@ -388,14 +389,32 @@ uint64_t MonitorContext::buffer_dropped(FlowHandle f, Side side) const {
 
 bool MonitorContext::socket_matches(Socket& s, const Packet& p) {
   if (s.filter.empty()) return true;
-  const LinkType link = p.meta().link;
-  auto it = s.compiled.find(link);
-  if (it == s.compiled.end()) {
-    auto f = BpfFilter::compile(s.filter, link);
-    it = s.compiled.emplace(link, f.ok() ? std::move(f).value() : BpfFilter::never(s.filter, link))
-             .first;
+  auto compiled = [&](LinkType link) -> const BpfFilter& {
+    auto it = s.compiled.find(link);
+    if (it == s.compiled.end()) {
+      auto f = BpfFilter::compile(s.filter, link);
+      it =
+          s.compiled.emplace(link, f.ok() ? std::move(f).value() : BpfFilter::never(s.filter, link))
+              .first;
+    }
+    return it->second;
+  };
+  // An encapsulated packet (VLAN, MPLS, PPPoE, GRE, VXLAN) is matched on the IP datagram its
+  // flow is keyed on, as a raw IP packet: "tcp port 80" takes the flows a VLAN trunk carries,
+  // as the engine sees them (tcpdump would need "vlan and ..."). An expression about the link
+  // itself (ether, vlan), which a raw packet cannot answer, is matched on the frame.
+  const PacketView v = PacketView::decode(p);
+  const bool wrapped = !v.vlan_ids().empty() || !v.mpls_labels().empty() || v.tunnel_depth() > 0 ||
+                       v.find(LayerKind::Pppoe) != nullptr;
+  if (wrapped && !v.ip_layers().empty()) {
+    const BpfFilter& inner = compiled(LinkType::Raw);
+    if (!inner.is_never()) {
+      const size_t off = size_t(v.ip_layers().back().header - v.data().data());
+      const Bytes ip = p.data().subspan(off);
+      return inner.matches(ip, uint32_t(ip.size()));
+    }
   }
-  return it->second.matches(p);
+  return compiled(p.meta().link).matches(p);
 }
 
 void MonitorContext::raise(const SubscriptionSet* set, EventId e, FlowHandle f, Side side) {

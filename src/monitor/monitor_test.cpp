@@ -405,3 +405,42 @@ TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {
 
 }  // namespace
 }  // namespace l45
+
+namespace l45 {
+namespace {
+
+// A flow on a VLAN trunk is taken by "tcp port 80" (matched on the IP datagram the flow is keyed
+// on), and a filter about the link ("vlan 10") is still matched on the frame.
+TEST(Monitor, FiltersSeeTheDatagramInsideVlanTags) {
+  const MacAddr a{{2, 0, 0, 0, 0, 1}}, b{{2, 0, 0, 0, 0, 2}};
+  auto syn = [&](uint16_t vid, uint16_t dport) {
+    return PacketBuilder()
+        .ethernet(a, b)
+        .vlan(vid)
+        .ipv4(*IpAddr::parse("198.51.100.2"), *IpAddr::parse("203.0.113.80"))
+        .tcp(40000, dport)
+        .seq(TcpSeq(1))
+        .flags(tcp_flag::kSyn)
+        .build();
+  };
+  for (auto [filter, want] :
+       std::initializer_list<std::pair<const char*, int>>{{"tcp port 80", 1},
+                                                          {"vlan 10", 2},
+                                                          {"vlan 10 and tcp port 80", 1},
+                                                          {"vlan 20", 0},
+                                                          {"udp", 0},
+                                                          {"", 2}}) {
+    MonitorContext ctx;
+    SocketId s = ctx.socket(SocketKind::Stream, filter).value();
+    int opened = 0;
+    HandlerId h =
+        ctx.handler("n", [&](MonitorContext&, FlowHandle, Side, EventId) { ++opened; }).value();
+    ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Receiver, h).ok());
+    ctx.process(syn(10, 80));
+    ctx.process(syn(10, 443));
+    EXPECT_EQ(opened, want) << filter;
+  }
+}
+
+}  // namespace
+}  // namespace l45

@@ -24,6 +24,7 @@ class BpfFilter {
   // A filter that matches nothing: what an expression becomes on a link type it cannot be
   // compiled for ("ether host ..." on raw IP), so such packets are filtered out, not passed.
   static BpfFilter never(std::string_view expr, LinkType link);
+  bool is_never() const { return never_; }
   bool matches(const Packet& p) const;
   bool matches(Bytes data, uint32_t wire_len) const;
   // The compiled program (a struct bpf_program*), for backends that attach it to a socket.
