@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <new>
 #include <utility>
 
 #include "l45/packet/icmp.hpp"
@@ -117,7 +119,40 @@ Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
   cfg_.stream.totals = &stream_totals_;
 }
 
-Engine::~Engine() = default;
+// Flows still open (no finish()) give their TCP state back; finish() would report them.
+Engine::~Engine() {
+  table_.clear([this](FlowHandle, CloseReason, Flow& f) { free_tcp(f); });
+}
+
+void* Engine::TcpSlab::take() {
+  if (free_) {
+    void* b = free_;
+    std::memcpy(&free_, b, sizeof free_);
+    return b;
+  }
+  if (fresh_ == kBlocksPerChunk) {
+    chunks_.emplace_back(new std::byte[kBlocksPerChunk * sizeof(Flow::Tcp)]);
+    fresh_ = 0;
+  }
+  return chunks_.back().get() + fresh_++ * sizeof(Flow::Tcp);
+}
+
+void Engine::TcpSlab::give(void* block) {
+  std::memcpy(block, &free_, sizeof free_);
+  free_ = block;
+}
+
+size_t Engine::TcpSlab::bytes() const {
+  return chunks_.size() * kBlocksPerChunk * sizeof(Flow::Tcp) +
+         chunks_.capacity() * sizeof(chunks_[0]);
+}
+
+void Engine::free_tcp(Flow& f) {
+  if (!f.tcp_) return;
+  f.tcp_->~Tcp();
+  tcp_slab_.give(f.tcp_);
+  f.tcp_ = nullptr;
+}
 
 const EngineStats& Engine::stats() const {
   stats_.buffered_bytes = budget_.used();
@@ -125,7 +160,7 @@ const EngineStats& Engine::stats() const {
 }
 
 size_t Engine::memory_bytes() const {
-  return table_.memory_bytes() + tcp_flows_ * (sizeof(Flow::Tcp) + 16) + budget_.used();
+  return table_.memory_bytes() + tcp_slab_.bytes() + budget_.used();
 }
 
 void Engine::process(const Packet& pkt) {
@@ -256,8 +291,7 @@ void Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   f.first_ = f.last_ = pkt_ts_;
   f.tunnel_ = intern_tunnel(v);
   if (f.proto() == ip_proto::kTcp) {
-    f.tcp_ = std::make_unique<Flow::Tcp>(cfg_.stream);
-    ++tcp_flows_;
+    f.tcp_ = new (tcp_slab_.take()) Flow::Tcp(cfg_.stream);
   }
   ++stats_.flows_created;
   table_.set_timeout_class(h, timeout_class(f));
@@ -488,7 +522,7 @@ void Engine::close_flow(Flow& f, FlowEnd why) {
   flush_streams(f, false);
   if (!f.stopped_) obs_->on_close(f, why);
   ++stats_.flows_closed[size_t(why)];
-  if (f.tcp_) --tcp_flows_;
+  free_tcp(f);
 }
 
 void Engine::expire() {
@@ -505,6 +539,7 @@ void Engine::advance(Timestamp now) {
 
 void Engine::finish() {
   table_.clear([this](FlowHandle, CloseReason, Flow& f) { close_flow(f, FlowEnd::EndOfInput); });
+  tcp_slab_ = TcpSlab{};  // every block is free now: the chunks go back too
 }
 
 void Engine::stop_tracking(FlowHandle h) {
