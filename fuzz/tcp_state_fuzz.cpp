@@ -26,8 +26,6 @@ bool same(const l45::TcpConnection& a, const l45::TcpConnection& b) {
   using l45::Side;
   for (Side s : {Side::Client, Side::Server})
     if (a.endpoint(s) != b.endpoint(s) || a.payload_size(s) != b.payload_size(s)) return false;
-  for (l45::DropReason r : l45::TcpAnomalies::kReasons)
-    if (a.anomalies().get(r) != b.anomalies().get(r)) return false;
   return a.history() == b.history() && a.conn_state() == b.conn_state() &&
          a.flipped() == b.flipped() && a.partial() == b.partial();
 }
@@ -64,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
       require(c.history() == before);
       require(c.endpoint(l45::Side::Client).state == client_before);
     }
-    require(c.history().compare(0, before.size(), before) == 0);
+    require(c.history().view().starts_with(before));
     require(l45::tcp_endpoint_state_name(c.endpoint(l45::Side::Client).state) != "?");
     require(l45::tcp_endpoint_state_name(c.endpoint(l45::Side::Server).state) != "?");
     require(!l45::zeek_conn_state_name(c.conn_state()).empty());
