@@ -128,7 +128,7 @@ enum class TcpOutcome : uint8_t {
 struct TcpResult {
   TcpOutcome outcome = TcpOutcome::Ok;
   DropReason anomaly = DropReason::None;
-  // Header prediction took it: an ACK or in-order data between established endpoints, so
+  // Header prediction took it: an ACK or data segment between established endpoints, so
   // neither endpoint's state changed.
   bool predicted = false;
 };
