@@ -3,10 +3,10 @@
 //            byte 1  TCP header length L (taken mod 41, plus 20: 20..60 bytes)
 //            2 bytes payload length (big-endian)
 //            then L bytes of raw TCP header (fewer ends the input); TcpView::parse decides
-// Invariants: a refused segment always names its anomaly; NewConnection changes nothing; every
-// state and conn_state has a name; the history only ever grows; header prediction changes
-// nothing: a second connection fed the same segments with prediction off ends every segment in
-// the same state.
+// Invariants: the Linux SYN option layout read in place agrees with the option walk; a refused
+// segment always names its anomaly; NewConnection changes nothing; every state and conn_state
+// has a name; the history only ever grows; header prediction changes nothing: a second
+// connection fed the same segments with prediction off ends every segment in the same state.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -47,6 +47,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
     i += hl;
     auto t = l45::TcpView::parse(bytes);
     if (!t) continue;
+    if (t->linux_syn_options()) {
+      // The tracker reads this layout in place: what the option walk finds must agree.
+      const l45::TcpOptions o = t->options();
+      const l45::Bytes ob = t->option_bytes();
+      require(!o.malformed && o.timestamps && o.window_scale);
+      require(o.timestamps->value == l45::load_be32(ob.data() + 8) &&
+              o.timestamps->echo == l45::load_be32(ob.data() + 12) &&
+              *o.window_scale == l45::load_u8(ob.data() + 19));
+    }
     const std::string before = c.history();
     const auto client_before = c.endpoint(l45::Side::Client).state;
     l45::TcpConnection::SegmentMeta m;

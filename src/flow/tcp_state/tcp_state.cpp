@@ -428,6 +428,9 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   } opt;
   if (const Bytes ob = tcp.option_bytes(); ob.size() == 12 && load_be32(ob.data()) == 0x0101080a) {
     opt.timestamps = TcpTimestamps{load_be32(ob.data() + 4), load_be32(ob.data() + 8)};
+  } else if (tcp.linux_syn_options()) {
+    opt.timestamps = TcpTimestamps{load_be32(ob.data() + 8), load_be32(ob.data() + 12)};
+    opt.window_scale = load_u8(ob.data() + 19);
   } else if (!ob.empty()) {
     const TcpOptions o = tcp.options();
     opt.timestamps = o.timestamps;
