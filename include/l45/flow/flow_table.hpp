@@ -190,7 +190,11 @@ class FlowTableCore {
   // Oldest last-seen flow over all classes (kNil when empty).
   uint32_t oldest() const;
   // Oldest flow idle longer than its class's timeout at `now`, or kNil.
-  uint32_t oldest_expired(Timestamp now) const;
+  // perf: inline, so that "nothing is due", the answer on almost every packet, is one compare
+  // at the caller (l45 bench many-flows: the call was ~20 instructions a packet).
+  uint32_t oldest_expired(Timestamp now) const {
+    return now.ns <= min_deadline_ns_ ? kNil : scan_expired(now);
+  }
   void touch(uint32_t i, Timestamp now);
   void set_class(uint32_t i, uint8_t cls);
 
@@ -231,6 +235,7 @@ class FlowTableCore {
     uint32_t tail = kNil;
   };
   uint64_t hash(const FlowKey& k) const;
+  uint32_t scan_expired(Timestamp now) const;
   void link_tail(uint32_t i);
   void unlink(uint32_t i);
   void index_erase(uint32_t i);
@@ -324,6 +329,11 @@ class FlowTable {
     if (!core_.live(h)) return false;
     close(h.index, CloseReason::Erased);
     return true;
+  }
+
+  // Some flow is idle longer than its class's timeout at `now` (what expire() would close).
+  bool expiry_due(Timestamp now) const {
+    return core_.oldest_expired(now) != detail::FlowTableCore::kNil;
   }
 
   // Closes flows idle longer than their class's timeout at `now`, oldest last-seen first,

@@ -347,8 +347,7 @@ uint32_t FlowTableCore::oldest() const {
   return best;
 }
 
-uint32_t FlowTableCore::oldest_expired(Timestamp now) const {
-  if (now.ns <= min_deadline_ns_) return kNil;
+uint32_t FlowTableCore::scan_expired(Timestamp now) const {
   uint32_t best = kNil;
   int64_t min_deadline = INT64_MAX;
   for (size_t c = 0; c < kMaxTimeoutClasses; ++c) {
