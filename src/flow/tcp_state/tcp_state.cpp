@@ -358,7 +358,8 @@ bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp, uint32_t l
   } else if ((hist_seen_ & letter_bit(s, 'd')) && bits_[s].base_set && bits_[s].data_seen &&
              seq >= h.max_data_end) {
     const TcpSeq end = seq + len;
-    h.max_data_end = end;
+    // Not implied by seq >= max_data_end: near 2^31 beyond it, end wraps to behind it.
+    if (end > h.max_data_end) h.max_data_end = end;
     const int32_t sz = end - h.data_base;
     if (sz > 0) h.size = std::max(h.size, uint32_t(sz));
   } else {
