@@ -762,6 +762,27 @@ TEST(TcpState, HeaderPredictionChangesNothingOnTheBundledCapture) {
   EXPECT_GT(predicted, 300u);  // most segments of the bulk transfers
 }
 
+TEST(TcpState, HeaderPredictionAgreesWhenASegmentEndWrapsBehindTheHighestByte) {
+  // Found by tcp_state_fuzz: the third segment starts just under 2^31 past the highest byte, so
+  // its end wraps behind it and the highest byte must stay; the fourth would then look like a
+  // retransmission ('T') to one path only.
+  const uint32_t far = 1100 + (1u << 31) - 50;
+  const std::vector<Seg> segs = {{F, kPA, 1000, 5000, 100},
+                                 {R, kAck, 5000, 1100},
+                                 {F, kPA, far, 5000, 100},
+                                 {F, kPA, 1200, 5000, 100}};
+  TcpConnection fast, general;
+  general.disable_prediction_for_test();
+  for (const Seg& sg : segs) {
+    feed(fast, sg);
+    feed(general, sg);
+    for (Side sd : {Side::Client, Side::Server})
+      EXPECT_TRUE(fast.endpoint(sd) == general.endpoint(sd)) << "seq " << sg.seq;
+    EXPECT_EQ(fast.history(), general.history()) << "seq " << sg.seq;
+  }
+  EXPECT_EQ(general.history(), "Da");
+}
+
 TEST(TcpStateOracle, HeaderPredictionChangesNothingOnEveryCapture) {
   auto root = testing::shared_pcaps_dir();
   if (!root) GTEST_SKIP() << "no ../shared/pcaps (set L45_PCAPS to point at it)";
