@@ -53,15 +53,16 @@
 // 'g' means "the peer acknowledged bytes that were never seen or not captured" rather than
 // coming from a reassembler as Zeek's does (they agree on every oracle trace).
 //
-// Memory: sizeof(TcpConnection) is 192 bytes on x86-64 (checked <= 200 in the test; the engine
-// holds one per TCP flow next to two TcpStreams): flags are bits, optional sequence numbers are a
-// TcpSeq plus a presence bit, anomaly counters saturate at 16 bits, per-side packet counts at 32
-// (the engine keeps exact per-side counters of its own). The history string allocates only past
-// 15 letters (SSO), nothing else is on the heap.
+// Memory: sizeof(TcpConnection) is 160 bytes on x86-64 (checked in the test; the engine holds
+// one per TCP flow next to two TcpStreams): flags and the Zeek states are bits, optional
+// sequence numbers are a TcpSeq plus a presence bit, per-side packet counts saturate at 32 bits
+// (the engine keeps exact per-side counters of its own). The history (TcpHistory, 16 bytes)
+// allocates only past 15 letters, nothing else is on the heap. Anomalies are not counted here:
+// each is the TcpResult of its segment, which the caller counts (the engine in stats().drops).
 //
-// Drop reasons (anomalies; counted in anomalies()): tcp_rst_out_of_window,
-// tcp_fin_out_of_window, tcp_paws_reject, tcp_wscale_range, tcp_bad_flags, and bad_checksum when
-// the caller reports one (SegmentMeta).
+// Drop reasons (anomalies; TcpResult::anomaly): tcp_rst_out_of_window, tcp_fin_out_of_window,
+// tcp_paws_reject, tcp_wscale_range, tcp_bad_flags, and bad_checksum when the caller reports one
+// (SegmentMeta).
 //
 //   TcpConnection c;
 //   auto r = c.on_segment(FlowDir::Forward, *view.tcp(), view.payload_len(), ts,
@@ -71,9 +72,8 @@
 //   log(c.history(), zeek_conn_state_name(c.conn_state()));
 #pragma once
 
-#include <array>
 #include <cstdint>
-#include <iterator>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -128,37 +128,53 @@ enum class TcpOutcome : uint8_t {
 struct TcpResult {
   TcpOutcome outcome = TcpOutcome::Ok;
   DropReason anomaly = DropReason::None;
-  // Header prediction took it: an ACK or in-order data between established endpoints, so
+  // Header prediction took it: an ACK or data segment between established endpoints, so
   // neither endpoint's state changed.
   bool predicted = false;
 };
 
-// The anomalies one connection raised, by reason (a DropCounters per connection would cost
-// 800 bytes; the engine adds these to its own DropCounters).
-// Each count saturates at 65535: a connection raising more of one kind says as much.
-class TcpAnomalies {
+// Zeek's history letters of one connection: 15 inline, more on the heap (only a connection that
+// repeats S, H, F or R with new sequence numbers gets that far). Reads as a std::string_view.
+// perf: 16 bytes where a std::string is 32 (per-flow memory, see the header).
+class TcpHistory {
  public:
-  static constexpr DropReason kReasons[] = {
-      DropReason::TcpRstOutOfWindow, DropReason::TcpFinOutOfWindow, DropReason::TcpPawsReject,
-      DropReason::TcpWscaleRange,    DropReason::TcpBadFlags,       DropReason::BadChecksum};
-  void add(DropReason r) {
-    for (size_t i = 0; i < std::size(kReasons); ++i)
-      if (kReasons[i] == r && n_[i] != UINT16_MAX) ++n_[i];
+  TcpHistory() = default;
+  TcpHistory(const TcpHistory& o) { append(o.view()); }
+  TcpHistory(TcpHistory&& o) noexcept { swap(o); }
+  TcpHistory& operator=(TcpHistory o) noexcept {
+    swap(o);
+    return *this;
   }
-  uint32_t get(DropReason r) const {
-    for (size_t i = 0; i < std::size(kReasons); ++i)
-      if (kReasons[i] == r) return n_[i];
-    return 0;
+  ~TcpHistory();
+
+  void push_back(char c);
+  std::string_view view() const {
+    return on_heap() ? std::string_view(heap_data(), heap_size())
+                     : std::string_view(b_, uint8_t(b_[kTag]));
   }
-  uint32_t total() const {
-    uint32_t t = 0;
-    for (uint16_t v : n_)
-      t += v;
-    return t;
-  }
+  size_t size() const { return view().size(); }
+  bool empty() const { return size() == 0; }
+  char operator[](size_t i) const { return view()[i]; }
+  operator std::string_view() const { return view(); }
+  operator std::string() const { return std::string(view()); }
+  friend bool operator==(const TcpHistory& a, const TcpHistory& b) { return a.view() == b.view(); }
+  friend bool operator==(const TcpHistory& a, std::string_view b) { return a.view() == b; }
+  friend std::ostream& operator<<(std::ostream& os, const TcpHistory& h);
 
  private:
-  std::array<uint16_t, std::size(kReasons)> n_{};
+  // Inline: letters in b_[0..14], their count in b_[15]. Heap: the pointer in b_[0..7], the
+  // count in b_[8..11], kHeap in b_[15]; capacity is the count rounded up to a power of two
+  // (at least kFirstHeap), so it need not be stored.
+  static constexpr size_t kTag = 15;
+  static constexpr char kHeap = char(0xff);
+  static constexpr uint32_t kFirstHeap = 32;
+  bool on_heap() const { return b_[kTag] == kHeap; }
+  char* heap_data() const;
+  uint32_t heap_size() const;
+  void append(std::string_view s);
+  void swap(TcpHistory& o) noexcept;
+
+  alignas(8) char b_[16] = {};
 };
 
 // One endpoint as the middlebox sees it.
@@ -210,9 +226,8 @@ class TcpConnection {
   // Payload bytes in sequence space (highest data sequence minus the first), gaps included:
   // Zeek's endpoint size, conn.log's orig_bytes / resp_bytes.
   uint64_t payload_size(Side s) const { return hs_[index(s)].size; }
-  const std::string& history() const { return history_; }
+  const TcpHistory& history() const { return history_; }
   ZeekConnState conn_state() const;
-  const TcpAnomalies& anomalies() const { return anomalies_; }
   // Tests and fuzzing: every segment takes the general path (header prediction off), so the
   // two can be compared.
   void disable_prediction_for_test() { no_prediction_ = true; }
@@ -235,14 +250,15 @@ class TcpConnection {
     TcpSeq data_base;     // base_set
     uint32_t size = 0;    // sequence-space payload bytes (Zeek's endpoint size; below 2^31)
   };
-  // perf: one side's flags in one byte; kept out of HistoryState, whose padding would cost 8
-  // bytes per connection.
+  // perf: one side's flags and Zeek state in one byte; kept out of HistoryState, whose padding
+  // would cost 8 bytes per connection.
   struct SideBits {
     bool has_uncaptured : 1 = false;
     bool data_seen : 1 = false;
     bool base_set : 1 = false;
     bool has_refused_ack : 1 = false;
     bool syn_seen : 1 = false;
+    ZeekState zeek : 3 = ZeekState::Inactive;
   };
 
   size_t index(Side s) const { return s == Side::Client ? 0 : 1; }
@@ -258,17 +274,17 @@ class TcpConnection {
   void on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len);
   bool predicted(size_t s, size_t r, const TcpView& tcp, uint32_t len, const SegmentMeta& meta);
 
-  static constexpr uint8_t kNoWscale = 0xff;  // no window scale option on that SYN
+  static constexpr uint8_t kNoWscale = 0xf;  // no window scale option on that SYN
+  uint8_t syn_wscale(size_t i) const { return (syn_wscale_ >> (4 * i)) & 0xf; }
 
   TcpEndpoint ep_[2];  // [client, server]
   HistoryState hs_[2];
-  std::string history_;
-  TcpAnomalies anomalies_;
+  TcpHistory history_;
   TcpSeq refused_ack_[2];   // ACK of the last refused segment sent by side i (has_refused_ack_)
   uint32_t hist_seen_ = 0;  // letters recorded, bit per (side, letter)
-  ZeekState zs_[2] = {ZeekState::Inactive, ZeekState::Inactive};
-  uint8_t syn_wscale_[2] = {kNoWscale, kNoWscale};  // clamped shift offered on each side's SYN
   SideBits bits_[2];
+  // The clamped shift offered on each side's SYN (at most 14), side i in bits 4i..4i+3.
+  uint8_t syn_wscale_ = kNoWscale << 4 | kNoWscale;
   bool started_ : 1 = false;
   bool flipped_ : 1 = false;
   bool partial_ : 1 = false;

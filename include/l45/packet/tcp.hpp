@@ -117,7 +117,15 @@ class TcpView {
     // perf: most segments of a connection carry exactly NOP, NOP, timestamps (RFC 7323
     // appendix A layout); accept it without the walk.
     if (header_len() == 32 && load_be32(b_.data() + 20) == 0x0101080a) return true;
-    return header_len() == kMinHeaderLen || options_valid_slow();
+    return header_len() == kMinHeaderLen || linux_syn_options() || options_valid_slow();
+  }
+  // perf: exactly MSS, SACK permitted, timestamps, NOP, window scale: the options Linux puts on
+  // every SYN and SYN-ACK, recognised without the walk (l45 bench many-flows: the walks were
+  // ~500 instructions per SYN). Timestamps at option bytes 8 and 12, the shift at 19.
+  bool linux_syn_options() const {
+    return header_len() == 40 && (load_be32(b_.data() + 20) & 0xffff0000) == 0x02040000 &&
+           load_be32(b_.data() + 24) == 0x0402080a &&
+           (load_be32(b_.data() + 36) & 0xffffff00) == 0x01030300;
   }
   Bytes payload() const { return b_.subspan(header_len()); }
 

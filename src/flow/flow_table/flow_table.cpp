@@ -220,6 +220,8 @@ FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg), hasher_(cf
   // At most half full: linear probes stay short and always end at an empty bucket.
   buckets_.resize(std::bit_ceil(size_t(cfg.max_flows) * 2));
   mask_ = uint32_t(buckets_.size() - 1);
+  slot_bits_ = uint32_t(std::bit_width(cfg.max_flows));  // slot + 1 <= max_flows; at most 30
+  slot_mask_ = (1u << slot_bits_) - 1;
 }
 
 uint64_t FlowTableCore::hash(const FlowKey& k) const {
@@ -239,13 +241,14 @@ inline bool same_key(const FlowKey& a, const FlowKey& b) {
 
 uint32_t FlowTableCore::find(const FlowKey& k) {
   ++stats_.lookups;
-  uint32_t tag = uint32_t(hash(k));
-  for (uint32_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
-    const Bucket& b = buckets_[pos];
-    if (b.slot_plus1 == 0) return kNil;
-    if (b.hash == tag && same_key(recs_[b.slot_plus1 - 1].key, k)) {
+  const uint64_t h = hash(k);
+  const uint32_t tag = tag_of(h);
+  for (uint32_t pos = uint32_t(h) & mask_;; pos = (pos + 1) & mask_) {
+    const Bucket b = buckets_[pos];
+    if (b == 0) return kNil;
+    if ((b >> slot_bits_) == tag && same_key(recs_[(b & slot_mask_) - 1].key, k)) {
       ++stats_.hits;
-      return b.slot_plus1 - 1;
+      return (b & slot_mask_) - 1;
     }
   }
 }
@@ -260,11 +263,11 @@ uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp
   r.cls = 0;
   r.initiator = uint8_t(initiator);
   r.live = true;
-  const uint32_t tag = uint32_t(hash(k));
-  uint32_t pos = tag & mask_;
-  while (buckets_[pos].slot_plus1 != 0)
+  const uint64_t h = hash(k);
+  uint32_t pos = uint32_t(h) & mask_;
+  while (buckets_[pos] != 0)
     pos = (pos + 1) & mask_;
-  buckets_[pos] = {i + 1, tag};
+  buckets_[pos] = tag_of(h) << slot_bits_ | (i + 1);
   link_tail(i);
   ++stats_.created;
   if (++stats_.active > stats_.peak) stats_.peak = stats_.active;
@@ -272,18 +275,19 @@ uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp
 }
 
 void FlowTableCore::index_erase(uint32_t i) {
-  // The key is hashed again (once per flow) rather than kept: a record of 64 bytes, not 72.
+  // The key is hashed again rather than kept: a record of 64 bytes, not 72.
   uint32_t j = uint32_t(hash(recs_[i].key)) & mask_;
-  while (buckets_[j].slot_plus1 != i + 1)
+  while ((buckets_[j] & slot_mask_) != i + 1)
     j = (j + 1) & mask_;
   // Backward-shift deletion (Knuth 6.4 algorithm R): pull later entries of the run back into
-  // the hole unless that would move one before its home bucket.
+  // the hole unless that would move one before its home bucket (their keys hashed again: at
+  // half load a run is short).
   for (uint32_t k = j;;) {
-    buckets_[j] = {};
+    buckets_[j] = 0;
     for (;;) {
       k = (k + 1) & mask_;
-      if (buckets_[k].slot_plus1 == 0) return;
-      uint32_t home = buckets_[k].hash & mask_;
+      if (buckets_[k] == 0) return;
+      uint32_t home = uint32_t(hash(recs_[(buckets_[k] & slot_mask_) - 1].key)) & mask_;
       bool stays = j <= k ? (j < home && home <= k) : (j < home || home <= k);
       if (!stays) break;
     }
@@ -343,8 +347,7 @@ uint32_t FlowTableCore::oldest() const {
   return best;
 }
 
-uint32_t FlowTableCore::oldest_expired(Timestamp now) const {
-  if (now.ns <= min_deadline_ns_) return kNil;
+uint32_t FlowTableCore::scan_expired(Timestamp now) const {
   uint32_t best = kNil;
   int64_t min_deadline = INT64_MAX;
   for (size_t c = 0; c < kMaxTimeoutClasses; ++c) {

@@ -1,6 +1,9 @@
 #include "l45/flow/tcp_state.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <ostream>
 
 namespace l45 {
 namespace {
@@ -64,6 +67,67 @@ std::string_view zeek_conn_state_name(ZeekConnState s) {
   return kNames[static_cast<size_t>(s)];
 }
 
+TcpHistory::~TcpHistory() {
+  if (on_heap()) delete[] heap_data();
+}
+
+char* TcpHistory::heap_data() const {
+  char* p;
+  std::memcpy(&p, b_, sizeof p);
+  return p;
+}
+
+uint32_t TcpHistory::heap_size() const {
+  uint32_t n;
+  std::memcpy(&n, b_ + 8, sizeof n);
+  return n;
+}
+
+void TcpHistory::push_back(char c) {
+  if (!on_heap()) {
+    const size_t n = uint8_t(b_[kTag]);
+    if (n < kTag) {
+      b_[n] = c;
+      b_[kTag] = char(n + 1);
+      return;
+    }
+    char* p = new char[kFirstHeap];
+    std::memcpy(p, b_, n);
+    const uint32_t size = uint32_t(n);
+    std::memcpy(b_, &p, sizeof p);
+    std::memcpy(b_ + 8, &size, sizeof size);
+    b_[kTag] = kHeap;
+  }
+  char* p = heap_data();
+  uint32_t n = heap_size();
+  // Full when the count is a power of two at or past the first heap capacity.
+  if (n >= kFirstHeap && (n & (n - 1)) == 0) {
+    char* q = new char[size_t(n) * 2];
+    std::memcpy(q, p, n);
+    delete[] p;
+    p = q;
+    std::memcpy(b_, &p, sizeof p);
+  }
+  p[n++] = c;
+  std::memcpy(b_ + 8, &n, sizeof n);
+}
+
+void TcpHistory::append(std::string_view s) {
+  for (char c : s)
+    push_back(c);
+}
+
+void TcpHistory::swap(TcpHistory& o) noexcept {
+  char t[sizeof b_];
+  std::memcpy(t, b_, sizeof b_);
+  std::memcpy(b_, o.b_, sizeof b_);
+  std::memcpy(o.b_, t, sizeof b_);
+}
+
+std::ostream& operator<<(std::ostream& os, const TcpHistory& h) {
+  return os << h.view();
+}
+
 uint32_t TcpConnection::letter_bit(size_t i, char c) {
   return 1u << (kLetterPos[size_t(c - 'a')] + (i ? 16 : 0));
 }
@@ -72,7 +136,7 @@ void TcpConnection::letter(size_t i, char c) {
   const uint32_t bit = letter_bit(i, c);
   if (hist_seen_ & bit) return;
   hist_seen_ |= bit;
-  history_ += i == 0 ? char(c - 'a' + 'A') : c;
+  history_.push_back(i == 0 ? char(c - 'a' + 'A') : c);
 }
 
 // Zeek adds S, H, F and R again when the sequence number differs from the last one of that
@@ -82,7 +146,7 @@ void TcpConnection::repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq) {
   if (!(hist_seen_ & letter_bit(i, c))) {
     letter(i, c);
   } else if (last != seq) {
-    history_ += i == 0 ? char(c - 'a' + 'A') : c;
+    history_.push_back(i == 0 ? char(c - 'a' + 'A') : c);
   }
   last = seq;
 }
@@ -121,7 +185,6 @@ void TcpConnection::record_history(size_t i, const TcpView& tcp, uint32_t len) {
 }
 
 TcpResult TcpConnection::refuse(DropReason r, const TcpView& tcp, size_t sender) {
-  anomalies_.add(r);
   if (tcp.has_ack()) {
     refused_ack_[sender] = tcp.ack();
     bits_[sender].has_refused_ack = true;
@@ -236,10 +299,10 @@ void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len)
 // Zeek's TCP endpoint model (analyzer/protocol/tcp/TCP.cc, UpdateStateMachine), kept only to
 // compute conn_state exactly as Zeek does.
 void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
-  ZeekState& e = zs_[s];
-  ZeekState& p = zs_[r];
+  ZeekState e = bits_[s].zeek;
+  ZeekState p = bits_[r].zeek;
   if (tcp.rst()) {
-    e = ZeekState::Reset;
+    bits_[s].zeek = ZeekState::Reset;
     return;
   }
   if (e == ZeekState::Inactive) {
@@ -255,13 +318,17 @@ void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
     }
   }
   if (tcp.fin() && e != ZeekState::Reset) e = ZeekState::Closed;
+  bits_[s].zeek = e;
+  bits_[r].zeek = p;
 }
 
-// perf: header prediction (Van Jacobson's, as TCP stacks do it): an ACK or in-order data
-// segment between two established endpoints, with no option but timestamps, changes only the
-// fields updated here. Every test below is one the general path makes; when one fails, the
-// general path runs. tcp_state_fuzz runs both paths on the same segments and compares them
-// (l45 bench: on_segment went from 470 to ~150 instructions a packet).
+// perf: header prediction (Van Jacobson's, as TCP stacks do it): an ACK or data segment
+// between two established endpoints, with no option but timestamps, changes only the fields
+// updated here (and the history, through the general record_history() unless its letter is
+// already there). Every test below is one the general path makes; when one fails, the general
+// path runs. tcp_state_fuzz runs both paths on the same segments and compares them (l45 bench:
+// on_segment went from 470 to ~150 instructions a packet; taking each side's first data and
+// first ACK here too doubled the segments predicted on many-flows' short connections).
 bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp, uint32_t len,
                               const SegmentMeta& meta) {
   TcpEndpoint& S = ep_[s];
@@ -269,20 +336,9 @@ bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp, uint32_t l
   constexpr uint8_t kCtl = tcp_flag::kSyn | tcp_flag::kFin | tcp_flag::kRst | tcp_flag::kAck;
   if (no_prediction_ || (tcp.flags() & kCtl) != tcp_flag::kAck || meta.bad_checksum ||
       meta.captured_len < len || S.state != TS::Established || R.state != TS::Established ||
-      S.fin_sent || R.fin_sent || zs_[s] == ZeekState::Inactive || tcp.window() == 0 ||
+      S.fin_sent || R.fin_sent || bits_[s].zeek == ZeekState::Inactive || tcp.window() == 0 ||
       bits_[r].has_uncaptured || !S.seen || !R.peer_acked)
     return false;
-  // History: its letter for this kind of segment is already there; data only beyond what the
-  // side sent before ('t' otherwise).
-  const TcpSeq seq = tcp.seq();
-  HistoryState& h = hs_[s];
-  if (len) {
-    if (!(hist_seen_ & letter_bit(s, 'd')) || !bits_[s].base_set || !bits_[s].data_seen ||
-        seq < h.max_data_end)
-      return false;
-  } else if (!(hist_seen_ & letter_bit(s, 'a'))) {
-    return false;
-  }
   // Content gap ('g'): acknowledging more than the peer was seen to send.
   const TcpSeq ack = tcp.ack();
   if (R.seen && ack > R.snd_nxt) return false;
@@ -293,18 +349,30 @@ bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp, uint32_t l
     return false;
 
   if (S.packets != UINT32_MAX) ++S.packets;
-  if (len) {
+  // History: inline when this kind of segment's letter is there and data goes beyond what the
+  // side sent before; otherwise (its first data or ACK, a retransmission) the general record.
+  const TcpSeq seq = tcp.seq();
+  HistoryState& h = hs_[s];
+  if (!len) {
+    if (!(hist_seen_ & letter_bit(s, 'a'))) record_history(s, tcp, len);
+  } else if ((hist_seen_ & letter_bit(s, 'd')) && bits_[s].base_set && bits_[s].data_seen &&
+             seq >= h.max_data_end) {
     const TcpSeq end = seq + len;
+    // Not implied by seq >= max_data_end: near 2^31 beyond it, end wraps to behind it.
     if (end > h.max_data_end) h.max_data_end = end;
     const int32_t sz = end - h.data_base;
     if (sz > 0) h.size = std::max(h.size, uint32_t(sz));
+  } else {
+    record_history(s, tcp, len);
   }
   if (ack > R.snd_una) R.snd_una = ack;
   const TcpSeq end = seq + len;
-  const bool ts_in_window = in_window(s, r, seq);
+  // Before snd_nxt moves; the window test only for a newer TSval (as below).
+  const bool take_ts =
+      tsval && (!S.ts_seen || int32_t(*tsval - S.ts_recent) > 0) && in_window(s, r, seq);
   if (end > S.snd_nxt) S.snd_nxt = end;
   S.max_window = std::max(S.max_window, uint32_t(tcp.window()) << S.wscale);
-  if (tsval && ts_in_window && (!S.ts_seen || int32_t(*tsval - S.ts_recent) > 0)) {
+  if (take_ts) {
     S.ts_recent = *tsval;
     S.ts_seen = true;
   }
@@ -320,7 +388,7 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
     started_ = true;
     if (syn && ack && !rst && !fin) {
       flipped_ = true;  // the SYN-ACK's sender is the server
-      history_ += '^';
+      history_.push_back('^');
     } else if (!syn) {
       partial_ = true;
       ep_[0].state = ep_[1].state = TS::Established;
@@ -344,7 +412,6 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   if (S.packets != UINT32_MAX) ++S.packets;
   if (meta.bad_checksum) {
     letter(s, 'c');
-    anomalies_.add(DropReason::BadChecksum);
     return {TcpOutcome::Ignored, DropReason::BadChecksum};
   }
   record_history(s, tcp, len);
@@ -364,6 +431,9 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   } opt;
   if (const Bytes ob = tcp.option_bytes(); ob.size() == 12 && load_be32(ob.data()) == 0x0101080a) {
     opt.timestamps = TcpTimestamps{load_be32(ob.data() + 4), load_be32(ob.data() + 8)};
+  } else if (tcp.linux_syn_options()) {
+    opt.timestamps = TcpTimestamps{load_be32(ob.data() + 8), load_be32(ob.data() + 12)};
+    opt.window_scale = load_u8(ob.data() + 19);
   } else if (!ob.empty()) {
     const TcpOptions o = tcp.options();
     opt.timestamps = o.timestamps;
@@ -409,15 +479,14 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
         uint8_t shift = *opt.window_scale;
         if (shift > kMaxWindowShift) {
           shift = kMaxWindowShift;
-          anomalies_.add(DropReason::TcpWscaleRange);
           res.anomaly = DropReason::TcpWscaleRange;
         }
-        syn_wscale_[s] = shift;
+        syn_wscale_ = uint8_t((syn_wscale_ & ~(0xf << (4 * s))) | shift << (4 * s));
       }
       // RFC 7323 2.2: scaling is in force only when both SYNs carried the option.
-      if (bits_[r].syn_seen && syn_wscale_[0] != kNoWscale && syn_wscale_[1] != kNoWscale) {
-        ep_[0].wscale = syn_wscale_[0];
-        ep_[1].wscale = syn_wscale_[1];
+      if (bits_[r].syn_seen && syn_wscale(0) != kNoWscale && syn_wscale(1) != kNoWscale) {
+        ep_[0].wscale = syn_wscale(0);
+        ep_[1].wscale = syn_wscale(1);
       }
       if (opt.timestamps) {
         S.syn_ts = true;
@@ -451,15 +520,18 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   if (fin) on_fin(s, r, tcp, len);
 
   const TcpSeq end = tcp.seq() + len + (syn ? 1 : 0) + (fin ? 1 : 0);
-  const bool ts_in_window = in_window(s, r, tcp.seq());
+  // TS.Recent moves only on segments in the window (RFC 7323 4.3), so a forged far-away
+  // segment cannot make later genuine ones look stale. The window is the sender's before this
+  // segment, so it is tested first; perf: only for a newer TSval, the costly test last (l45
+  // bench: most segments repeat the last TSval).
+  const bool take_ts = opt.timestamps &&
+                       (!S.ts_seen || int32_t(opt.timestamps->value - S.ts_recent) > 0) &&
+                       in_window(s, r, tcp.seq());
   if (!S.seen || end > S.snd_nxt) S.snd_nxt = end;
   S.seen = true;
   const uint32_t wnd = syn ? tcp.window() : uint32_t(tcp.window()) << S.wscale;
   S.max_window = std::max(S.max_window, wnd);
-  // TS.Recent moves only on segments in the window (RFC 7323 4.3), so a forged far-away
-  // segment cannot make later genuine ones look stale.
-  if (opt.timestamps && ts_in_window &&
-      (!S.ts_seen || int32_t(opt.timestamps->value - S.ts_recent) > 0)) {
+  if (take_ts) {
     S.ts_recent = opt.timestamps->value;
     S.ts_seen = true;
   }
@@ -469,7 +541,7 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
 
 ZeekConnState TcpConnection::conn_state() const {
   using Z = ZeekState;
-  const Z os = zs_[0], rs = zs_[1];
+  const Z os = bits_[0].zeek, rs = bits_[1].zeek;
   const bool o_inactive = os == Z::Inactive || os == Z::Partial;
   const bool r_inactive = rs == Z::Inactive || rs == Z::Partial;
   if (rs == Z::Reset) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -232,7 +233,6 @@ TEST(TcpState, RstOutOfWindowIsCountedAndChangesNothing) {
   auto r = feed(c, {R, kRst, 5001 + 100000});
   EXPECT_EQ(r.outcome, TcpOutcome::Ignored);
   EXPECT_EQ(r.anomaly, DropReason::TcpRstOutOfWindow);
-  EXPECT_EQ(c.anomalies().get(DropReason::TcpRstOutOfWindow), 1u);
   EXPECT_EQ(client(c), ES::Established);
   EXPECT_EQ(server(c), ES::Established);
   EXPECT_EQ(zeek_conn_state_name(c.conn_state()), "S1");
@@ -338,8 +338,9 @@ TEST(TcpState, WindowScaleAbove14IsClampedAndReported) {
   auto r = feed(c, {F, kSyn, 1000, 0, 0, 8192, 255});
   EXPECT_EQ(r.outcome, TcpOutcome::Ok);
   EXPECT_EQ(r.anomaly, DropReason::TcpWscaleRange);
-  feed_all(c, {{R, kSA, 5000, 1001, 0, 8192, 7}, {F, kAck, 1001, 5001, 0, 2}});
-  EXPECT_EQ(c.anomalies().get(DropReason::TcpWscaleRange), 1u);
+  // Reported once, on the SYN that offered it.
+  EXPECT_EQ(feed(c, {R, kSA, 5000, 1001, 0, 8192, 7}).anomaly, DropReason::None);
+  EXPECT_EQ(feed(c, {F, kAck, 1001, 5001, 0, 2}).anomaly, DropReason::None);
   EXPECT_EQ(c.endpoint(Side::Client).wscale, 14);
   EXPECT_EQ(c.endpoint(Side::Server).wscale, 7);
   // The SYN's 8192 is never scaled (RFC 7323 2.2); the ACK's 2 is, to 2 << 14.
@@ -399,8 +400,9 @@ TEST(TcpState, RetransmittedDataAndZeroWindowAndGapAreHistoryLetters) {
 }
 
 TEST(TcpState, ConnectionStateFitsInAFewHundredBytes) {
-  // One per TCP flow beside two TcpStreams: ~512 bytes per idle flow in all (see the header).
-  EXPECT_LE(sizeof(TcpConnection), 200u) << "per-flow memory: see the header";
+  // One per TCP flow beside two TcpStreams: at most 512 bytes per idle flow in all (see the
+  // header).
+  EXPECT_LE(sizeof(TcpConnection), 160u) << "per-flow memory: see the header";
   std::cout << "sizeof(TcpConnection) = " << sizeof(TcpConnection) << "\n";
 }
 
@@ -474,6 +476,10 @@ struct Conn {
   IpAddr first_src, first_dst;
   uint16_t first_sport = 0, first_dport = 0;
   TcpConnection tcp;
+  std::vector<DropReason> anomalies;  // TcpResult::anomaly of each segment that had one
+  size_t count(DropReason r) const {
+    return size_t(std::count(anomalies.begin(), anomalies.end(), r));
+  }
   std::string orig() const {
     return tcp.flipped() ? key(first_dst, first_dport, first_src, first_sport)
                          : key(first_src, first_sport, first_dst, first_dport);
@@ -511,7 +517,10 @@ std::vector<Conn> replay(const fs::path& pcap) {
       FlowDir dir = (c.first_src == s && c.first_sport == t->src_port()) ? F : R;
       auto r = c.tcp.on_segment(dir, *t, v.payload_len(), p.meta().ts,
                                 {.captured_len = uint32_t(v.payload().size())});
-      if (r.outcome != TcpOutcome::NewConnection) break;
+      if (r.outcome != TcpOutcome::NewConnection) {
+        if (r.anomaly != DropReason::None) c.anomalies.push_back(r.anomaly);
+        break;
+      }
       start();
     }
   }
@@ -555,7 +564,7 @@ std::map<std::string, std::string> zeek_tcp(const fs::path& log, size_t* rows = 
 }
 
 std::string ours(const Conn& c) {
-  return c.tcp.history() + " " + std::string(zeek_conn_state_name(c.tcp.conn_state()));
+  return std::string(c.tcp.history()) + " " + std::string(zeek_conn_state_name(c.tcp.conn_state()));
 }
 
 #define L45_NEED_PCAPS(dir, sub)                                                       \
@@ -622,7 +631,7 @@ TEST(TcpStateOracle, ZeekFinRetransmitEndsOrigClosedRespReset) {
   EXPECT_EQ(c.endpoint(Side::Server).state, ES::Reset);
   EXPECT_EQ(c.endpoint(Side::Client).state, ES::Reset);
   EXPECT_EQ(zeek_conn_state_name(c.conn_state()), "RSTR");
-  EXPECT_EQ(c.anomalies().total(), 0u);
+  EXPECT_TRUE(conns[0].anomalies.empty());
 }
 
 TEST(TcpStateOracle, ZeekWindowScaleRangeFiresTheClampAnomaly) {
@@ -630,7 +639,7 @@ TEST(TcpStateOracle, ZeekWindowScaleRangeFiresTheClampAnomaly) {
   auto conns = replay(d / "window-scale-range.pcap");
   ASSERT_EQ(conns.size(), 1u);
   const auto& c = conns[0].tcp;
-  EXPECT_EQ(c.anomalies().get(DropReason::TcpWscaleRange), 1u);
+  EXPECT_EQ(conns[0].count(DropReason::TcpWscaleRange), 1u);
   EXPECT_EQ(c.endpoint(Side::Client).wscale, 14);
   EXPECT_EQ(c.endpoint(Side::Server).wscale, 7);
   EXPECT_EQ(c.endpoint(Side::Client).state, ES::Established);
@@ -642,7 +651,7 @@ TEST(TcpStateOracle, SuricataBug3286EvasionRstAndFinDoNotTearDownTheHandshake) {
   ASSERT_EQ(conns.size(), 1u);
   const auto& c = conns[0].tcp;
   // Suricata's 7858-stream-events expects pkt_invalid_timestamp == 2: the RST and the FIN.
-  EXPECT_EQ(c.anomalies().get(DropReason::TcpPawsReject), 2u);
+  EXPECT_EQ(conns[0].count(DropReason::TcpPawsReject), 2u);
   EXPECT_EQ(c.endpoint(Side::Client).state, ES::Established);
   EXPECT_EQ(c.endpoint(Side::Server).state, ES::Established);
   EXPECT_EQ(zeek_conn_state_name(c.conn_state()), "S1");
@@ -652,7 +661,7 @@ TEST(TcpStateOracle, SuricataBug3286WithoutEvasionEstablishes) {
   L45_NEED_PCAPS(d, "sv-bug3286-evasion");
   auto conns = replay(d / "without_evasion.pcap");
   ASSERT_EQ(conns.size(), 1u);
-  EXPECT_EQ(conns[0].tcp.anomalies().total(), 0u);
+  EXPECT_TRUE(conns[0].anomalies.empty());
   EXPECT_EQ(conns[0].tcp.endpoint(Side::Server).state, ES::Established);
 }
 
@@ -751,6 +760,27 @@ TEST(TcpState, HeaderPredictionChangesNothingOnTheBundledCapture) {
   size_t predicted = 0;
   EXPECT_GT(compare_prediction(testing::source_dir() / "data" / "sample.pcap", &predicted), 700u);
   EXPECT_GT(predicted, 300u);  // most segments of the bulk transfers
+}
+
+TEST(TcpState, HeaderPredictionAgreesWhenASegmentEndWrapsBehindTheHighestByte) {
+  // Found by tcp_state_fuzz: the third segment starts just under 2^31 past the highest byte, so
+  // its end wraps behind it and the highest byte must stay; the fourth would then look like a
+  // retransmission ('T') to one path only.
+  const uint32_t far = 1100 + (1u << 31) - 50;
+  const std::vector<Seg> segs = {{F, kPA, 1000, 5000, 100},
+                                 {R, kAck, 5000, 1100},
+                                 {F, kPA, far, 5000, 100},
+                                 {F, kPA, 1200, 5000, 100}};
+  TcpConnection fast, general;
+  general.disable_prediction_for_test();
+  for (const Seg& sg : segs) {
+    feed(fast, sg);
+    feed(general, sg);
+    for (Side sd : {Side::Client, Side::Server})
+      EXPECT_TRUE(fast.endpoint(sd) == general.endpoint(sd)) << "seq " << sg.seq;
+    EXPECT_EQ(fast.history(), general.history()) << "seq " << sg.seq;
+  }
+  EXPECT_EQ(general.history(), "Da");
 }
 
 TEST(TcpStateOracle, HeaderPredictionChangesNothingOnEveryCapture) {
