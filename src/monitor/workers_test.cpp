@@ -166,7 +166,7 @@ void record(MonitorContext& ctx, Conns& out) {
                               r += " missed=" + std::to_string(f.missed_bytes()) +
                                    " icmp=" + std::to_string(f.icmp_errors()) +
                                    " tunnel=" + c.engine().tunnel_path(f.tunnel());
-                              if (f.tcp()) r += " " + f.tcp()->history();
+                              if (f.tcp()) r += " " + std::string(f.tcp()->history());
                               out.rows.push_back(std::move(r));
                             })
                     .value();
