@@ -1,9 +1,9 @@
 /* l45 shim modules: the plain-C ABI between libl45shim.so (the loader preloaded into unmodified
  * programs by `l45 run` or /etc/ld.so.preload) and the modules it chains on a socket.
  *
- * A module is a `struct l45_shim_module` descriptor. Built-in modules (monitor, identity, fec, tag) are
- * compiled into the shim; an external one is a shared object named by `module = "/path/x.so"` in
- * a manifest, exporting
+ * A module is a `struct l45_shim_module` descriptor. Built-in modules (monitor, identity, fec, tag)
+ * are compiled into the shim; an external one is a shared object named by `module = "/path/x.so"`
+ * in a manifest, exporting
  *
  *     const struct l45_shim_module* l45_shim_module_v1(void);
  *

@@ -33,14 +33,10 @@ void run_rewrite(const RewriteArgs& a) {
   auto r = run_inline(ctx, a.queue, [&](const NfqueueInlineCounters& n) {
     const InlineStats& s = ctx.inline_stats();
     if (a.json) {
-      nlohmann::json j = {{"packets", n.packets},
-                          {"modified", n.modified},
-                          {"replaced", rw.replaced()},
-                          {"refused", rw.refused()},
-                          {"reedited", s.reedited},
-                          {"split", s.split},
-                          {"partial", s.partial},
-                          {"flows_remapped", s.remapped_flows}};
+      nlohmann::json j = {{"packets", n.packets},      {"modified", n.modified},
+                          {"replaced", rw.replaced()}, {"refused", rw.refused()},
+                          {"reedited", s.reedited},    {"split", s.split},
+                          {"partial", s.partial},      {"flows_remapped", s.remapped_flows}};
       fmt::print("{}\n", j.dump());
     } else {
       fmt::print(
