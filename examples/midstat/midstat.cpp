@@ -47,7 +47,10 @@ Midstat::Midstat(MonitorContext& ctx, unsigned worker)
 std::vector<MidstatRow> Midstat::table() const {
   std::vector<MidstatRow> rows;
   rows.reserve(flows_.size());
-  for (const auto& [serial, e] : flows_) {
+  for (const auto& entry : flows_) {
+    // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+    const uint64_t serial = entry.first;
+    const auto& e = entry.second;
     const Flow* f = ctx_.flow(e.flow);
     if (!f) continue;
     MidstatRow r;
