@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "l45/core/config_lines.hpp"
+
 namespace l45::examples {
 
 bool SubscriberPrefix::contains(const IpAddr& a) const {
@@ -11,29 +13,9 @@ bool SubscriberPrefix::contains(const IpAddr& a) const {
 Result<std::vector<SubscriberPrefix>> parse_subscribers(std::string_view text,
                                                         std::string_view name) {
   std::vector<SubscriberPrefix> out;
-  size_t line_no = 0;
-  auto fail = [&](const std::string& why) {
-    return Error::invalid(std::string(name) + ":" + std::to_string(line_no) + ": " + why);
-  };
-  while (!text.empty()) {
-    ++line_no;
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos)
-      line = line.substr(0, hash);
-    // Two fields separated by blanks.
-    std::vector<std::string_view> f;
-    for (size_t i = 0; i < line.size();) {
-      while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
-        ++i;
-      size_t j = i;
-      while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r')
-        ++j;
-      if (j > i) f.push_back(line.substr(i, j - i));
-      i = j;
-    }
-    if (f.empty()) continue;
+  for (const ConfigLine& l : config_lines(text)) {
+    auto fail = [&](const std::string& why) { return config_error(name, l.number, why); };
+    const std::vector<std::string_view>& f = l.fields;
     if (f.size() != 2)
       return fail("expected 'PREFIX ID', got " + std::to_string(f.size()) + " fields");
     SubscriberPrefix p;
@@ -45,9 +27,9 @@ Result<std::vector<SubscriberPrefix>> parse_subscribers(std::string_view text,
     const unsigned max = ip->is_v4() ? 32 : 128;
     unsigned len = max;
     if (slash != std::string_view::npos) {
-      std::string_view l = a.substr(slash + 1);
-      auto [end, ec] = std::from_chars(l.data(), l.data() + l.size(), len);
-      if (ec != std::errc() || end != l.data() + l.size() || len > max)
+      std::string_view digits = a.substr(slash + 1);
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), len);
+      if (ec != std::errc() || end != digits.data() + digits.size() || len > max)
         return fail("bad prefix length in '" + std::string(a) + "'");
     }
     p.len = uint8_t(len);

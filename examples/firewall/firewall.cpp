@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "l45/core/config_lines.hpp"
+
 namespace l45::examples {
 
 std::string_view firewall_action_name(FirewallAction a) {
@@ -25,28 +27,11 @@ bool FirewallRule::matches(const IpAddr& client, uint16_t cport, const IpAddr& s
 Result<std::vector<FirewallRule>> parse_firewall_rules(std::string_view text,
                                                        std::string_view name) {
   std::vector<FirewallRule> out;
-  size_t line_no = 0;
-  auto fail = [&](const std::string& why) {
-    return Error::invalid(std::string(name) + ":" + std::to_string(line_no) + ": " + why);
-  };
-  while (!text.empty()) {
-    ++line_no;
-    const size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    if (const size_t hash = line.find('#'); hash != std::string_view::npos)
-      line = line.substr(0, hash);
-    std::vector<std::string_view> w;
-    for (size_t i = 0; i < line.size();) {
-      const size_t b = line.find_first_not_of(" \t\r", i);
-      if (b == std::string_view::npos) break;
-      const size_t e = std::min(line.find_first_of(" \t\r", b), line.size());
-      w.push_back(line.substr(b, e - b));
-      i = e;
-    }
-    if (w.empty()) continue;
+  for (const ConfigLine& l : config_lines(text)) {
+    auto fail = [&](const std::string& why) { return config_error(name, l.number, why); };
+    const std::vector<std::string_view>& w = l.fields;
     FirewallRule r;
-    r.line = line_no;
+    r.line = l.number;
     if (w[0] == "ACCEPT")
       r.action = FirewallAction::Accept;
     else if (w[0] == "DROP")

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "l45/core/assert.hpp"
+#include "l45/core/config_lines.hpp"
 #include "l45/core/counters.hpp"
 #include "l45/core/drop_reason.hpp"
 #include "l45/core/log.hpp"
@@ -96,5 +97,34 @@ void write(Level l, std::string_view msg) {
                msg.data());
 }
 }  // namespace log
+
+}  // namespace l45
+
+namespace l45 {
+
+std::vector<ConfigLine> config_lines(std::string_view text) {
+  std::vector<ConfigLine> out;
+  size_t number = 0;
+  while (!text.empty()) {
+    ++number;
+    const size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (const size_t hash = line.find('#'); hash != std::string_view::npos)
+      line = line.substr(0, hash);
+    ConfigLine l{number, {}};
+    for (size_t i = line.find_first_not_of(" \t\r"); i != std::string_view::npos;) {
+      const size_t end = std::min(line.find_first_of(" \t\r", i), line.size());
+      l.fields.push_back(line.substr(i, end - i));
+      i = line.find_first_not_of(" \t\r", end);
+    }
+    if (!l.fields.empty()) out.push_back(std::move(l));
+  }
+  return out;
+}
+
+Error config_error(std::string_view name, size_t line, std::string_view why) {
+  return Error::invalid(std::string(name) + ":" + std::to_string(line) + ": " + std::string(why));
+}
 
 }  // namespace l45

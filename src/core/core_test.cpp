@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "l45/core/config_lines.hpp"
 #include "l45/core/counters.hpp"
 #include "l45/core/drop_reason.hpp"
 #include "l45/core/result.hpp"
@@ -77,6 +78,25 @@ TEST(CounterSet, ReferencesSurviveGrowth) {
     s.add("x" + std::to_string(i));
   ++a;
   EXPECT_EQ(*s.find("a"), 1u);
+}
+
+}  // namespace
+}  // namespace l45
+
+namespace l45 {
+namespace {
+
+TEST(ConfigLines, FieldsOfEachLineWithTheirNumbersCommentsAndBlanksGone) {
+  const auto lines = config_lines("# head\r\n\n a  b\tc # tail\r\nd\n   # only\nlast");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].number, 3u);
+  EXPECT_EQ(lines[0].fields, (std::vector<std::string_view>{"a", "b", "c"}));
+  EXPECT_EQ(lines[1].number, 4u);
+  EXPECT_EQ(lines[1].fields, (std::vector<std::string_view>{"d"}));
+  EXPECT_EQ(lines[2].number, 6u);
+  EXPECT_EQ(lines[2].fields, (std::vector<std::string_view>{"last"}));
+  EXPECT_EQ(config_error("f.txt", 4, "bad").message(), "f.txt:4: bad");
+  EXPECT_TRUE(config_lines("").empty());
 }
 
 }  // namespace

@@ -322,24 +322,4 @@ unsigned WorkerPool::pinned() const {
   return unsigned(std::count(pinned_.begin(), pinned_.end(), 1));
 }
 
-// Flow::uid()'s derivation (engine.cpp), for a serial no single engine assigned.
-// workers_test checks both agree on every flow of the bundled capture.
-std::string flow_uid_of_serial(uint64_t serial) {
-  auto splitmix64 = [](uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-  };
-  static constexpr char kB62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  uint64_t a = splitmix64(serial), b = splitmix64(a ^ serial);
-  std::string s = "C";
-  for (int i = 0; i < 17; ++i) {
-    uint64_t& w = i < 9 ? a : b;
-    s += kB62[w % 62];
-    w /= 62;
-  }
-  return s;
-}
-
 }  // namespace l45

@@ -317,7 +317,7 @@ TEST(Workers, MergedUidsAreOneEnginesUids) {
   size_t n = 0;
   HandlerId h = ctx.handler("uid",
                             [&](MonitorContext& c, FlowHandle f, Side, EventId) {
-                              EXPECT_EQ(flow_uid_of_serial(c.flow(f)->serial()), c.flow(f)->uid());
+                              EXPECT_EQ(flow_uid(c.flow(f)->serial()), c.flow(f)->uid());
                               ++n;
                             })
                     .value();

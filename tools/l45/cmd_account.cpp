@@ -89,7 +89,7 @@ Bill run_workers(const AccountArgs& a, Source& src,
       }
     for (examples::AbuseReport x : accts[w]->abuse()) {
       x.serial = order.serial(order.frame(w, x.serial));
-      x.uid = flow_uid_of_serial(x.serial);
+      x.uid = flow_uid(x.serial);
       bill.abuse.push_back(std::move(x));
     }
   }

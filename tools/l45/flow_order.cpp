@@ -42,7 +42,7 @@ uint64_t FlowOrder::serial(uint64_t frame) const {
 }
 
 std::string FlowOrder::uid(uint64_t frame) const {
-  return flow_uid_of_serial(serial(frame));
+  return flow_uid(serial(frame));
 }
 
 }  // namespace l45::cli

@@ -73,6 +73,9 @@ enum class FlowEnd : uint8_t {
   EndOfInput,   // finish(): the capture ended with the flow open
 };
 std::string_view flow_end_name(FlowEnd e);  // "closed", "idle_timeout", ...
+// The uid of the flow with this serial (Flow::uid()): for ids of flows numbered elsewhere, such
+// as one engine's numbering rebuilt over several workers.
+std::string flow_uid(uint64_t serial);
 
 struct EngineTimeouts {
   Duration tcp_opening = Duration::seconds(30);  // until both sides are established
@@ -128,7 +131,7 @@ class Flow {
   Timestamp last_seen() const { return last_; }
   uint64_t serial() const { return serial_; }  // 1, 2, ... in creation order
   // Zeek-style connection id ("C" + 17 base62 characters), a function of the serial only, so
-  // a replay gives the same ids.
+  // a replay gives the same ids: flow_uid(serial()).
   std::string uid() const;
   const FlowSideCounters& counters(Side s) const { return side_[size_t(s)]; }
   uint32_t icmp_errors() const { return icmp_errors_; }

@@ -178,9 +178,8 @@ class WorkerPool {
   bool finished_ = false;
 };
 
-// Flow::uid() of the flow numbered `serial` by one engine over the whole input: what merged
-// workers print for a flow, numbered by where it opened in the input (each worker's engine
-// numbers only its own).
-std::string flow_uid_of_serial(uint64_t serial);
+// Merged workers print a flow's uid as one engine over the whole input would: flow_uid() (in
+// the flow layer) of the serial numbered by where the flow opened in the input (each worker's
+// engine numbers only its own).
 
 }  // namespace l45

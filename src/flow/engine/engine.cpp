@@ -62,8 +62,12 @@ std::string_view flow_end_name(FlowEnd e) {
 }
 
 std::string Flow::uid() const {
+  return flow_uid(serial_);
+}
+
+std::string flow_uid(uint64_t serial) {
   static constexpr char kB62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  uint64_t a = splitmix64(serial_), b = splitmix64(a ^ serial_);
+  uint64_t a = splitmix64(serial), b = splitmix64(a ^ serial);
   std::string s = "C";
   for (int i = 0; i < 17; ++i) {
     uint64_t& w = i < 9 ? a : b;
