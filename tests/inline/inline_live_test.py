@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import live  # noqa: E402
-from live import procs, start  # noqa: E402
+from live import check, procs, results, sh, start, wait_listen  # noqa: E402
 
 L45 = sys.argv[1]
 if os.geteuid() != 0:
@@ -40,23 +40,10 @@ NS_C, NS_M, NS_S = f"l45ic{suffix}", f"l45im{suffix}", f"l45is{suffix}"
 CLIENT, CLIENT2, SERVER = "198.51.100.2", "198.51.100.3", "203.0.113.80"
 CLIENT6, CLIENT6B, SERVER6 = "fd00:c::2", "fd00:c::3", "fd00:5::80"
 tmp = tempfile.mkdtemp(prefix="l45-inline-")
-results = []
 namespaces = []
 
 
-def sh(*cmd, check=True, timeout=30):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
 
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
-
-
-def netns(name):
-    sh("ip", "netns", "add", name)
-    namespaces.append(name)
-    sh("ip", "-n", name, "link", "set", "lo", "up")
 
 
 def veth(ns1, dev1, cidrs1, ns2, dev2, cidrs2):
@@ -69,14 +56,6 @@ def veth(ns1, dev1, cidrs1, ns2, dev2, cidrs2):
         sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
            check=False)
 
-
-def wait_listen(ns, port, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "LISTEN" in sh("ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}").stdout:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def nginx(root):
@@ -148,9 +127,9 @@ def sha(path):
 
 
 try:
-    netns(NS_C)
-    netns(NS_M)
-    netns(NS_S)
+    live.netns(NS_C, namespaces)
+    live.netns(NS_M, namespaces)
+    live.netns(NS_S, namespaces)
     veth(NS_C, "c0", [f"{CLIENT}/24", f"{CLIENT2}/24", f"{CLIENT6}/64", f"{CLIENT6B}/64"],
          NS_M, "m0", ["198.51.100.1/24", "fd00:c::1/64"])
     veth(NS_M, "m1", ["203.0.113.1/24", "fd00:5::1/64"], NS_S, "s0", [f"{SERVER}/24",

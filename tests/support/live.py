@@ -7,6 +7,7 @@
 import os
 import signal
 import subprocess
+import time
 
 procs = []  # every process start() made, for the test's final cleanup
 
@@ -29,3 +30,34 @@ def stop(p, sig=signal.SIGKILL, timeout=5):
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         return p.communicate(timeout=5)
+
+
+results = []  # check() outcomes, for the test's summary and exit status
+
+
+def sh(*cmd, check=True, timeout=30):
+    """Runs a command, its output captured as text; raises on failure unless check=False."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def check(name, cond, detail=""):
+    """One line per check: "ok   name" or "FAIL name: detail"."""
+    results.append(bool(cond))
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
+
+
+def netns(name, namespaces):
+    """A network namespace with its loopback up, remembered in `namespaces` for cleanup."""
+    sh("ip", "netns", "add", name)
+    namespaces.append(name)
+    sh("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def wait_listen(ns, port, timeout=5):
+    """True once something listens on TCP `port` in `ns` (polled, bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "LISTEN" in sh("ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}").stdout:
+            return True
+        time.sleep(0.05)
+    return False

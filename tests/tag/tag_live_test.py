@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import live  # noqa: E402
-from live import procs, start  # noqa: E402
+from live import check, procs, results, sh, start, wait_listen  # noqa: E402
 
 L45, LIB = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,17 +64,9 @@ PIN = f"/sys/fs/bpf/l45-tagtest-{suffix}"
 SOCK = f"{tmp}/tagd.sock"
 SIGN_SOCK = f"{tmp}/sign.sock"
 LOG = f"{tmp}/tagd.log"
-results = []
 namespaces = []
 
 
-def sh(*cmd, check=True, timeout=30):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
 
 
 def stop(p, sig=signal.SIGTERM, timeout=5):
@@ -126,11 +118,6 @@ def tag_stat(st, name):
     return {}
 
 
-def netns(name):
-    sh("ip", "netns", "add", name)
-    namespaces.append(name)
-    sh("ip", "-n", name, "link", "set", "lo", "up")
-
 
 def veth(ns1, dev1, cidr1, ns2, dev2, cidr2):
     sh("ip", "-n", ns1, "link", "add", dev1, "type", "veth", "peer", "name", dev2, "netns", ns2)
@@ -163,14 +150,6 @@ http {{
     wait_listen(ns, 80)
     return p
 
-
-def wait_listen(ns, port, timeout=5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "LISTEN" in sh("ip", "netns", "exec", ns, "ss", "-Hltn", f"sport = :{port}").stdout:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 SINK = r"""
@@ -270,8 +249,8 @@ try:
 
     # -- topology: client C -- server S (198.51.100.1)
     NS_C, NS_S = f"l45tg-c{suffix}", f"l45tg-s{suffix}"
-    netns(NS_C)
-    netns(NS_S)
+    live.netns(NS_C, namespaces)
+    live.netns(NS_S, namespaces)
     veth(NS_C, "vc", "198.51.100.2/24", NS_S, "vs", "198.51.100.1/24")
     web = f"{tmp}/web"
     os.makedirs(f"{web}/www")
@@ -597,7 +576,7 @@ try:
     NS_H, NS_G1, NS_G2, NS_W = (f"l45tg-h{suffix}", f"l45tg-g{suffix}", f"l45tg-k{suffix}",
                                 f"l45tg-w{suffix}")
     for ns in (NS_H, NS_G1, NS_G2, NS_W):
-        netns(ns)
+        live.netns(ns, namespaces)
     veth(NS_H, "up1", "203.0.113.2/24", NS_G1, "dn1", "203.0.113.1/24")
     veth(NS_H, "up2", "192.0.2.2/24", NS_G2, "dn2", "192.0.2.1/24")
     veth(NS_G1, "w1", "198.51.100.1/30", NS_W, "s1", "198.51.100.2/30")
@@ -660,7 +639,7 @@ try:
     # -- forward: A -- F (router) -- B; the tag travels in a TCP option and F's rules match it
     NS_A, NS_F, NS_B = f"l45tg-a{suffix}", f"l45tg-f{suffix}", f"l45tg-b{suffix}"
     for ns in (NS_A, NS_F, NS_B):
-        netns(ns)
+        live.netns(ns, namespaces)
     veth(NS_A, "fa0", "192.0.2.2/24", NS_F, "fa1", "192.0.2.1/24")
     veth(NS_F, "fb1", "203.0.113.1/24", NS_B, "fb0", "203.0.113.2/24")
     sh("ip", "netns", "exec", NS_F, "sysctl", "-qw", "net.ipv4.ip_forward=1")
