@@ -1,5 +1,7 @@
 #include "rewrite/rewrite.hpp"
 
+#include <algorithm>
+#include <span>
 #include <string_view>
 
 #include "l45/packet/decode.hpp"
