@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "l45/io/pcap_file.hpp"
-#include "l45/packet/builder.hpp"
+#include "tcp_talk.hpp"
 #include "testing.hpp"
 
 namespace l45::examples {
@@ -69,17 +69,9 @@ TEST(Account, PlainRetransmissionsAreBilledOnceAndNotFlagged) {
 // A connection whose client resends its request with other bytes: the second copy is what a
 // tunnel would hide in a "retransmission".
 TEST(Account, ARetransmissionWithOtherBytesIsFlaggedWithFlowSideAndOffsets) {
-  const IpAddr ue = *IpAddr::parse("198.51.100.7"), srv = *IpAddr::parse("203.0.113.9");
+  testing::TcpTalk talk{*IpAddr::parse("198.51.100.7"), *IpAddr::parse("203.0.113.9"), 40000, 443};
   auto seg = [&](bool up, uint8_t flags, uint32_t seq, uint32_t ack, std::string_view data) {
-    PacketBuilder pb;
-    if (up)
-      pb.ipv4(ue, srv).tcp(40000, 443);
-    else
-      pb.ipv4(srv, ue).tcp(443, 40000);
-    pb.seq(TcpSeq(seq)).ack(TcpSeq(ack)).flags(flags).window(65535);
-    if (!data.empty()) pb.payload(data);
-    Packet p = pb.build();
-    return p;
+    return talk.add(up, flags, seq, ack, data).share();
   };
   using namespace tcp_flag;
   std::vector<Packet> pkts;

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "l45/io/pcap_file.hpp"
-#include "l45/packet/builder.hpp"
+#include "tcp_talk.hpp"
 #include "testing.hpp"
 
 namespace l45::examples {
@@ -14,7 +14,6 @@ namespace {
 
 // One TCP connection, client 192.0.2.7:40000 to 198.51.100.80:80, built segment by segment.
 struct Conn {
-  std::vector<Packet> pkts;
   uint32_t cseq = 1001, sseq = 5001;
 
   Conn() {
@@ -22,19 +21,10 @@ struct Conn {
     add(false, tcp_flag::kSyn | tcp_flag::kAck, 5000, 1001, {});
     add(true, tcp_flag::kAck, 1001, 5001, {});
   }
+  testing::TcpTalk talk{*IpAddr::parse("192.0.2.7"), *IpAddr::parse("198.51.100.80")};
+  std::vector<Packet>& pkts = talk.pkts;
   void add(bool up, uint8_t flags, uint32_t seq, uint32_t ack, std::string_view data) {
-    const IpAddr c = *IpAddr::parse("192.0.2.7"), s = *IpAddr::parse("198.51.100.80");
-    PacketBuilder pb;
-    if (up)
-      pb.ipv4(c, s).tcp(40000, 80);
-    else
-      pb.ipv4(s, c).tcp(80, 40000);
-    pb.seq(TcpSeq(seq)).ack(TcpSeq(ack)).flags(flags).window(65535);
-    if (!data.empty()) pb.payload(data);
-    PacketMeta m;
-    m.ts = Timestamp::from_sec_usec(1700000000, int64_t(pkts.size()) * 1000);
-    m.frame = pkts.size() + 1;
-    pkts.push_back(pb.build(m));
+    talk.add(up, flags, seq, ack, data);
   }
   // The client sends `data` (the server acknowledges it); lost: the capture misses it.
   void client(std::string_view data, bool lost = false) {

@@ -56,9 +56,17 @@ std::string endpoint_pair_key(IpAddr a, uint16_t pa, IpAddr b, uint16_t pb) {
   return k;
 }
 
+std::string endpoint_pair_key(const Flow& f) {
+  return endpoint_pair_key(f.addr(Side::Client), f.port(Side::Client), f.addr(Side::Server),
+                           f.port(Side::Server));
+}
+
+Side sender_side(const PacketView& v, const IpAddr& client, uint16_t client_port) {
+  return v.src_addr() == client && v.src_port() == client_port ? Side::Client : Side::Server;
+}
+
 MonitorContext::Remap* MonitorContext::remap_for(const Flow& f, bool create) {
-  const std::string key = endpoint_pair_key(f.addr(Side::Client), f.port(Side::Client),
-                                            f.addr(Side::Server), f.port(Side::Server));
+  const std::string key = endpoint_pair_key(f);
   if (auto it = remaps_.find(key); it != remaps_.end()) return it->second.get();
   if (!create) return nullptr;
   auto r = std::make_unique<Remap>();
@@ -70,11 +78,19 @@ MonitorContext::Remap* MonitorContext::remap_for(const Flow& f, bool create) {
 
 void MonitorContext::forget_remap(const Flow& f) {
   if (remaps_.empty() || f.proto() != 6) return;
-  remaps_.erase(endpoint_pair_key(f.addr(Side::Client), f.port(Side::Client), f.addr(Side::Server),
-                                  f.port(Side::Server)));
+  remaps_.erase(endpoint_pair_key(f));
 }
 
 InlineOutcome MonitorContext::process_inline(const Packet& p) {
+  // The remap of a TCP packet's connection, if it has one, and the side that sent the packet.
+  auto remap_of = [this](const PacketView& v, Side* from) -> Remap* {
+    if (remaps_.empty()) return nullptr;
+    auto it =
+        remaps_.find(endpoint_pair_key(v.src_addr(), v.src_port(), v.dst_addr(), v.dst_port()));
+    if (it == remaps_.end()) return nullptr;
+    *from = sender_side(v, it->second->client_addr, it->second->client_port);
+    return it->second.get();
+  };
   Current cur;
   cur.in = cur.orig = &p;
   cur.view = PacketView::decode(p);
@@ -87,18 +103,11 @@ InlineOutcome MonitorContext::process_inline(const Packet& p) {
     cur.payload_off = uint32_t(cur.view.payload().data() - p.data().data());
     cur.payload_len = uint32_t(cur.view.payload().size());
     cur.l4_header_len = uint32_t(tcp->header_len());
-    if (!remaps_.empty()) {
-      cur.key = endpoint_pair_key(cur.view.src_addr(), tcp->src_port(), cur.view.dst_addr(),
-                                  tcp->dst_port());
-      if (auto it = remaps_.find(cur.key); it != remaps_.end()) remap = it->second.get();
-    }
+    remap = remap_of(cur.view, &from);
   }
   // The other side's numbers in this packet's ACK and SACK blocks are in what was delivered
   // to this side: back to what that side sent, before the engine sees them.
   if (remap) {
-    from = cur.view.src_addr() == remap->client_addr && tcp->src_port() == remap->client_port
-               ? Side::Client
-               : Side::Server;
     SeqMap& peer = remap->side[size_t(other(from))];
     if (!peer.empty() && tcp->has_ack()) {
       Packet w = Packet::copy_of(p.data(), p.meta());
@@ -122,7 +131,6 @@ InlineOutcome MonitorContext::process_inline(const Packet& p) {
   if (cur_->work) cur_->in = &*cur_->work;
   process(*cur_->in);
   std::unique_ptr<Current> c = std::move(cur_);
-  ++inline_packets_;
 
   InlineOutcome out;
   if (c->drop) {
@@ -130,22 +138,9 @@ InlineOutcome MonitorContext::process_inline(const Packet& p) {
     out.verdict = Verdict::Drop;
     return out;
   }
-  // Handlers may have made the first edit of this flow: look again.
-  if (c->tcp && remap == nullptr && !remaps_.empty()) {
-    if (c->key.empty())
-      c->key = endpoint_pair_key(c->view.src_addr(), c->view.src_port(), c->view.dst_addr(),
-                                 c->view.dst_port());
-    if (auto it = remaps_.find(c->key); it != remaps_.end()) {
-      remap = it->second.get();
-      from = c->view.src_addr() == remap->client_addr && c->view.src_port() == remap->client_port
-                 ? Side::Client
-                 : Side::Server;
-    }
-  } else if (c->tcp && remap) {
-    // The flow may have ended in the engine (its remap went with it).
-    auto it = remaps_.find(c->key);
-    remap = it == remaps_.end() ? nullptr : it->second.get();
-  }
+  // Again: handlers may have made the flow's first edit, or the flow may have ended in the
+  // engine (its remap went with it).
+  remap = c->tcp ? remap_of(c->view, &from) : nullptr;
 
   bool changed = c->work.has_value() || !c->writes.empty();
   std::optional<std::vector<std::byte>> payload;

@@ -84,7 +84,6 @@ struct MonitorContext::Current {
   const Packet* in = nullptr;    // what the engine sees (orig, or `work`)
   std::optional<Packet> work;    // a copy with the other side's numbers unmapped
   PacketView view;               // of *in
-  std::string key;               // endpoint pair, for remaps_ ("" without TCP)
   bool tcp = false;
   TcpSeq seq;
   uint32_t payload_off = 0;  // in the packet's bytes
@@ -102,7 +101,10 @@ struct MonitorContext::Current {
   std::vector<HeaderWrite> writes;
 };
 
-// The canonical key of a TCP endpoint pair (either direction gives the same).
+// The canonical key of a TCP endpoint pair (either direction gives the same), and a flow's.
 std::string endpoint_pair_key(IpAddr a, uint16_t pa, IpAddr b, uint16_t pb);
+std::string endpoint_pair_key(const Flow& f);
+// Which side sent `v`, given the connection's client.
+Side sender_side(const PacketView& v, const IpAddr& client, uint16_t client_port);
 
 }  // namespace l45

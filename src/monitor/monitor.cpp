@@ -210,10 +210,7 @@ class MonitorContext::Bridge final : public FlowObserver {
     Current* c = c_.cur_.get();
     if (!c || c->flow) return;
     c->flow = f.handle();
-    c->from =
-        c->view.src_addr() == f.addr(Side::Client) && c->view.src_port() == f.port(Side::Client)
-            ? Side::Client
-            : Side::Server;
+    c->from = sender_side(c->view, f.addr(Side::Client), f.port(Side::Client));
   }
   // The event for the flow's own subscriptions, with `d` as MonitorContext::detail().
   // perf: detail() points at `d` (no copy per event).

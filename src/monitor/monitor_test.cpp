@@ -13,6 +13,7 @@
 #include "l45/io/pcap_file.hpp"
 #include "l45/packet/builder.hpp"
 #include "l45/packet/decode.hpp"
+#include "tcp_talk.hpp"
 #include "testing.hpp"
 
 namespace l45 {
@@ -302,20 +303,8 @@ TEST(Monitor, PeekReadsBackEveryDeliveredByteInOrder) {
 
 // A crafted connection: the client sends "hello", then bytes 8..11 after a 3-byte hole the
 // server acknowledges (a gap), into a 10-byte buffer nobody reads until the end.
-struct Crafted {
-  IpAddr c = *IpAddr::parse("198.51.100.1"), s = *IpAddr::parse("203.0.113.1");
-  std::vector<Packet> pkts;
-  void add(bool up, uint8_t flags, uint32_t seq, uint32_t ack, std::string_view data = {}) {
-    PacketBuilder pb;
-    if (up)
-      pb.ipv4(c, s).tcp(40000, 80);
-    else
-      pb.ipv4(s, c).tcp(80, 40000);
-    pb.seq(TcpSeq(seq)).ack(TcpSeq(ack)).flags(flags).window(65535);
-    if (!data.empty()) pb.payload(data);
-    pkts.push_back(pb.build());
-    pkts.back().meta().ts = Timestamp::from_sec_usec(1700000000, uint32_t(pkts.size()) * 1000);
-  }
+struct Crafted : testing::TcpTalk {
+  Crafted() : TcpTalk{*IpAddr::parse("198.51.100.1"), *IpAddr::parse("203.0.113.1")} {}
 };
 
 TEST(Monitor, PeekStopsAtAGapAndPpeekRefusesWhatIsNotHeld) {

@@ -15,6 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import live  # noqa: E402
 from live import procs, start, stop  # noqa: E402
 
 L45 = sys.argv[1]
@@ -114,25 +115,14 @@ try:
         f.write(BODY)
     with open(f"{tmp}/www/big.bin", "wb") as f:
         f.write(os.urandom(BIG))
-    with open(f"{tmp}/nginx.conf", "w") as f:
-        f.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
+    live.nginx_conf(f"{tmp}/nginx.conf", tmp, f"""\
   access_log off;
   keepalive_timeout 30s;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   server {{
     listen 198.51.100.1:80;
     root {tmp}/www;
     location = /big.bin {{ limit_rate 256k; }}  # the slow download midstat watches
-  }}
-}}
-""")
+  }}""")
     nginx = start(["ip", "netns", "exec", NS_S, "nginx", "-e", f"{tmp}/error.log", "-p", tmp, "-c",
                    f"{tmp}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 5

@@ -59,21 +59,10 @@ def veth(ns1, dev1, cidrs1, ns2, dev2, cidrs2):
 
 
 def nginx(root):
-    with open(f"{root}/nginx.conf", "w") as fh:
-        fh.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
+    live.nginx_conf(f"{root}/nginx.conf", root, f"""\
   log_format ua '$remote_addr "$http_user_agent" $status $body_bytes_sent';
   access_log {root}/access.log ua;
-  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
-  uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
-  server {{ listen {SERVER}:80; listen {SERVER}:8080; listen [{SERVER6}]:80; root {root}/www; }}
-}}
-""")
+  server {{ listen {SERVER}:80; listen {SERVER}:8080; listen [{SERVER6}]:80; root {root}/www; }}""")
     p = start(["ip", "netns", "exec", NS_S, "nginx", "-p", root, "-c", f"{root}/nginx.conf"],
               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listen(NS_S, 80)

@@ -176,21 +176,10 @@ try:
 
     os.makedirs(f"{tmp}/www")
     shutil.copy(src, f"{tmp}/www/big.bin")
-    with open(f"{tmp}/nginx.conf", "w") as f:
-        f.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 64; }}
-http {{
+    live.nginx_conf(f"{tmp}/nginx.conf", tmp, f"""\
   access_log off;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   server {{ listen {SRV}:80; root {tmp}/www; }}
-  server {{ listen {SRV}:8080; root {tmp}/www; }}
-}}
-""")
+  server {{ listen {SRV}:8080; root {tmp}/www; }}""")
     nginx = start(shim(NS_S, none, run_none, "nginx", "-e", f"{tmp}/error.log", "-p", tmp, "-c",
                        f"{tmp}/nginx.conf"))
     up = wait_listen(NS_S, 80) and wait_listen(NS_S, 8080)
@@ -464,21 +453,10 @@ http {{
     if ROT13:
         web = moddir("web", {"id.toml": 'name = "id"\nmodule = "identity"\norder = 10\n[match]\nports = [8082]\n',
                              "rot.toml": f'name = "rot"\nmodule = "{ROT13}"\norder = 20\n[match]\nports = [8082]\n'})
-        with open(f"{tmp}/nginx-web.conf", "w") as f:
-            f.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx-web.pid;
-error_log {tmp}/error-web.log;
-events {{ worker_connections 64; }}
-http {{
+        live.nginx_conf(f"{tmp}/nginx-web.conf", tmp, f"""\
   access_log off;
   sendfile on;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  server {{ listen {SRV}:8082; root {tmp}/www; }}
-}}
-""")
+  server {{ listen {SRV}:8082; root {tmp}/www; }}""", suffix="-web")
         run_web = f"{tmp}/run-web"
         nginx = start(shim(NS_S, web, run_web, "nginx", "-e", f"{tmp}/error-web.log", "-p", tmp, "-c",
                            f"{tmp}/nginx-web.conf"))

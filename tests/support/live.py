@@ -61,3 +61,22 @@ def wait_listen(ns, port, timeout=5):
             return True
         time.sleep(0.05)
     return False
+
+
+def nginx_conf(path, root, http, suffix=""):
+    """Writes to `path` a configuration for one nginx process in the foreground: its pid file
+    (nginx{suffix}.pid), error log (error{suffix}.log) and temporary files under `root`; `http`
+    is the body of its http block, settings and servers."""
+    with open(path, "w") as f:
+        f.write(f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {root}/nginx{suffix}.pid;
+error_log {root}/error{suffix}.log;
+events {{ worker_connections 64; }}
+http {{
+  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
+  uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
+{http}
+}}
+""")

@@ -131,20 +131,9 @@ def veth(ns1, dev1, cidr1, ns2, dev2, cidr2):
 
 def nginx(ns, addr, root, addr6=None):
     conf = f"{root}/nginx.conf"
-    with open(conf, "w") as fh:
-        fh.write(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
+    live.nginx_conf(conf, root, f"""\
   access_log off;
-  client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fcgi;
-  uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;
-  server {{ listen {addr}:80; {f"listen [{addr6}]:80;" if addr6 else ""} root {root}/www; }}
-}}
-""")
+  server {{ listen {addr}:80; {f"listen [{addr6}]:80;" if addr6 else ""} root {root}/www; }}""")
     p = start(["ip", "netns", "exec", ns, "nginx", "-e", f"{root}/error.log", "-p", root, "-c", conf],
               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_listen(ns, 80)

@@ -238,7 +238,6 @@ class MonitorContext {
   std::unordered_map<std::string, std::unique_ptr<Remap>> remaps_;  // by endpoint pair
   std::vector<Packet> sent_;
   InlineStats inline_stats_;
-  uint64_t inline_packets_ = 0;
 
   Remap* remap_for(const Flow& f, bool create);
   void forget_remap(const Flow& f);

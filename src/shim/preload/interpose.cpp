@@ -1351,37 +1351,36 @@ ssize_t sendfile_through(Sock* s, int out_fd, int in_fd, off_t* offset, size_t c
   if (r > 0 && offset) *offset += r;
   return r;
 }
+
+// sendfile and sendfile64 differ only in the offset's type and the call they pass through to.
+template <typename Off, typename Real>
+ssize_t sendfile_any(int out_fd, int in_fd, Off* offset, size_t count, Real real) {
+  Sock* s = lookup(out_fd);
+  if (!s) return real(out_fd, in_fd, offset, count);
+  decide_on_data(s, out_fd, nullptr, 0);
+  if (s->bypass.load(std::memory_order_acquire)) {
+    drop_if_bypass(s, out_fd);
+    return real(out_fd, in_fd, offset, count);
+  }
+  if (!s->transforming)
+    return timed(s, L45_SHIM_EGRESS, 1, [&] { return real(out_fd, in_fd, offset, count); });
+  off_t off = offset ? static_cast<off_t>(*offset) : 0;
+  ssize_t r = sendfile_through(s, out_fd, in_fd, offset ? &off : nullptr, count);
+  if (offset) *offset = static_cast<Off>(off);
+  return r;
+}
 }  // namespace
 
 L45_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) {
-  Sock* s = lookup(out_fd);
-  if (!s) return REAL(sendfile)(out_fd, in_fd, offset, count);
-  decide_on_data(s, out_fd, nullptr, 0);
-  if (s->bypass.load(std::memory_order_acquire)) {
-    drop_if_bypass(s, out_fd);
-    return REAL(sendfile)(out_fd, in_fd, offset, count);
-  }
-  if (!s->transforming)
-    return timed(s, L45_SHIM_EGRESS, 1,
-                 [&] { return REAL(sendfile)(out_fd, in_fd, offset, count); });
-  return sendfile_through(s, out_fd, in_fd, offset, count);
+  return sendfile_any(out_fd, in_fd, offset, count, [](int o, int i, off_t* off, size_t n) {
+    return REAL(sendfile)(o, i, off, n);
+  });
 }
 
 L45_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) {
-  Sock* s = lookup(out_fd);
-  if (!s) return REAL(sendfile64)(out_fd, in_fd, offset, count);
-  decide_on_data(s, out_fd, nullptr, 0);
-  if (s->bypass.load(std::memory_order_acquire)) {
-    drop_if_bypass(s, out_fd);
-    return REAL(sendfile64)(out_fd, in_fd, offset, count);
-  }
-  if (!s->transforming)
-    return timed(s, L45_SHIM_EGRESS, 1,
-                 [&] { return REAL(sendfile64)(out_fd, in_fd, offset, count); });
-  off_t off = offset ? static_cast<off_t>(*offset) : 0;
-  ssize_t r = sendfile_through(s, out_fd, in_fd, offset ? &off : nullptr, count);
-  if (offset) *offset = off;
-  return r;
+  return sendfile_any(out_fd, in_fd, offset, count, [](int o, int i, off64_t* off, size_t n) {
+    return REAL(sendfile64)(o, i, off, n);
+  });
 }
 
 L45_EXPORT int close(int fd) {
