@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -46,6 +47,10 @@ struct Mapping {
   void* base = nullptr;
   bool failed = false;
   std::string rundir;  // empty: stats_rundir() at the first claim
+  // The open slots as they were just before a fork (the rest marked free); allocated when the
+  // fork handlers are installed.
+  l45_shim_stats_slot* snapshot = nullptr;
+  bool snapshot_open = false;  // the snapshot holds at least one open slot
 };
 Mapping& mapping() {
   static Mapping* m = new Mapping;  // never destroyed: sockets may close during exit
@@ -70,7 +75,36 @@ bool mkdirs(const std::string& dir) {
   return true;
 }
 
-void* create_file(const std::string& dir, std::string* error) {
+l45_shim_stats_slot* slots_of(void* base) {
+  return reinterpret_cast<l45_shim_stats_slot*>(static_cast<char*>(base) +
+                                                sizeof(l45_shim_stats_header));
+}
+
+// A forked child's open slots are the sockets it inherited: they keep their place, chain and
+// endpoints, and count from zero (what the parent moved stays in the parent's file). `parent`
+// is the snapshot taken before the fork (after it, the parent may already have closed them);
+// its closed slots are the parent's history and are left out.
+void inherit_open_slots(void* base, const l45_shim_stats_slot* parent) {
+  l45_shim_stats_slot* to = slots_of(base);
+  uint64_t now = realtime_ns();
+  for (unsigned i = 0; i < L45_SHIM_STATS_SLOTS; ++i) {
+    if (parent[i].state != L45_SLOT_OPEN) continue;
+    l45_shim_stats_slot s = parent[i];
+    for (uint64_t* v : {&s.bytes_out, &s.bytes_in, &s.msgs_out, &s.msgs_in, &s.calls_out,
+                        &s.calls_in, &s.errors_out, &s.errors_in})
+      *v = 0;
+    std::memset(s.lat_out, 0, sizeof s.lat_out);
+    std::memset(s.lat_in, 0, sizeof s.lat_in);
+    s.opened_ns = now;
+    s.closed_ns = 0;
+    std::memcpy(&to[i], &s, sizeof s);
+  }
+}
+
+// Creates this process's file, mapped shared. `inherit` (a forked child's view of its parent's
+// slots) is copied in before the file appears under its name.
+void* create_file(const std::string& dir, std::string* error,
+                  const l45_shim_stats_slot* inherit = nullptr) {
   if (!mkdirs(dir)) {
     if (error) *error = "stats off: cannot create " + dir + ": " + std::strerror(errno);
     return nullptr;
@@ -112,14 +146,60 @@ void* create_file(const std::string& dir, std::string* error) {
     const char* slash = std::strrchr(exe, '/');
     std::snprintf(h->program, sizeof h->program, "%s", slash ? slash + 1 : exe);
   }
+  if (inherit) inherit_open_slots(base, inherit);
   // Readers only ever see a complete header: the file appears under its name once written.
   ::rename(tmp.c_str(), path.c_str());
   return base;
 }
 
-l45_shim_stats_slot* slots_of(void* base) {
-  return reinterpret_cast<l45_shim_stats_slot*>(static_cast<char*>(base) +
-                                                sizeof(l45_shim_stats_header));
+// fork(): the child must not count into its parent's file. The sockets it inherited hold
+// pointers to their slots (the shim's socket table, the monitor module's state), so the child
+// gets a file of its own mapped at the very address of the parent's: every pointer stays valid
+// and now counts in the child's file. A child that inherited no open slot gets private memory
+// there instead; its first claim makes its file. pthread_atfork holds the mapping's lock across the
+// fork so the child never sees it half-changed.
+void atfork_prepare() {
+  Mapping& m = mapping();
+  m.mu.lock();
+  m.snapshot_open = false;
+  if (!m.base || !m.snapshot || m.pid != getpid()) return;
+  const l45_shim_stats_slot* slots = slots_of(m.base);
+  for (unsigned i = 0; i < L45_SHIM_STATS_SLOTS; ++i) {
+    if (__atomic_load_n(&slots[i].state, __ATOMIC_ACQUIRE) == L45_SLOT_OPEN) {
+      std::memcpy(&m.snapshot[i], &slots[i], sizeof slots[i]);
+      m.snapshot[i].state = L45_SLOT_OPEN;
+      m.snapshot_open = true;
+    } else {
+      m.snapshot[i].state = L45_SLOT_FREE;
+    }
+  }
+}
+void atfork_parent() { mapping().mu.unlock(); }
+void atfork_child() {
+  Mapping& m = mapping();
+  if (m.base && m.pid != getpid()) {
+    void* own = m.snapshot_open ? create_file(m.rundir, nullptr, m.snapshot) : nullptr;
+    if (own && ::mremap(own, kFileSize, kFileSize, MREMAP_MAYMOVE | MREMAP_FIXED, m.base) !=
+                   MAP_FAILED) {
+      m.pid = getpid();
+    } else {
+      // No open slot to carry, or no file of its own: the parent's file is replaced by private
+      // memory (any pointer into it stays valid and never counts in the parent's file). With
+      // nothing inherited the first claim makes the child's file; otherwise new sockets go
+      // unpublished.
+      if (own) ::munmap(own, kFileSize);
+      ::mmap(m.base, kFileSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+             -1, 0);
+      if (m.snapshot_open) {
+        m.pid = getpid();
+        m.failed = true;
+      } else {
+        m.base = nullptr;
+        m.pid = 0;
+      }
+    }
+  }
+  m.mu.unlock();
 }
 
 }  // namespace
@@ -135,6 +215,13 @@ l45_shim_stats_slot* StatsPublisher::claim(std::string* error) {
       if (m.rundir.empty()) m.rundir = stats_rundir();
       m.base = create_file(m.rundir, error);
       if (!m.base) m.failed = true;
+      if (m.base && !m.snapshot) {
+        m.snapshot = new l45_shim_stats_slot[L45_SHIM_STATS_SLOTS]();
+        if (::pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0) {
+          delete[] m.snapshot;
+          m.snapshot = nullptr;
+        }
+      }
     }
     if (m.failed) return nullptr;
     base = m.base;

@@ -345,6 +345,33 @@ try:
           got == sent and (out_b, out_m, in_b, in_m) == (sum(sizes), len(sizes), sum(sizes), len(sizes))
           and all("udp-only" in s["chain"] for s in usocks),
           [(s["side"], s["chain"], s["bytes_out"], s["msgs_out"], s["bytes_in"], s["msgs_in"]) for s in usocks])
+    # A fork-per-connection server (socat ... fork): each connection is counted by the child that
+    # served it, in the child's own stats file; the listener's file keeps none of those bytes.
+    forked = moddir("forked", {"m.toml": 'name = "echo-mon"\nmodule = "monitor"\n[match]\nports = [7040]\n'})
+    run_fork = f"{tmp}/run-fork"
+    echo = start(shim(NS_S, forked, run_fork, "socat", f"TCP-LISTEN:7040,bind={SRV},reuseaddr,fork", "PIPE"))
+    fork_up = wait_listen(NS_S, 7040)
+    nbytes, echoed = 100000, []
+    client_py = ("import socket,sys\n"
+                 f"s=socket.create_connection(('{SRV}',7040),timeout=10)\n"
+                 f"s.sendall(b'x'*{nbytes})\ns.shutdown(socket.SHUT_WR)\nn=0\n"
+                 "while True:\n d=s.recv(65536)\n if not d: break\n n+=len(d)\nprint(n)\n")
+    for _ in range(2):
+        p = subprocess.run(plain(NS_C, sys.executable, "-c", client_py), capture_output=True, text=True,
+                           timeout=30)
+        echoed.append(p.stdout.strip())
+    time.sleep(0.3)  # the children close and exit
+    stop(echo)
+    p = sh(L45, "shim", "stats", "--all", "--json", "--rundir", run_fork, check=False)
+    procs_json = json.loads(p.stdout)["processes"] if p.returncode == 0 else []
+    served = [(x["pid"], s["bytes_in"], s["bytes_out"]) for x in procs_json for s in x["sockets"]
+              if s["bytes_in"] or s["bytes_out"]]
+    check("monitor, fork-per-connection server: each connection is counted in the child that served "
+          f"it ({nbytes} bytes in and out), never in the listener's file",
+          fork_up and echoed == [str(nbytes)] * 2 and len(procs_json) == 3
+          and sorted((b_in, b_out) for _, b_in, b_out in served) == [(nbytes, nbytes)] * 2
+          and len({pid for pid, _, _ in served}) == 2,
+          f"echoed={echoed} processes={[(x['pid'], x['program'], [(s['state'], s['bytes_in'], s['bytes_out']) for s in x['sockets']]) for x in procs_json]}")
     table = sh(L45, "shim", "stats", "--all", "--rundir", run_match, check=False).stdout
     check("l45 shim stats prints a table per program", "socat (pid" in table and "by-port" in table, table)
 

@@ -14,8 +14,9 @@ namespace l45::shim {
 // $L45_SHIM_RUNDIR, else /run/l45/shim.
 std::string stats_rundir();
 
-// The writer side, inside a shimmed process. Thread-safe; fork-aware (a child gets its own file
-// on its first claim).
+// The writer side, inside a shimmed process. Thread-safe and fork-aware: a forked child gets a
+// file of its own, where the sockets it inherited count from zero at the slot addresses they
+// had (so pointers to them stay valid); its parent's file keeps the parent's counts.
 class StatsPublisher {
  public:
   // A free slot of this process's file, marked open, or nullptr (no room, or the file cannot be
