@@ -49,12 +49,26 @@ EventRegistry::~EventRegistry() {
 }
 
 Result<HandlerId> EventRegistry::add_handler(std::string name, Handler fn) {
-  if (name.empty()) return Error::invalid("a handler needs a name");
   if (!fn) return Error::invalid("handler '" + name + "' has no function");
+  auto owned = std::make_unique<Handler>(std::move(fn));
+  const HandlerCall call{[](void* ctx, const EventArgs& a) { (*static_cast<Handler*>(ctx))(a); },
+                         owned.get()};
+  return add_call(std::move(name), call, std::move(owned));
+}
+
+Result<HandlerId> EventRegistry::add_handler(std::string name, RawHandler fn, void* ctx) {
+  if (!fn) return Error::invalid("handler '" + name + "' has no function");
+  return add_call(std::move(name), {fn, ctx}, nullptr);
+}
+
+Result<HandlerId> EventRegistry::add_call(std::string name, HandlerCall call,
+                                          std::unique_ptr<Handler> owned) {
+  if (name.empty()) return Error::invalid("a handler needs a name");
   if (handlers_.size() > UINT16_MAX) return Error::invalid("too many handlers (65536)");
   for (const HandlerEntry& h : handlers_)
     if (h.name == name) return Error::invalid("a handler named '" + name + "' exists");
-  handlers_.push_back({std::move(name), std::move(fn)});
+  handlers_.push_back({std::move(name), std::move(owned)});
+  calls_.push_back(call);
   return HandlerId(handlers_.size() - 1);
 }
 
@@ -163,6 +177,16 @@ void EventRegistry::fill_masks(SubscriptionSet& s) const {
     for (std::optional<EventId> e = t.event; e; e = events_[*e].base)
       s.mask_[size_t(t.hook)] |= uint64_t{1} << *e;
   }
+  s.single_ = {};
+  for (size_t e = 0; e < events_.size(); ++e)
+    for (size_t h = 0; h < 2; ++h) {
+      const size_t slot = e * 2 + h;
+      if (s.first_[slot + 1] - s.first_[slot] != 1) continue;
+      bool udes = false;
+      for (EventId c : events_[e].children)
+        udes = udes || s.listens(c, Hook(h));
+      if (!udes) s.single_[h] |= uint64_t{1} << e;
+    }
 }
 
 void EventRegistry::release(SubscriptionSet* s) {
@@ -186,25 +210,44 @@ void EventRegistry::free_node(SubscriptionSet* s) {
   --live_nodes_;
 }
 
-void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
+void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, unsigned hooks,
+                             EventArgs& args) {
   // Nodes released while handlers run are freed only once the outermost dispatch returns, so
   // `set` stays valid even when a handler moves its flow elsewhere.
-  struct Depth {
-    EventRegistry& r;
-    explicit Depth(EventRegistry& reg) : r(reg) { ++r.dispatching_; }
-    ~Depth() {
-      if (--r.dispatching_ == 0 && !r.garbage_.empty()) r.collect();
+  ++dispatching_;
+  // perf: the event's own handlers run here, in one frame; UDEs (rare) go through run().
+  const bool udes = !events_[e].children.empty();
+  for (unsigned h = 0; h < 2; ++h) {
+    if (!(hooks & (1u << h))) continue;
+    args.hook = Hook(h);
+    args.event = e;
+    const size_t slot = size_t(e) * 2 + h;
+    for (size_t i = set->first_[slot], end = set->first_[slot + 1]; i < end; ++i) {
+      const HandlerCall& c = calls_[set->triples_[i].handler];
+      c.fn(c.ctx, args);
     }
-  } depth(*this);
+    if (udes) run_children(set, e, Hook(h), args);
+  }
+  if (--dispatching_ == 0 && !garbage_.empty()) collect();
+}
+
+void EventRegistry::run(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
   args.hook = h;
   args.event = e;
   const size_t slot = size_t(e) * 2 + size_t(h);
-  for (size_t i = set->first_[slot]; i < set->first_[slot + 1]; ++i)
-    handlers_[set->triples_[i].handler].fn(args);
+  for (size_t i = set->first_[slot], end = set->first_[slot + 1]; i < end; ++i) {
+    const HandlerCall& c = calls_[set->triples_[i].handler];
+    c.fn(c.ctx, args);
+  }
+  run_children(set, e, h, args);
+}
+
+void EventRegistry::run_children(const SubscriptionSet* set, EventId e, Hook h,
+                                 EventArgs& args) {
   for (EventId c : events_[e].children) {
     if (!set->listens(c, h)) continue;
     args.event = c;
-    if (events_[c].filter(args)) dispatch(set, c, h, args);
+    if (events_[c].filter(args)) run(set, c, h, args);
     args.event = e;
     args.hook = h;
   }

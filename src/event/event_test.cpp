@@ -171,6 +171,84 @@ TEST(Event, AHandlerMayDropTheLastHoldOfTheNodeBeingDispatched) {
   EXPECT_LT(reg.nodes(), before);  // freed once the dispatch returned
 }
 
+// raise_both() reads the node again between the hooks: a sender handler that drops the node's
+// last hold must not leave it to read freed memory (ASan sees it), and the receiver's handlers
+// still run on the set the flow had when the event was raised.
+TEST(Event, RaiseBothSurvivesASenderHandlerDroppingTheNode) {
+  EventRegistry reg;
+  int received = 0;
+  std::unique_ptr<Subscription> s = std::make_unique<Subscription>(reg);
+  HandlerId kill = reg.add_handler("kill", [&](const EventArgs&) { s.reset(); }).value();
+  HandlerId count = reg.add_handler("count", [&](const EventArgs&) { ++received; }).value();
+  ASSERT_TRUE(s->add(kData, Hook::Sender, kill).ok());
+  ASSERT_TRUE(s->add(kData, Hook::Receiver, count).ok());
+  const size_t before = reg.nodes();
+  EventArgs a;
+  reg.raise_both(s->node(), kData, a);
+  EXPECT_EQ(received, 1);
+  EXPECT_EQ(a.hook, Hook::Receiver);
+  EXPECT_LT(reg.nodes(), before);  // freed once the dispatch returned
+}
+
+// The one-handler path (one handler for the event at one hook) guards the node as dispatch
+// does, and a UDE listened to on the same event takes the general path again.
+TEST(Event, TheOneHandlerPathGuardsTheNodeAndGivesWayToUdes) {
+  EventRegistry reg;
+  std::vector<std::string> log;
+  std::unique_ptr<Subscription> s = std::make_unique<Subscription>(reg);
+  HandlerId kill = reg.add_handler("kill", [&](const EventArgs&) {
+                        log.push_back("kill");
+                        s.reset();
+                      }).value();
+  ASSERT_TRUE(s->add(kData, Hook::Receiver, kill).ok());
+  EXPECT_TRUE(s->node()->single(kData, Hook::Receiver));
+  const size_t before = reg.nodes();
+  EventArgs a;
+  reg.raise_both(s->node(), kData, a);
+  EXPECT_EQ(log, std::vector<std::string>{"kill"});
+  EXPECT_LT(reg.nodes(), before);
+
+  EventId big = reg.define("big", kData, [](const EventArgs& x) { return x.side == 1; }).value();
+  HandlerId seen = reg.add_handler("seen", [&](const EventArgs& x) {
+                        log.push_back("seen:" + std::to_string(x.event));
+                      }).value();
+  Subscription t(reg);
+  ASSERT_TRUE(t.add(kData, Hook::Receiver, seen).ok());
+  EXPECT_TRUE(t.node()->single(kData, Hook::Receiver));
+  ASSERT_TRUE(t.add(big, Hook::Receiver, seen).ok());
+  EXPECT_FALSE(t.node()->single(kData, Hook::Receiver));  // the UDE's filter must run too
+  EventArgs b;
+  b.side = 1;
+  log.clear();
+  reg.raise_both(t.node(), kData, b);
+  EXPECT_EQ(log, (std::vector<std::string>{"seen:" + std::to_string(kData),
+                                           "seen:" + std::to_string(big)}));
+}
+
+// A handler given as a plain function and a context (no std::function on the hot path).
+TEST(Event, PlainFunctionHandlersGetTheirContext) {
+  EventRegistry reg;
+  struct Seen {
+    int calls = 0;
+    EventId event = 0;
+  } seen;
+  auto fn = [](void* ctx, const EventArgs& a) {
+    auto* s = static_cast<Seen*>(ctx);
+    ++s->calls;
+    s->event = a.event;
+  };
+  HandlerId h = reg.add_handler("plain", fn, &seen).value();
+  EXPECT_FALSE(reg.add_handler("null", nullptr, &seen).ok());
+  EXPECT_FALSE(reg.add_handler("plain", fn, &seen).ok());  // duplicate name
+  Subscription sub(reg);
+  ASSERT_TRUE(sub.add(kData, Hook::Receiver, h).ok());
+  reg.raise(sub.node(), kData, Hook::Sender, {});
+  EXPECT_EQ(seen.calls, 0);
+  reg.raise(sub.node(), kData, Hook::Receiver, {});
+  EXPECT_EQ(seen.calls, 1);
+  EXPECT_EQ(seen.event, kData);
+}
+
 TEST(Event, AddingAndRemovingIsIdempotentAndReturnsToTheSameNode) {
   EventRegistry reg;
   std::vector<std::string> log;

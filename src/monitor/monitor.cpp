@@ -168,9 +168,9 @@ class MonitorContext::Bridge final : public FlowObserver {
   }
   void on_data(const Flow& f, Side from, uint64_t off, Bytes b) override {
     note(f);
-    if (PerFlow* p = c_.per_flow(f.handle()); p && p->buf[size_t(from)])
-      p->buf[size_t(from)]->append(off, b);
-    flow_event(f, BuiltinEvent::Data, from, {.offset = off, .length = b.size(), .data = b});
+    PerFlow* p = c_.per_flow(f.handle());
+    if (p && p->buf[size_t(from)]) p->buf[size_t(from)]->append(off, b);
+    flow_event(p, f, BuiltinEvent::Data, from, {.offset = off, .length = b.size(), .data = b});
   }
   void on_retransmission(const Flow& f, Side from, uint64_t off, uint64_t len) override {
     note(f);
@@ -215,7 +215,9 @@ class MonitorContext::Bridge final : public FlowObserver {
   // The event for the flow's own subscriptions, with `d` as MonitorContext::detail().
   // perf: detail() points at `d` (no copy per event).
   void flow_event(const Flow& f, BuiltinEvent e, Side side, const EventDetail& d = kNoDetail) {
-    PerFlow* p = c_.per_flow(f.handle());
+    flow_event(c_.per_flow(f.handle()), f, e, side, d);
+  }
+  void flow_event(PerFlow* p, const Flow& f, BuiltinEvent e, Side side, const EventDetail& d) {
     if (!p || p->stopped || p->side_stopped[size_t(side)]) return;
     c_.detail_ = &d;
     c_.raise(p->sub.node(), EventId(e), f.handle(), side);
@@ -225,7 +227,7 @@ class MonitorContext::Bridge final : public FlowObserver {
   void packet(const Flow& f, Side from) {
     flow_event(f, BuiltinEvent::Packet, from);
     packet_seen = true;
-    c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
+    if (c_.raw_sockets_ != 0) c_.raise_raw(EventId(BuiltinEvent::Packet), f.handle(), from);
   }
   // A packet without a flow: for the raw sockets only, its kind and then the packet event.
   void flowless(BuiltinEvent e, DropReason why) {
@@ -264,9 +266,16 @@ Result<SocketId> MonitorContext::socket(SocketKind kind, std::string filter) {
 
 Result<HandlerId> MonitorContext::handler(std::string name, MonitorCallback cb) {
   if (!cb) return Error::invalid("handler '" + name + "' has no function");
-  return events_.add_handler(std::move(name), [this, cb = std::move(cb)](const EventArgs& a) {
-    cb(*this, unpack(a.subject), Side(a.side), a.event);
-  });
+  auto box = std::make_unique<HandlerBox<MonitorCallback>>(this, std::move(cb));
+  return add_handler_box(std::move(name), std::move(box), &HandlerBox<MonitorCallback>::call);
+}
+
+Result<HandlerId> MonitorContext::add_handler_box(std::string name,
+                                                  std::unique_ptr<HandlerBoxBase> box,
+                                                  RawHandler call) {
+  auto id = events_.add_handler(std::move(name), call, box.get());
+  if (id.ok()) handler_boxes_.push_back(std::move(box));
+  return id;
 }
 
 Result<EventId> MonitorContext::define(std::string name, EventId base, MonitorFilter filter) {
@@ -477,7 +486,8 @@ void MonitorContext::process(const Packet& p) {
   engine_->process(p);
   // A packet the engine took without a callback (a fragment held for reassembly, a packet of
   // a flow no longer tracked): the raw sockets still see it.
-  if (!bridge_->packet_seen) raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+  if (!bridge_->packet_seen && raw_sockets_ != 0)
+    raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
   last_ = nullptr;
   if (!timers_.empty()) run_timers();
 }

@@ -93,6 +93,9 @@ struct EventArgs {
 
 using HandlerId = uint16_t;
 using Handler = std::function<void(const EventArgs&)>;
+// A handler as a plain function and its context: one indirect call per event, no
+// std::function (what the monitoring layer registers).
+using RawHandler = void (*)(void* ctx, const EventArgs&);
 using Filter = std::function<bool(const EventArgs&)>;
 
 struct EventInfo {
@@ -115,6 +118,8 @@ class SubscriptionSet {
     friend bool operator==(const Triple&, const Triple&) = default;
   };
   bool listens(EventId e, Hook h) const { return (mask_[size_t(h)] >> e) & 1; }
+  // Exactly one handler for (e, h) and no UDE based on e listened to at h.
+  bool single(EventId e, Hook h) const { return (single_[size_t(h)] >> e) & 1; }
   size_t size() const { return triples_.size(); }
   std::span<const Triple> triples() const { return triples_; }  // sorted
   uint32_t holders() const { return refs_; }
@@ -122,6 +127,7 @@ class SubscriptionSet {
  private:
   friend class EventRegistry;
   std::array<uint64_t, 2> mask_{};  // per hook: events handled here or needed by a UDE here
+  std::array<uint64_t, 2> single_{};  // per hook: events single() holds for
   // perf: triples_[first_[2e + h] .. first_[2e + h + 1]) are event e's at hook h (no search
   // per dispatch).
   std::array<uint16_t, 2 * kMaxEvents + 1> first_{};
@@ -138,6 +144,8 @@ class EventRegistry {
   EventRegistry& operator=(const EventRegistry&) = delete;
 
   Result<HandlerId> add_handler(std::string name, Handler fn);
+  // `ctx` must outlive the registry's dispatches.
+  Result<HandlerId> add_handler(std::string name, RawHandler fn, void* ctx);
   // A UDE: raised when `base` is and `filter` returns true.
   Result<EventId> define(std::string name, EventId base, Filter filter);
   Result<EventId> define(std::string name, BuiltinEvent base, Filter filter) {
@@ -162,12 +170,18 @@ class EventRegistry {
   // nobody at the node listens to returns after one bit test.
   void raise(const SubscriptionSet* set, EventId e, Hook h, EventArgs args) {
     if (!set->listens(e, h)) return;
-    dispatch(set, e, h, args);
+    if (set->single(e, h)) return run_single(set, e, h, args);
+    dispatch(set, e, h == Hook::Sender ? kSender : kReceiver, args);
   }
-  // Both hooks, sender first: raise() twice with one EventArgs.
+  // Both hooks, sender first, with one EventArgs: one dispatch, so the node stays valid for
+  // the receiver's handlers even when a sender's handler moved the flow elsewhere.
   void raise_both(const SubscriptionSet* set, EventId e, EventArgs& args) {
-    if (set->listens(e, Hook::Sender)) dispatch(set, e, Hook::Sender, args);
-    if (set->listens(e, Hook::Receiver)) dispatch(set, e, Hook::Receiver, args);
+    const bool snd = set->listens(e, Hook::Sender), rcv = set->listens(e, Hook::Receiver);
+    if (snd != rcv) {
+      const Hook h = snd ? Hook::Sender : Hook::Receiver;
+      if (set->single(e, h)) return run_single(set, e, h, args);
+    }
+    if (snd || rcv) dispatch(set, e, (snd ? kSender : 0u) | (rcv ? kReceiver : 0u), args);
   }
   void raise(const SubscriptionSet* set, BuiltinEvent e, Hook h, EventArgs args) {
     raise(set, EventId(e), h, args);
@@ -182,20 +196,42 @@ class EventRegistry {
   };
   struct HandlerEntry {
     std::string name;
-    Handler fn;
+    std::unique_ptr<Handler> fn;  // a std::function handler's, which `call` gets as its context
   };
+  // perf: what dispatch reads per handler, apart from the names: a pointer and a context.
+  struct HandlerCall {
+    RawHandler fn;
+    void* ctx;
+  };
+  static constexpr unsigned kSender = 1, kReceiver = 2;
 
   static uint64_t triple_hash(EventId e, Hook h, HandlerId handler);
   Result<SubscriptionSet*> move_to(SubscriptionSet* from, SubscriptionSet::Triple t, bool add);
   SubscriptionSet* lookup(uint64_t key, const std::vector<SubscriptionSet::Triple>& triples);
   void fill_masks(SubscriptionSet& s) const;
-  // Sets args.hook and args.event (a UDE's handlers see its id: restored after them).
-  void dispatch(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args);
+  Result<HandlerId> add_call(std::string name, HandlerCall call, std::unique_ptr<Handler> owned);
+  // The hooks given (kSender, kReceiver), sender first; nodes released meanwhile are freed
+  // when the outermost dispatch returns.
+  void dispatch(const SubscriptionSet* set, EventId e, unsigned hooks, EventArgs& args);
+  // One hook: sets args.hook and args.event (a UDE's handlers see its id: restored after them).
+  void run(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args);
+  void run_children(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args);  // UDEs
+  // perf: dispatch() for an event single() holds for, inline: one handler call between the
+  // guard's counter updates.
+  void run_single(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
+    ++dispatching_;
+    args.hook = h;
+    args.event = e;
+    const HandlerCall& c = calls_[set->triples_[set->first_[size_t(e) * 2 + size_t(h)]].handler];
+    c.fn(c.ctx, args);
+    if (--dispatching_ == 0 && !garbage_.empty()) collect();
+  }
   void free_node(SubscriptionSet* s);
   void collect();  // frees the nodes released during the dispatch that just ended
 
   std::vector<Event> events_;
   std::vector<HandlerEntry> handlers_;
+  std::vector<HandlerCall> calls_;  // by HandlerId
   // Nodes by key; a vector per key in case two sets' XORs collide (sets are compared whole).
   std::unordered_map<uint64_t, std::vector<SubscriptionSet*>> by_key_;
   SubscriptionSet* empty_ = nullptr;

@@ -68,6 +68,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -137,6 +138,15 @@ class MonitorContext {
   // A bad filter is an error (EINVAL, with libpcap's message).
   Result<SocketId> socket(SocketKind kind, std::string filter = "");
   Result<HandlerId> handler(std::string name, MonitorCallback cb);
+  // The same for any callable (a lambda, a function): the registry calls it through one plain
+  // function, without a std::function in between.
+  template <typename F>
+    requires(std::is_invocable_v<F&, MonitorContext&, FlowHandle, Side, EventId> &&
+             !std::is_same_v<std::remove_cvref_t<F>, MonitorCallback>)
+  Result<HandlerId> handler(std::string name, F fn) {
+    auto box = std::make_unique<HandlerBox<F>>(this, std::move(fn));
+    return add_handler_box(std::move(name), std::move(box), &HandlerBox<F>::call);
+  }
   // A UDE (events().define()) whose filter sees the flow and side as handlers do.
   Result<EventId> define(std::string name, EventId base, MonitorFilter filter);
   Result<EventId> define(std::string name, BuiltinEvent base, MonitorFilter filter) {
@@ -202,6 +212,25 @@ class MonitorContext {
  private:
   class Bridge;
   struct Socket;
+  // A handler's callable at a stable address: the registry calls `call` with the box as its
+  // context (EventArgs::subject packs the flow handle: index << 32 | generation).
+  struct HandlerBoxBase {
+    explicit HandlerBoxBase(MonitorContext* c) : self(c) {}
+    virtual ~HandlerBoxBase() = default;
+    MonitorContext* self;
+  };
+  template <typename F>
+  struct HandlerBox final : HandlerBoxBase {
+    HandlerBox(MonitorContext* c, F f) : HandlerBoxBase(c), fn(std::move(f)) {}
+    static void call(void* ctx, const EventArgs& a) {
+      auto* b = static_cast<HandlerBox*>(ctx);
+      b->fn(*b->self, FlowHandle{uint32_t(a.subject >> 32), uint32_t(a.subject)}, Side(a.side),
+            a.event);
+    }
+    F fn;
+  };
+  Result<HandlerId> add_handler_box(std::string name, std::unique_ptr<HandlerBoxBase> box,
+                                    RawHandler call);
   struct PerFlow;
   struct SideBuffer;
   struct Remap;
@@ -215,6 +244,7 @@ class MonitorContext {
   void run_timers();
 
   EventRegistry events_;
+  std::vector<std::unique_ptr<HandlerBoxBase>> handler_boxes_;
   std::vector<std::unique_ptr<Socket>> sockets_;
   size_t raw_sockets_ = 0;
   std::vector<PerFlow> flows_;  // by FlowHandle::index
