@@ -242,8 +242,7 @@ void EventRegistry::run(const SubscriptionSet* set, EventId e, Hook h, EventArgs
   run_children(set, e, h, args);
 }
 
-void EventRegistry::run_children(const SubscriptionSet* set, EventId e, Hook h,
-                                 EventArgs& args) {
+void EventRegistry::run_children(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
   for (EventId c : events_[e].children) {
     if (!set->listens(c, h)) continue;
     args.event = c;

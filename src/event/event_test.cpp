@@ -196,10 +196,12 @@ TEST(Event, TheOneHandlerPathGuardsTheNodeAndGivesWayToUdes) {
   EventRegistry reg;
   std::vector<std::string> log;
   std::unique_ptr<Subscription> s = std::make_unique<Subscription>(reg);
-  HandlerId kill = reg.add_handler("kill", [&](const EventArgs&) {
-                        log.push_back("kill");
-                        s.reset();
-                      }).value();
+  HandlerId kill = reg.add_handler("kill",
+                                   [&](const EventArgs&) {
+                                     log.push_back("kill");
+                                     s.reset();
+                                   })
+                       .value();
   ASSERT_TRUE(s->add(kData, Hook::Receiver, kill).ok());
   EXPECT_TRUE(s->node()->single(kData, Hook::Receiver));
   const size_t before = reg.nodes();
@@ -209,9 +211,10 @@ TEST(Event, TheOneHandlerPathGuardsTheNodeAndGivesWayToUdes) {
   EXPECT_LT(reg.nodes(), before);
 
   EventId big = reg.define("big", kData, [](const EventArgs& x) { return x.side == 1; }).value();
-  HandlerId seen = reg.add_handler("seen", [&](const EventArgs& x) {
-                        log.push_back("seen:" + std::to_string(x.event));
-                      }).value();
+  HandlerId seen =
+      reg.add_handler("seen",
+                      [&](const EventArgs& x) { log.push_back("seen:" + std::to_string(x.event)); })
+          .value();
   Subscription t(reg);
   ASSERT_TRUE(t.add(kData, Hook::Receiver, seen).ok());
   EXPECT_TRUE(t.node()->single(kData, Hook::Receiver));

@@ -343,6 +343,14 @@ Result<void> MonitorContext::stop(FlowHandle f, std::optional<Side> side) {
   return {};
 }
 
+Result<void> MonitorContext::set_overlap_policy(FlowHandle f, Side side, OverlapPolicy p) {
+  if (!per_flow(f)) return Error::invalid("no such flow (it ended)");
+  const Flow* fl = engine_->flow(f);
+  if (!fl || !fl->tcp()) return Error::invalid("an overlap policy is for TCP flows only");
+  engine_->set_overlap_policy(f, side, p);
+  return {};
+}
+
 Result<void> MonitorContext::set_buffer(SocketId s, size_t bytes) {
   if (s >= sockets_.size()) return Error::invalid("no monitoring socket " + std::to_string(s));
   sockets_[s]->buffer = bytes;

@@ -377,6 +377,49 @@ TEST(Monitor, AReaderThatFallsBehindLosesTheOldestBytesCounted) {
   EXPECT_EQ(ctx.read_offset(flow, Side::Client), 25u);
 }
 
+// Bytes 3..5 arrive twice, out of order, with different contents: the client's side delivers
+// the first copy by default, the second once the flow's policy for that side is Last.
+TEST(Monitor, OverlapPolicyIsChosenPerFlowAndSide) {
+  using namespace tcp_flag;
+  auto delivered = [](std::optional<OverlapPolicy> policy) {
+    Crafted cr;
+    cr.add(true, kSyn, 1000, 0);
+    cr.add(false, kSyn | kAck, 5000, 1001);
+    cr.add(true, kAck, 1001, 5001);
+    cr.add(true, kPsh | kAck, 1004, 5001, "abc");  // bytes 3..5, ahead of 0..2
+    cr.add(true, kPsh | kAck, 1004, 5001, "XYZ");  // the same bytes again, other contents
+    cr.add(true, kPsh | kAck, 1001, 5001, "012");  // the hole: 0..5 go out
+    MonitorContext ctx;
+    SocketId s = ctx.socket(SocketKind::Stream).value();
+    std::string got;
+    HandlerId start =
+        ctx.handler("start",
+                    [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+                      if (policy) {
+                        ASSERT_TRUE(c.set_overlap_policy(f, Side::Client, *policy).ok());
+                      }
+                    })
+            .value();
+    HandlerId data =
+        ctx.handler("data",
+                    [&](MonitorContext& c, FlowHandle, Side side, EventId) {
+                      if (side == Side::Client)
+                        got.append(reinterpret_cast<const char*>(c.detail().data.data()),
+                                   c.detail().data.size());
+                    })
+            .value();
+    EXPECT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, start).ok());
+    EXPECT_TRUE(ctx.on(s, BuiltinEvent::Data, Hook::Receiver, data).ok());
+    for (const Packet& p : cr.pkts)
+      ctx.process(p);
+    EXPECT_FALSE(ctx.set_overlap_policy(FlowHandle{}, Side::Client, OverlapPolicy::Last).ok());
+    return got;
+  };
+  EXPECT_EQ(delivered(std::nullopt), "012abc");
+  EXPECT_EQ(delivered(OverlapPolicy::First), "012abc");
+  EXPECT_EQ(delivered(OverlapPolicy::Last), "012XYZ");
+}
+
 TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {
   MonitorContext ctx;
   SocketId all = ctx.socket(SocketKind::Raw).value();

@@ -174,13 +174,15 @@ void atfork_prepare() {
     }
   }
 }
-void atfork_parent() { mapping().mu.unlock(); }
+void atfork_parent() {
+  mapping().mu.unlock();
+}
 void atfork_child() {
   Mapping& m = mapping();
   if (m.base && m.pid != getpid()) {
     void* own = m.snapshot_open ? create_file(m.rundir, nullptr, m.snapshot) : nullptr;
-    if (own && ::mremap(own, kFileSize, kFileSize, MREMAP_MAYMOVE | MREMAP_FIXED, m.base) !=
-                   MAP_FAILED) {
+    if (own &&
+        ::mremap(own, kFileSize, kFileSize, MREMAP_MAYMOVE | MREMAP_FIXED, m.base) != MAP_FAILED) {
       m.pid = getpid();
     } else {
       // No open slot to carry, or no file of its own: the parent's file is replaced by private
@@ -188,8 +190,8 @@ void atfork_child() {
       // nothing inherited the first claim makes the child's file; otherwise new sockets go
       // unpublished.
       if (own) ::munmap(own, kFileSize);
-      ::mmap(m.base, kFileSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-             -1, 0);
+      ::mmap(m.base, kFileSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+             0);
       if (m.snapshot_open) {
         m.pid = getpid();
         m.failed = true;

@@ -75,7 +75,7 @@ TEST(Stats, ForkedChildCountsInItsOwnFile) {
     if (worker < 0) ::_exit(11);
     if (worker == 0) {
       __atomic_fetch_add(&accepted->bytes_out, 7, __ATOMIC_RELAXED);  // the child answers
-      l45_shim_stats_slot* fresh = StatsPublisher::claim(&err);  // and opens a socket
+      l45_shim_stats_slot* fresh = StatsPublisher::claim(&err);       // and opens a socket
       if (!fresh || fresh == accepted) ::_exit(12);
       fresh->bytes_out = 5;
       ::_exit(0);

@@ -126,7 +126,7 @@ class SubscriptionSet {
 
  private:
   friend class EventRegistry;
-  std::array<uint64_t, 2> mask_{};  // per hook: events handled here or needed by a UDE here
+  std::array<uint64_t, 2> mask_{};    // per hook: events handled here or needed by a UDE here
   std::array<uint64_t, 2> single_{};  // per hook: events single() holds for
   // perf: triples_[first_[2e + h] .. first_[2e + h + 1]) are event e's at hook h (no search
   // per dispatch).

@@ -31,8 +31,9 @@
 // counted in stats().
 //
 // Per flow control: stop_tracking() (the flow keeps its slot so its packets are recognised, but
-// nothing more is computed or delivered), disable_side() (one side's reassembly off), and
-// StreamConfig::depth for a byte limit per side. All counted.
+// nothing more is computed or delivered), disable_side() (one side's reassembly off),
+// set_overlap_policy() (first or last copy wins, per side), and StreamConfig::depth for a byte
+// limit per side. All counted.
 //
 // Drop reasons and anomalies: decode errors (packet layer), defragmentation (60-69), stream
 // (70-79), flow table (80-89), TCP state (90-99), and the engine's own (100-109):
@@ -276,6 +277,8 @@ class Engine {
   // Per flow control (no-ops on a stale handle).
   void stop_tracking(FlowHandle h);
   void disable_side(FlowHandle h, Side s);
+  // One side's overlap policy (StreamConfig::policy for the rest), for its next segments.
+  void set_overlap_policy(FlowHandle h, Side s, OverlapPolicy p);
 
   const Flow* flow(FlowHandle h) const { return table_.get(h); }
   template <typename F>

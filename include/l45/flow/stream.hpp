@@ -197,6 +197,10 @@ class TcpStream {
   // A disabled stream drops what it holds and ignores further segments.
   void disable();
   bool disabled() const { return disabled_; }
+  // This stream's overlap policy (the config's until changed); it applies to the segments
+  // that come after the change.
+  void set_policy(OverlapPolicy p) { policy_ = p; }
+  OverlapPolicy policy() const { return policy_; }
 
   uint64_t next_offset() const { return next_; }  // bytes delivered + gap bytes
   TcpSeq next_seq() const { return base_ + static_cast<uint32_t>(next_); }
@@ -249,6 +253,7 @@ class TcpStream {
   bool initialized_ = false;
   bool disabled_ = false;
   bool hist_held_ = false;  // history_ holds a Held
+  OverlapPolicy policy_;    // cfg_->policy unless set_policy() changed it
 };
 
 }  // namespace l45

@@ -141,9 +141,9 @@ class MonitorContext {
   // The same for any callable (a lambda, a function): the registry calls it through one plain
   // function, without a std::function in between.
   template <typename F>
-    requires(std::is_invocable_v<F&, MonitorContext&, FlowHandle, Side, EventId> &&
-             !std::is_same_v<std::remove_cvref_t<F>, MonitorCallback>)
-  Result<HandlerId> handler(std::string name, F fn) {
+  requires(std::is_invocable_v<F&, MonitorContext&, FlowHandle, Side, EventId> &&
+           !std::is_same_v<std::remove_cvref_t<F>, MonitorCallback>)
+      Result<HandlerId> handler(std::string name, F fn) {
     auto box = std::make_unique<HandlerBox<F>>(this, std::move(fn));
     return add_handler_box(std::move(name), std::move(box), &HandlerBox<F>::call);
   }
@@ -167,6 +167,10 @@ class MonitorContext {
   std::optional<Peer> peer(FlowHandle f, Side s) const;
   // No more events for the flow (and the engine stops tracking it), or for one side of it.
   Result<void> stop(FlowHandle f, std::optional<Side> side = std::nullopt);
+  // Which copy of overlapping out-of-order bytes one side delivers (OverlapPolicy::First, the
+  // engine's default, or Last), from its next segment on: set it in conn_start to cover the
+  // whole flow. Errors for a flow that is gone or is not TCP.
+  Result<void> set_overlap_policy(FlowHandle f, Side side, OverlapPolicy p);
   // A timer on the engine's clock (packet time for a file): BuiltinEvent::Timeout is raised
   // for the flow (side: client) at the first packet or advance() at or after now + after, with
   // detail().timer = the id returned. A flow that ends first cancels its timers.

@@ -571,4 +571,9 @@ void Engine::disable_side(FlowHandle h, Side s) {
   if (f->tcp_) f->tcp_->streams[size_t(s)].disable();
 }
 
+void Engine::set_overlap_policy(FlowHandle h, Side s, OverlapPolicy p) {
+  Flow* f = table_.get(h);
+  if (f && f->tcp_) f->tcp_->streams[size_t(s)].set_policy(p);
+}
+
 }  // namespace l45

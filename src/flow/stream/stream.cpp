@@ -94,7 +94,7 @@ struct TcpStream::Held {
 };
 TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
 
-TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(&cfg) {}
+TcpStream::TcpStream(const StreamConfig& cfg) : cfg_(&cfg), policy_(cfg.policy) {}
 
 TcpStream::~TcpStream() {
   release_buffers();
@@ -114,7 +114,8 @@ TcpStream::TcpStream(TcpStream&& o) noexcept
       mismatches_(o.mismatches_),
       initialized_(o.initialized_),
       disabled_(o.disabled_),
-      hist_held_(std::exchange(o.hist_held_, false)) {}
+      hist_held_(std::exchange(o.hist_held_, false)),
+      policy_(o.policy_) {}
 
 TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   if (this == &o) return *this;
@@ -133,6 +134,7 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   initialized_ = o.initialized_;
   disabled_ = o.disabled_;
   hist_held_ = std::exchange(o.hist_held_, false);
+  policy_ = o.policy_;
   return *this;
 }
 
@@ -355,7 +357,7 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
     }
   }
   const uint64_t added = data.size() - overlap;
-  if (added == 0 && cfg_->policy == OverlapPolicy::First) return why;
+  if (added == 0 && policy_ == OverlapPolicy::First) return why;
   DropReason refused = DropReason::None;
   // Checked before the segment lands: Last adds at most two chunks (itself and a split tail),
   // First one per hole it fills (at most held + 1), so the count stays under 2 * max_chunks + 2.
@@ -375,7 +377,7 @@ DropReason TcpStream::buffer(uint64_t off, Bytes data, StreamSink& sink) {
   ooo_->bytes += added;
   OutOfOrder::Chunks& chunks = ooo_->chunks;
 
-  if (cfg_->policy == OverlapPolicy::First) {
+  if (policy_ == OverlapPolicy::First) {
     // Fill only the holes between chunks already held.
     uint64_t pos = off;
     auto it = first;
