@@ -103,11 +103,13 @@ def l45_inline(*args):
     return p
 
 
-def finish(p):
-    """SIGTERM; the last JSON line is the final count."""
+def finish(p, every=None):
+    """SIGTERM; the last JSON line is the final count (`every` gets all of them, in order)."""
     out, err = live.stop(p, signal.SIGTERM, 10)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    return (json.loads(lines[-1]) if lines else {}), err, p.returncode
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if every is not None:
+        every.extend(lines)
+    return (lines[-1] if lines else {}), err, p.returncode
 
 
 def sha(path):
@@ -142,6 +144,7 @@ try:
                 f"REJECT {CLIENT2} any\nREJECT {CLIENT6B} any\nACCEPT any any\n")
     queue_rule("meta l4proto tcp", ["-p tcp"], 5)
     fw = l45_inline("firewall", "--rules", rules, "--queue", "5")
+    fw_t0 = time.monotonic()
     r = curl("-o", f"{tmp}/fw.bin", f"http://{SERVER}/big.bin")
     check("firewall: an allowed connection completes", r.returncode == 0, r.stderr)
     check("firewall: its 2 MB arrive byte-identical",
@@ -163,8 +166,14 @@ try:
     took = time.monotonic() - t0
     check("firewall: an IPv6 REJECT is refused at once (RST over IPv6)",
           r.returncode == 7 and took < 2.5, f"curl exit {r.returncode} after {took:.1f}s {r.stderr}")
-    counts, err, rc = finish(fw)
+    fw_ran = time.monotonic() - fw_t0
+    reports = []
+    counts, err, rc = finish(fw, reports)
     hits = {x["line"]: x["hits"] for x in counts.get("rules", [])}
+    seen = [sum(x["hits"] for x in r.get("rules", [])) for r in reports]
+    check(f"firewall: hit counts printed every second ({len(reports)} reports in {fw_ran:.1f} s), "
+          "never decreasing", len(reports) >= int(fw_ran) and seen == sorted(seen),
+          f"{len(reports)} reports, totals {seen}")
     check("firewall: exits 0 on SIGTERM", rc == 0, f"rc {rc}: {err}")
     check("firewall: hit counts per rule", hits.get(2, 0) >= 1 and hits.get(3) == 1
           and hits.get(4) == 1 and hits.get(5) == 2, counts)
