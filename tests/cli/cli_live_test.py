@@ -199,6 +199,31 @@ try:
           mid.returncode == 0 and len(tables) >= 2, f"rc={mid.returncode} {err!r} {out!r}")
     check("midstat -i: the tables list the live download, both sides ESTABLISHED",
           still_running and len(live) >= 1, f"curl running={still_running} ({curl_out!r}) {out!r}")
+
+    # -- l45 account -i with one worker and with two, side by side on the same interface: the
+    # same bill, and the downloads' bytes in it.
+    with open(f"{tmp}/subs.txt", "w") as f:
+        f.write("# the client namespace\n198.51.100.2/32 client\n")
+    bills = {}
+    for n in (1, 2):
+        bills[n] = start(["ip", "netns", "exec", NS_S, L45, "account", "-i", "veth-s", "-c", str(n),
+                          "--subscribers", f"{tmp}/subs.txt", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    got = [curl("-o", "/dev/null", "-w", "%{size_download}", url).stdout for _ in range(K)]
+    time.sleep(0.5)
+    outs = {n: stop(p, signal.SIGINT, timeout=10) for n, p in bills.items()}
+    subs = {}
+    for n, (out, err) in outs.items():
+        try:
+            subs[n] = [json.loads(l) for l in out.splitlines() if l.strip() and '"id"' in l]
+        except ValueError:
+            subs[n] = []
+    down = sum(int(x) for x in got if x.isdigit())
+    check(f"account -i -c 2 bills what -c 1 bills, live ({K} downloads, {down} B of bodies)",
+          all(bills[n].returncode == 0 for n in bills) and len(subs[1]) == 1 and subs[1] == subs[2]
+          and subs[1][0]["bytes_down"] >= down > 0,
+          f"rc={[bills[n].returncode for n in bills]} {subs} {[outs[n][1] for n in outs]}")
 finally:
     for p in procs:
         stop(p)
