@@ -29,6 +29,24 @@ struct MidstatArgs {
   bool json = false;
 };
 
+// For a file: the period boundaries the capture's clock passed, up to `now`, each given to
+// `table` (the flows as they were then: the packet at `now` is not processed yet). Nothing
+// changes between packets, so a stretch without packets longer than kQuietTables periods (a
+// capture whose clock jumps years) prints its first kQuietTables tables and skips the rest,
+// which would be the same, saying so on stderr.
+constexpr int64_t kQuietTables = 100;
+template <typename Table>
+void tables_crossed(Timestamp now, Timestamp& next, Duration period, Table&& table) {
+  int64_t n = 0;
+  for (; !(now < next) && n < kQuietTables; next = next + period, ++n)
+    table(next);
+  if (now < next) return;
+  const int64_t skipped = (now.ns - next.ns) / period.ns + 1;
+  next.ns += skipped * period.ns;
+  fmt::print(stderr, "l45: midstat: no packets for {} periods: {} identical tables skipped\n",
+             n + skipped, skipped);
+}
+
 // TCP and UDP endpoints with their port; others (ICMP) by address alone.
 std::string endpoint(const examples::MidstatRow& r, const IpAddr& a, uint16_t port) {
   if (r.proto == ip_proto::kTcp || r.proto == ip_proto::kUdp) return format_endpoint(a, port);
@@ -96,10 +114,7 @@ void run_midstat(const MidstatArgs& a) {
         next = next + period;
       return;
     }
-    // A file: one table per period boundary the capture's clock passes, each showing the flows
-    // as they were at that moment (the packet at `now` is not processed yet).
-    for (; !(now < next); next = next + period)
-      print_table(mid.table(), a, next);
+    tables_crossed(now, next, period, [&](Timestamp at) { print_table(mid.table(), a, at); });
   };
   auto r = for_each_packet(
       *src, 0,
@@ -188,8 +203,7 @@ void run_midstat_workers(const MidstatArgs& a) {
         next = next + period;
       return;
     }
-    for (; !(now < next); next = next + period)
-      table_at(next);
+    tables_crossed(now, next, period, table_at);
   };
   auto r = for_each_packet(
       *src, 0,
@@ -243,7 +257,10 @@ listed oldest first; closed ones stay 5 s (like a kernel's TIME_WAIT) before the
 -c N: packets are spread over N workers by a symmetric hash of the flow (both directions, the
 ICMP errors quoting it and its IP fragments reach one worker); each table is taken by every
 worker at the same point of the input and merged, so for a file the output is that of -c 1
-but for the WORKER column. --stats prints each worker's counters.)");
+but for the WORKER column. --stats prints each worker's counters.
+--every on a file: a table at each period boundary of packet time; a stretch without packets
+longer than 100 periods (a capture whose clock jumps) prints 100 tables and skips the rest,
+which are the same, with a line on stderr.)");
   app.callback([a] { run_midstat(*a); });
 }
 
