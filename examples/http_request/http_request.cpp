@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <string_view>
 
 namespace l45::examples {
@@ -95,11 +96,17 @@ HttpRequests::HttpRequests(MonitorContext& ctx, std::function<void(const HttpReq
     }
 }
 
-// The UDE's filter: on the client's new bytes, true when they complete a request header.
+// The UDE's filter: on the requester's new bytes, true when they complete a request header.
 bool HttpRequests::filter(MonitorContext& c, FlowHandle f, Side side) {
   auto* st = static_cast<FlowState*>(c.user(f));
   const EventDetail& d = c.detail();
-  if (!st || side != Side::Client || d.offset + d.length <= st->fed) return false;
+  if (!st) return false;
+  if (st->requester < 0) {
+    // The first bytes of the flow: a response means the requests come from the other side.
+    const bool response = d.data.size() >= 5 && std::memcmp(d.data.data(), "HTTP/", 5) == 0;
+    st->requester = int(side) ^ int(response);
+  }
+  if (int(side) != st->requester || d.offset + d.length <= st->fed) return false;
   Bytes b = d.data.subspan(size_t(st->fed > d.offset ? st->fed - d.offset : 0));
   st->fed = d.offset + d.length;
   // Body bytes are skipped, the rest joins the header being received.
@@ -156,10 +163,11 @@ bool HttpRequests::parse(MonitorContext& c, FlowHandle f, FlowState& st) {
     }
     if (const Flow* fl = c.flow(f)) {
       r.uid = fl->uid();
-      r.client = fl->addr(Side::Client);
-      r.server = fl->addr(Side::Server);
-      r.client_port = fl->port(Side::Client);
-      r.server_port = fl->port(Side::Server);
+      const Side client = Side(st.requester), server = Side(st.requester ^ 1);
+      r.client = fl->addr(client);
+      r.server = fl->addr(server);
+      r.client_port = fl->port(client);
+      r.server_port = fl->port(server);
     }
     r.ts = c.last_packet() ? c.last_packet()->meta().ts : c.engine().now();
     st.done.push_back(std::move(r));
@@ -173,7 +181,7 @@ bool HttpRequests::parse(MonitorContext& c, FlowHandle f, FlowState& st) {
 
 void HttpRequests::on_gap(MonitorContext& c, FlowHandle f, Side side) {
   auto* st = static_cast<FlowState*>(c.user(f));
-  if (!st || side != Side::Client) return;
+  if (!st || int(side) != st->requester) return;
   const EventDetail& d = c.detail();
   st->fed = std::max(st->fed, d.offset + d.length);
   if (st->head.empty() && st->body_left >= d.length) {

@@ -1,12 +1,14 @@
 // http_request: mOS's user-defined event example, written only against l45's public API.
 //
 // The UDE "http_request" is based on the built-in data event (new in-order bytes of one side)
-// with a filter that is true when the client's new bytes complete at least one HTTP request
+// with a filter that is true when the requester's new bytes complete at least one HTTP request
 // header (the request line and header fields, up to the empty line: CRLF CRLF, RFC 9112 2.1).
 // Its handler prints each request: method, Host and request-target. Every request of a
 // keep-alive connection is one, pipelined ones too; a header split over any number of segments
 // is one; a body announced by Content-Length is skipped (Transfer-Encoding on a request is rare:
-// the flow is left). A header that never completes raises nothing.
+// the flow is left). A header that never completes raises nothing. The requester is the flow's
+// client, or, in a connection picked up mid-stream whose first bytes are a response, the other
+// side.
 //
 // Gaps (bytes the capture never showed): one inside a body shortens it; one anywhere else loses
 // the request it hit, and the parser resynchronises at the next line that starts with a method
@@ -51,7 +53,11 @@ class HttpRequests {
 
  private:
   struct FlowState {
-    uint64_t fed = 0;        // client stream offset up to which bytes were read
+    // The side that sends the requests: the engine's client, unless the capture picked the
+    // connection up mid-stream and the first bytes seen were a response ("HTTP/..."): then the
+    // other side. -1 until the first data.
+    int requester = -1;
+    uint64_t fed = 0;        // requester's stream offset up to which bytes were read
     std::string head;        // the header being received
     uint64_t body_left = 0;  // body bytes of the last request still to come
     bool resync = false;     // after a gap: skip to a line that starts a request

@@ -138,5 +138,25 @@ TEST(HttpRequest, TheBundledCaptureGivesEveryRequestWithItsHost) {
   }
 }
 
+// Picked up mid-stream with the server's response first: the engine takes the server for the
+// client (the first sender), but the requests are still the ones the real client sends, and
+// they name it as the client.
+TEST(HttpRequest, AConnectionPickedUpOnAResponseStillFindsTheRequester) {
+  testing::TcpTalk t{*IpAddr::parse("192.0.2.7"), *IpAddr::parse("198.51.100.80")};
+  t.add(false, tcp_flag::kPsh | tcp_flag::kAck, 5001, 1001,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  t.add(true, tcp_flag::kAck, 1001, 5041);
+  t.add(true, tcp_flag::kPsh | tcp_flag::kAck, 1001, 5041,
+        "GET /next HTTP/1.1\r\nHost: example.org\r\n\r\n");
+  t.add(false, tcp_flag::kAck, 5041, 1044);
+  const auto rs = run(t.pkts);
+  EXPECT_EQ(lines(rs), Lines{"GET example.org /next"});
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].client.to_string(), "192.0.2.7");
+  EXPECT_EQ(rs[0].client_port, 40000);
+  EXPECT_EQ(rs[0].server.to_string(), "198.51.100.80");
+  EXPECT_EQ(rs[0].server_port, 80);
+}
+
 }  // namespace
 }  // namespace l45::examples
