@@ -113,6 +113,7 @@ struct MonitorContext::PerFlow {
   void* user = nullptr;
   bool stopped = false;
   bool side_stopped[2] = {false, false};
+  uint32_t timers = 0;  // its timers in the heap, not cancelled
   explicit PerFlow(EventRegistry& reg) : sub(reg) {}
   // A new flow in the slot (generation), or none (0): nothing of the last one stays.
   void clear(uint32_t gen) {
@@ -123,6 +124,7 @@ struct MonitorContext::PerFlow {
     buf[1].reset();
     stopped = false;
     side_stopped[0] = side_stopped[1] = false;
+    timers = 0;
   }
 };
 
@@ -198,7 +200,10 @@ class MonitorContext::Bridge final : public FlowObserver {
   }
   void on_close(const Flow& f, FlowEnd why) override {
     flow_event(f, BuiltinEvent::ConnEnd, Side::Client, {.end = why});
-    c_.flows_[f.handle().index].clear(0);
+    PerFlow& p = c_.flows_[f.handle().index];
+    const uint32_t orphaned = p.generation == f.handle().generation ? p.timers : 0;
+    p.clear(0);
+    if (orphaned) c_.timers_dead(orphaned);
     c_.forget_remap(f);
   }
 
@@ -451,20 +456,41 @@ void MonitorContext::raise_raw(EventId e, FlowHandle f, Side side) {
 }
 
 Result<uint64_t> MonitorContext::timer(FlowHandle f, Duration after) {
-  if (!per_flow(f)) return Error::invalid("no such flow (it ended)");
+  PerFlow* p = per_flow(f);
+  if (!p) return Error::invalid("no such flow (it ended)");
   if (after.ns < 0) return Error::invalid("a timer cannot fire in the past");
   const uint64_t id = next_timer_++;
   timers_.push_back({engine_->now() + after, id, f});
   std::push_heap(timers_.begin(), timers_.end(), std::greater<>());
+  ++p->timers;
   return id;
 }
 
 void MonitorContext::cancel_timer(uint64_t id) {
+  if (std::find(cancelled_.begin(), cancelled_.end(), id) != cancelled_.end()) return;
   for (const Timer& t : timers_)
     if (t.id == id) {
       cancelled_.push_back(id);
+      if (PerFlow* p = per_flow(t.flow); p && p->timers) --p->timers;
+      timers_dead(1);
       return;
     }
+}
+
+// Timers that will never fire (cancelled, or of flows that ended) stay in the heap until they
+// are due; once they are most of it, they go in one pass, so a churn of flows that each set a
+// long timer keeps the heap as large as the live flows' timers, not as all flows'.
+void MonitorContext::timers_dead(size_t n) {
+  dead_timers_ += n;
+  if (dead_timers_ < 64 || dead_timers_ * 2 < timers_.size()) return;
+  std::sort(cancelled_.begin(), cancelled_.end());
+  std::erase_if(timers_, [this](const Timer& t) {
+    const PerFlow* p = per_flow(t.flow);
+    return !p || std::binary_search(cancelled_.begin(), cancelled_.end(), t.id);
+  });
+  cancelled_.clear();  // each was in the heap: none is now
+  std::make_heap(timers_.begin(), timers_.end(), std::greater<>());
+  dead_timers_ = 0;
 }
 
 // Timers due at the engine's time, in (time, id) order. A handler may add timers; one due at
@@ -477,10 +503,16 @@ void MonitorContext::run_timers() {
     timers_.pop_back();
     if (auto c = std::find(cancelled_.begin(), cancelled_.end(), t.id); c != cancelled_.end()) {
       cancelled_.erase(c);
+      if (dead_timers_) --dead_timers_;
       continue;
     }
     PerFlow* p = per_flow(t.flow);
-    if (!p || p->stopped) continue;  // the flow ended (or is no longer monitored)
+    if (!p) {  // the flow ended: counted dead then
+      if (dead_timers_) --dead_timers_;
+      continue;
+    }
+    --p->timers;
+    if (p->stopped) continue;  // no longer monitored
     const EventDetail d{.timer = t.id};
     detail_ = &d;
     raise(p->sub.node(), EventId(BuiltinEvent::Timeout), t.flow, Side::Client);

@@ -420,6 +420,62 @@ TEST(Monitor, OverlapPolicyIsChosenPerFlowAndSide) {
   EXPECT_EQ(delivered(OverlapPolicy::Last), "012XYZ");
 }
 
+// Timers that will never fire go from the heap in batches: a thousand flows that each set an
+// hour-long timer and end leave (almost) nothing held, and cancelling most of one flow's
+// timers shrinks the heap while the others still fire, once each.
+TEST(Monitor, TimersOfEndedFlowsAndCancelledOnesDoNotPileUp) {
+  using namespace tcp_flag;
+  MonitorContext ctx;
+  SocketId s = ctx.socket(SocketKind::Stream).value();
+  HandlerId start =
+      ctx.handler("start", [](MonitorContext& c, FlowHandle f, Side,
+                              EventId) { ASSERT_TRUE(c.timer(f, Duration::seconds(3600)).ok()); })
+          .value();
+  ASSERT_TRUE(ctx.on(s, BuiltinEvent::ConnStart, Hook::Sender, start).ok());
+  Crafted cr;
+  for (uint16_t i = 0; i < 1000; ++i) {  // SYN, RST: each flow ends
+    cr.client_port = uint16_t(20000 + i);
+    cr.add(true, kSyn, 1000, 0);
+    cr.add(true, kRst, 1001, 0);
+  }
+  for (const Packet& p : cr.pkts)
+    ctx.process(p);
+  ctx.finish();
+  EXPECT_LE(ctx.timers_held(), 64u) << "timers of ended flows pile up";
+
+  MonitorContext one;
+  SocketId s1 = one.socket(SocketKind::Stream).value();
+  std::vector<uint64_t> ids;
+  std::map<uint64_t, int> fired;
+  HandlerId tick = one.handler("tick", [&](MonitorContext& c, FlowHandle, Side,
+                                           EventId) { ++fired[c.detail().timer]; })
+                       .value();
+  HandlerId arm =
+      one.handler(
+             "arm",
+             [&](MonitorContext& c, FlowHandle f, Side, EventId) {
+               ASSERT_TRUE(c.subscribe(f, EventId(BuiltinEvent::Timeout), Hook::Sender, tick).ok());
+               for (int i = 0; i < 200; ++i)
+                 ids.push_back(c.timer(f, Duration::millis(1)).value());
+               for (int i = 0; i < 150; ++i)
+                 c.cancel_timer(ids[size_t(i)]);
+             })
+          .value();
+  ASSERT_TRUE(one.on(s1, BuiltinEvent::ConnStart, Hook::Sender, arm).ok());
+  Crafted c2;
+  c2.add(true, kSyn, 1000, 0);
+  one.process(c2.pkts[0]);
+  EXPECT_LT(one.timers_held(), 200u);      // the cancelled ones went in a batch
+  c2.add(false, kSyn | kAck, 5000, 1001);  // 1 ms later: the rest are due
+  c2.add(true, kAck, 1001, 5001);
+  for (size_t i = 1; i < c2.pkts.size(); ++i)
+    one.process(c2.pkts[i]);
+  EXPECT_EQ(fired.size(), 50u);
+  for (size_t i = 150; i < 200; ++i)
+    EXPECT_EQ(fired[ids[i]], 1) << "timer " << ids[i];
+  EXPECT_EQ(one.timers_held(), 0u);
+}
+
 TEST(Monitor, ARawSocketSeesEveryPacketItsFilterMatches) {
   MonitorContext ctx;
   SocketId all = ctx.socket(SocketKind::Raw).value();

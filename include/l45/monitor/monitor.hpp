@@ -176,6 +176,9 @@ class MonitorContext {
   // detail().timer = the id returned. A flow that ends first cancels its timers.
   Result<uint64_t> timer(FlowHandle f, Duration after);
   void cancel_timer(uint64_t id);
+  // Timers held (pending ones, and a bounded number that will not fire: cancelled, or of
+  // flows that ended, removed in batches).
+  size_t timers_held() const { return timers_.size(); }
   // Buffers: 0 bytes turns one off (the default).
   Result<void> set_buffer(SocketId s, size_t bytes);
   Result<void> set_buffer(FlowHandle f, Side side, size_t bytes);
@@ -266,6 +269,8 @@ class MonitorContext {
   };
   std::vector<Timer> timers_;        // a min-heap by (time, id)
   std::vector<uint64_t> cancelled_;  // ids cancelled and still in the heap
+  size_t dead_timers_ = 0;           // heap entries that will not fire (cancelled, flow ended)
+  void timers_dead(size_t n);
   uint64_t next_timer_ = 1;
   // Inline mode.
   std::unique_ptr<Current> cur_;  // the packet process_inline() is on; null outside it
