@@ -139,6 +139,42 @@ for k in ("c2s", "s2c"):
 PY
 done
 
+# The monitoring layer's two goals (issue 4), in alternating rounds on each trace: the engine
+# alone (`l45 bench`), the same through one handler subscribed to every built-in event
+# (`--events`, goal: at least 0.8 of the engine's rate) and two workers (`-c 2`, goal: at least
+# 1.8x one). Medians of sec (the timed packet loop) and of cpu_max_sec (the busiest worker's
+# CPU time, what sec would be with each worker alone on its core).
+echo
+echo "bench: the event layer and two workers, $REPS alternating rounds"
+for trace in bench-small many-flows; do
+  out=$(mktemp)
+  for ((r = 1; r <= REPS; r++)); do
+    for mode in plain events workers; do
+      case $mode in
+        plain) args=() ;;
+        events) args=(--events) ;;
+        workers) args=(-c 2) ;;
+      esac
+      echo "MODE $mode $("$L45_BIN" bench -r "$TRACES/$trace.pcap" "${args[@]}")" >>"$out"
+    done
+  done
+  /usr/bin/python3 - "$out" "$trace" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    mode, rest = line.split(" ", 2)[1:]
+    kv = dict(x.split("=", 1) for x in rest.split()[1:])
+    runs.setdefault(mode, []).append(kv)
+med = lambda m, k: statistics.median(float(r[k]) for r in runs[m])
+p, e, w = med("plain", "sec"), med("events", "sec"), med("workers", "sec")
+wc = med("workers", "cpu_max_sec")
+print(f"{sys.argv[2]}: engine {p:.4f} s; --events {e:.4f} s = {p / e:.3f} of the engine's rate "
+      f"(goal >= 0.8); -c 2 {w:.4f} s = {p / w:.2f}x one worker (goal >= 1.8; busiest worker's "
+      f"CPU {wc:.4f} s = {med('plain', 'cpu_sec') / wc:.2f}x)")
+PY
+  rm -f "$out"
+done
+
 echo
 echo "bench: 1,000,000 synthetic flows (handshakes, empty buffers), pinned"
 "${PIN[@]}" "$L45_BIN" bench --synthetic-flows 1000000 >"$RUNS/synthetic.out"
