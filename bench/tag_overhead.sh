@@ -4,7 +4,9 @@
 # runs in that cgroup untagged, then tagged (`l45 tag exec --app 1 --tag 7`), in alternating
 # rounds. Prints the median throughput of each and their ratio (goal: tagged / untagged >= 0.99),
 # then the per-run cost of each l45 eBPF program from the kernel's BPF run-time statistics
-# (kernel.bpf_stats_enabled; goal under 50 ns a packet).
+# (kernel.bpf_stats_enabled; goal under 50 ns a packet): over the whole run, and for the
+# packet programs the median over the rounds of each mode (the statistics read before and
+# after each round), so the tagged packets' cost is not averaged with the untagged ones'.
 #
 #   bench/tag_overhead.sh [ROUNDS=7] [SECONDS=3]       as root; L45=path/to/l45 to pick the binary
 #
@@ -82,8 +84,20 @@ echo "tag_overhead: $ROUNDS rounds of untagged and tagged ($SECS s iperf3 each, 
 : >"$tmp/results"
 for ((r = 1; r <= ROUNDS; r++)); do
   for mode in untagged tagged; do
+    bpftool prog show -j >"$tmp/before.json"
     bps=$(run "$mode")
+    bpftool prog show -j >"$tmp/after.json"
     echo "$mode $bps" >>"$tmp/results"
+    /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" >>"$tmp/perround" <<'PY'
+import json, sys
+before = {p["id"]: p for p in json.load(open(sys.argv[2]))}
+for p in json.load(open(sys.argv[3])):
+    b = before.get(p["id"], {})
+    if p.get("name") in ("l45_egress", "l45_ingress"):
+        runs = p.get("run_cnt", 0) - b.get("run_cnt", 0)
+        ns = p.get("run_time_ns", 0) - b.get("run_time_ns", 0)
+        print(sys.argv[1], p["name"], runs, ns)
+PY
     awk -v r="$r" -v m="$mode" -v b="$bps" 'BEGIN { printf "  round %d %-9s %8.0f Mbit/s\n", r, m, b / 1e6 }'
   done
 done
@@ -91,7 +105,7 @@ done
 "$L45" tag --socket "$SOCK" stats --json >"$tmp/stats.json"
 bpftool prog show -j >"$tmp/progs.json"
 
-/usr/bin/python3 - "$tmp/results" "$tmp/stats.json" "$tmp/progs.json" <<'PY'
+/usr/bin/python3 - "$tmp/results" "$tmp/stats.json" "$tmp/progs.json" "$tmp/perround" <<'PY'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -110,4 +124,12 @@ for p in json.load(open(sys.argv[3])):
     if not name.startswith("l45_") or not p.get("run_cnt"):
         continue
     print(f"{name:24} {p['run_cnt']:12} {p['run_time_ns'] / p['run_cnt']:8.0f}")
+per = {}
+for line in open(sys.argv[4]):
+    mode, name, runs, ns = line.split()
+    if int(runs):
+        per.setdefault((name, mode), []).append(int(ns) / int(runs))
+print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28}")
+for (name, mode), v in sorted(per.items()):
+    print(f"{name:24} {mode:10} {statistics.median(v):28.0f}")
 PY
