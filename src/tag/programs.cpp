@@ -38,6 +38,22 @@ bool exists(const std::string& p) {
   return ::access(p.c_str(), F_OK) == 0;
 }
 
+// A new rules generation: the sockets' cached matches (struct l45_sk_cache) made before are
+// stale. Its own write, after the config's: a program that reads the new generation reads the
+// config whole.
+Result<void> next_generation(l45_tag_bpf* skel) {
+  uint32_t key = 0;
+  uint64_t gen = 0;
+  if (int err =
+          bpf_map__lookup_elem(skel->maps.l45_generation, &key, sizeof key, &gen, sizeof gen, 0))
+    return bpf_error(err, "reading the rules generation");
+  ++gen;
+  if (int err =
+          bpf_map__update_elem(skel->maps.l45_generation, &key, sizeof key, &gen, sizeof gen, 0))
+    return bpf_error(err, "writing the rules generation");
+  return {};
+}
+
 }  // namespace
 
 struct TagPrograms::Impl {
@@ -138,6 +154,8 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
     if (int err = bpf_map__update_elem(im.skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))
       return bpf_error(err, "initialising the config map");
   }
+  // Also for reused pins: the programs just swapped in may cache differently.
+  L45_TRY_VOID(next_generation(im.skel));
   im.rb = ring_buffer__new(
       bpf_map__fd(im.skel->maps.l45_log),
       [](void* ctx, void* data, size_t size) -> int {
@@ -205,6 +223,7 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
   uint32_t key = 0;
   if (int err = bpf_map__update_elem(im.skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))
     return bpf_error(err, "activating the rules");
+  L45_TRY_VOID(next_generation(im.skel));
   return staged;
 }
 
@@ -293,9 +312,18 @@ Result<l45_sk_tags> TagPrograms::socket_tags(int sock_fd) const {
 }
 
 Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) {
-  if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &tags,
-                                     sizeof tags, BPF_EXIST))
-    return bpf_error(err, "writing the socket's tags");
+  // The kernel copies the value with no order among its fields: a packet may read the new
+  // version with some of the old tags and cache a match under it. Written twice, the second
+  // time with the version bumped again: whoever reads that version reads the first write's tags
+  // whole. The caches go empty (a half-written entry's odd sequence would stay).
+  l45_sk_tags t = tags;
+  std::memset(t.cache, 0, sizeof t.cache);
+  for (int pass = 0; pass < 2; ++pass) {
+    ++t.version;
+    if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t,
+                                       sizeof t, BPF_EXIST))
+      return bpf_error(err, "writing the socket's tags");
+  }
   return {};
 }
 
