@@ -77,12 +77,28 @@ struct {
 } l45_rule_stats SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, 4096);
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, L45_TAG_SLOTS);
   __type(key, struct l45_tag_key);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_slots SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, L45_TAG_SLOTS);
+  __type(key, __u32);
   __type(value, struct l45_tag_counter);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
-} l45_tag_stats SEC(".maps");
+} l45_tag_counts SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_next SEC(".maps");
 
 /* uid -> 1: tags set by these users are trusted (the daemon puts root in). */
 struct {
@@ -524,21 +540,43 @@ static __always_inline int parse_headers(struct __sk_buff* skb, struct pkt* p, _
   return 0;
 }
 
-static __always_inline void count_tags(const struct l45_sk_tags* st, __u8 focus, __u32 len,
-                                       __u32 payload) {
+/* The slot of a socket's tag i in l45_tag_counts, a new one for a tag never seen; L45_TAG_SLOTS
+ * when all are taken (the tag is not counted, as a full hash map did not count it before). */
+static __always_inline __u32 tag_slot(const struct l45_sk_tags* st, int i) {
+  struct l45_tag_key k;
+  __builtin_memcpy(&k.tag, &st->tags[i & (L45_TAG_MAX - 1)], sizeof(k.tag));
+  k.tag.flags = 0;
+  __u32* slot = bpf_map_lookup_elem(&l45_tag_slots, &k);
+  if (slot) return *slot;
+  __u32 key = 0;
+  __u32* next = bpf_map_lookup_elem(&l45_tag_next, &key);
+  if (!next) return L45_TAG_SLOTS;
+  __u32 s = __sync_fetch_and_add(next, 1);
+  if (s >= L45_TAG_SLOTS) return L45_TAG_SLOTS;
+  /* another CPU may have given the tag a slot meanwhile: its wins, ours stays unused */
+  bpf_map_update_elem(&l45_tag_slots, &k, &s, BPF_NOEXIST);
+  slot = bpf_map_lookup_elem(&l45_tag_slots, &k);
+  return slot ? *slot : L45_TAG_SLOTS;
+}
+
+/* Where the socket's tags are counted (on a cache miss; the cache keeps it). */
+static __always_inline __u32 tag_slots(const struct l45_sk_tags* st, __u16* slots) {
   __u32 n = st->count;
+  if (n > L45_TAG_MAX) n = L45_TAG_MAX;
   for (int i = 0; i < L45_TAG_MAX; i++) {
     if (i >= n) break;
-    struct l45_tag_key k;
-    __builtin_memcpy(&k.tag, &st->tags[i], sizeof(k.tag));
-    k.tag.flags = 0;
-    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_stats, &k);
-    if (!c) {
-      struct l45_tag_counter zero = {};
-      bpf_map_update_elem(&l45_tag_stats, &k, &zero, BPF_NOEXIST);
-      c = bpf_map_lookup_elem(&l45_tag_stats, &k);
-      if (!c) continue;
-    }
+    slots[i] = tag_slot(st, i);
+  }
+  return n;
+}
+
+static __always_inline void count_tags(const __u16* slots, __u32 n, __u8 focus, __u32 len,
+                                       __u32 payload) {
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    __u32 slot = slots[i];
+    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
+    if (!c) continue;
     c->packets[focus & 1]++;
     c->bytes[focus & 1] += len;
     c->payload[focus & 1] += payload;
@@ -554,8 +592,10 @@ struct walk {
   __u64 cookie;
   __u32 set, nrules, owner, log_per_sec;
   __u32 matched, logs, top; /* as in struct l45_sk_cache */
-  struct match_out* out;    /* match_step's */
-  int verdict;              /* 1 pass, 0 drop, 2 drop + congestion notification */
+  __u16 slots[L45_TAG_MAX];
+  __u32 nslots;
+  struct match_out* out; /* match_step's */
+  int verdict;           /* 1 pass, 0 drop, 2 drop + congestion notification */
   int mark_set, prio_set;
   __u32 mark, prio;
   __u32 payload;
@@ -653,12 +693,14 @@ static __always_inline int cache_get(const struct l45_sk_cache* c, struct walk* 
   int hit = c->gen == gen && c->version == version && c->set == w->set && c->family == p->family &&
             c->proto == p->proto && c->sport == p->sport && c->dport == p->dport &&
             same_addr(c->src, p->src) && same_addr(c->dst, p->dst);
-  __u32 matched = c->matched, logs = c->logs, top = c->top;
+  __u32 matched = c->matched, logs = c->logs, top = c->top, nslots = c->nslots;
+  __builtin_memcpy(w->slots, c->slots, sizeof(w->slots));
   barrier();
   if (!hit || *(volatile const __u32*)&c->seq != seq) return 0;
   w->matched = matched;
   w->logs = logs;
   w->top = top;
+  w->nslots = nslots;
   return 1;
 }
 
@@ -687,6 +729,8 @@ static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk*
   c->dport = p->dport;
   __builtin_memcpy(c->src, p->src, 16);
   __builtin_memcpy(c->dst, p->dst, 16);
+  __builtin_memcpy(c->slots, w->slots, sizeof(c->slots));
+  c->nslots = w->nslots;
   barrier();
   *(volatile __u32*)&c->seq = seq + 2;
 }
@@ -708,7 +752,6 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   barrier();
   struct walk w = {};
   if (parse_headers(skb, &w.p, &w.payload) < 0) return 1;
-  if (st) count_tags(st, focus, skb->len, w.payload);
   if (!cfg) return 1;
   __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
   if (!genp) return 1;
@@ -717,18 +760,20 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   w.set = cfg->active & 1;
   w.nrules = cfg->count[w.set];
   w.log_per_sec = cfg->log_per_sec;
-  if (w.nrules == 0) return 1;
   w.st = st;
   w.owner = st ? st->uid : 0;
   w.verdict = 1;
   w.p.focus = focus;
   w.p.len = skb->len;
-  /* perf: a packet whose socket matched the same way before skips the rule walk */
+  /* perf: a packet whose socket matched the same way before skips the rule walk and the tags'
+   * hash lookups (bench/tag_overhead.sh) */
   struct l45_sk_cache* c = st && gen ? &st->cache[focus & 1] : 0;
   if (!c || !cache_get(c, &w, gen, version)) {
     match(&w);
+    if (st) w.nslots = tag_slots(st, w.slots);
     if (c) cache_put(c, &w, gen, version, genp, cfg);
   }
+  if (st) count_tags(w.slots, w.nslots, focus, skb->len, w.payload);
   if (!w.matched) return 1;
   if (w.logs) w.cookie = bpf_get_socket_cookie(skb);
   bpf_loop(w.top, apply_step, &w, 0);

@@ -259,12 +259,16 @@ Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
   l45_tag_key key{}, next{};
   const void* prev = nullptr;
   for (int guard = 0; guard < 100000; ++guard) {
-    if (bpf_map__get_next_key(im.skel->maps.l45_tag_stats, prev, &next, sizeof next) != 0) break;
+    if (bpf_map__get_next_key(im.skel->maps.l45_tag_slots, prev, &next, sizeof next) != 0) break;
     key = next;
     prev = &key;
-    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_stats, &key, sizeof key, per_cpu.data(),
-                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+    uint32_t slot = 0;
+    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_slots, &key, sizeof key, &slot, sizeof slot,
+                             0) != 0)
       continue;  // deleted meanwhile
+    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_counts, &slot, sizeof slot, per_cpu.data(),
+                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+      continue;
     TagCounters tc;
     tc.tag = key.tag;
     for (const auto& pc : per_cpu) {

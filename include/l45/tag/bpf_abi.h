@@ -10,11 +10,12 @@
 
 #define L45_RULES_MAX 32 /* per rule set; two sets (active, staged) make a reload atomic */
 
-/* Which rules of the active set a socket's packets of one direction matched, kept so the next
- * packet with the same addresses, ports and protocol skips the rule walk. It is valid while the
- * rules generation (map l45_generation, bumped by every rules load) and the socket's tags
- * version are the ones it was made for. `seq` is a sequence lock (odd: being written), so a
- * reader never takes one writer's key with another's result. */
+/* Which rules of the active set a socket's packets of one direction matched, and where its tags
+ * are counted, kept so the next packet with the same addresses, ports and protocol skips the
+ * rule walk and the tag lookups. It is valid while the rules generation (map l45_generation,
+ * bumped by every rules load) and the socket's tags version are the ones it was made for. `seq` is
+ * a sequence lock (odd: being written), so a reader never takes one writer's key with another's
+ * result. */
 struct l45_sk_cache {
   l45_u32 seq;
   l45_u32 version; /* l45_sk_tags.version */
@@ -27,6 +28,9 @@ struct l45_sk_cache {
   l45_u8 proto;
   l45_u16 sport, dport;
   l45_u8 src[16], dst[16];
+  l45_u16 slots[L45_TAG_MAX]; /* each tag's counters: index in map l45_tag_counts */
+  l45_u8 nslots;              /* how many of them */
+  l45_u8 pad[7];
 };
 
 /* The socket-local storage value. */
@@ -121,6 +125,9 @@ struct l45_counter {
   l45_u64 throttled;   /* packets throttle delayed (out, EDT) or dropped */
 };
 
+/* Per (app, tag) counters: map l45_tag_slots gives the tag's index (slot) in the per-CPU array
+ * l45_tag_counts; the programs give each new tag the next slot (l45_tag_next), for good. */
+#define L45_TAG_SLOTS 4096
 struct l45_tag_key {
   struct l45_tag tag; /* flags zero */
 };
