@@ -21,9 +21,13 @@ namespace {
 int libbpf_print(enum libbpf_print_level level, const char* fmt_, va_list ap) {
   if (level == LIBBPF_DEBUG && log::level() < log::Level::Debug) return 0;
   if (level != LIBBPF_DEBUG && log::level() < log::Level::Info) return 0;
-  char buf[1024];
-  vsnprintf(buf, sizeof buf, fmt_, ap);
-  std::string s(buf);
+  // Whole: a verifier log is one message of up to megabytes, its reason at the end.
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(nullptr, 0, fmt_, ap);
+  std::string s(n > 0 ? n : 0, '\0');
+  if (n > 0) vsnprintf(s.data(), s.size() + 1, fmt_, again);
+  va_end(again);
   while (!s.empty() && s.back() == '\n')
     s.pop_back();
   log::write(log::Level::Debug, "libbpf: " + s);
