@@ -77,12 +77,28 @@ struct {
 } l45_rule_stats SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-  __uint(max_entries, 4096);
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, L45_TAG_SLOTS);
   __type(key, struct l45_tag_key);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_slots SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, L45_TAG_SLOTS);
+  __type(key, __u32);
   __type(value, struct l45_tag_counter);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
-} l45_tag_stats SEC(".maps");
+} l45_tag_counts SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tag_next SEC(".maps");
 
 /* uid -> 1: tags set by these users are trusted (the daemon puts root in). */
 struct {
@@ -108,6 +124,16 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_log SEC(".maps");
 
+/* The rules generation: the daemon adds one after every rules load (after the flip, in a write
+ * of its own), so a cached match made under a generation saw that load's set whole. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_generation SEC(".maps");
+
 /* The tag read from a forwarded packet's option (per CPU scratch, too big for the stack). */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -115,6 +141,20 @@ struct {
   __type(key, __u32);
   __type(value, struct l45_sk_tags);
 } l45_scratch SEC(".maps");
+
+/* What match_step finds. In a map value, not on the stack: the verifier does not follow what a
+ * map value holds, while each combination of stack fields a callback may or may not have
+ * written is a state of its own (on the stack, l45_egress took 494k instructions to verify;
+ * so, 177k). */
+struct match_out {
+  __u32 matched, logs, top, pad; /* as in struct l45_sk_cache */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct match_out);
+} l45_match_scratch SEC(".maps");
 
 /* Per rule: log rate window and throttle token bucket. */
 struct l45_rule_state {
@@ -166,6 +206,16 @@ static __always_inline __u16 owner_flags(__u32 uid) {
   return ok ? L45_TAG_F_TRUSTED : 0;
 }
 
+/* No instruction of the program may be moved across it by the compiler. The sequence lock and
+ * the tags version rely on it and on x86's store and load order (TSO); an architecture with a
+ * weaker order would need fences that eBPF does not have. */
+#define barrier() asm volatile("" ::: "memory")
+
+/* After the tags changed: cached matches made before are stale. */
+static __always_inline void tags_changed(struct l45_sk_tags* st) {
+  __sync_fetch_and_add(&st->version, 1);
+}
+
 static __always_inline int set_error(int err) {
   bpf_set_retval(-err);
   return 0;
@@ -188,6 +238,7 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
     if (st) {
       st->count = 0;
       st->uid = uid;
+      tags_changed(st);
     }
     ctx->optlen = -1; /* consumed: the kernel does not see it */
     return 1;
@@ -220,6 +271,7 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
     }
     st->count = kept;
     st->uid = uid;
+    tags_changed(st);
     ctx->optlen = -1;
     return 1;
   }
@@ -252,6 +304,7 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
       st->count = count - 1;
     }
     st->uid = uid;
+    tags_changed(st);
     ctx->optlen = -1;
     return 1;
   }
@@ -434,22 +487,37 @@ static __always_inline int throttle(__u32 idx, __u64 rate, __u32 len) {
 }
 
 /* Addresses, ports and payload length from the packet's own headers (the hook sees it from its
- * IP header on): an unconnected UDP socket's fields say nothing of where a datagram goes. */
-static __always_inline int parse_headers(struct __sk_buff* skb, __u8 family, struct pkt* p,
-                                         __u32* payload) {
+ * IP header on): an unconnected UDP socket's fields say nothing of where a datagram goes. The
+ * IP version comes from the header, not the socket: an AF_INET6 socket carries IPv4 packets
+ * for v4-mapped peers. perf: the headers are read in place when they are in the linear part of
+ * the skb (what a socket sends always is; bench/tag_overhead.sh), else copied. */
+static __always_inline int parse_headers(struct __sk_buff* skb, struct pkt* p, __u32* payload) {
+  void* data = (void*)(long)skb->data;
+  void* end = (void*)(long)skb->data_end;
+  __u8 copy[40];
+  const __u8* h = data;
   __u32 l4;
   *payload = 0;
-  if (family == AF_INET) {
-    __u8 h[20];
-    if (bpf_skb_load_bytes(skb, 0, h, 20)) return -1;
+  if (data + 1 > end) {
+    if (bpf_skb_load_bytes(skb, 0, copy, 1)) return -1;
+    h = copy;
+  }
+  __u8 version = h[0] >> 4;
+  if (version == 4) {
+    if (data + 20 > end) {
+      if (bpf_skb_load_bytes(skb, 0, copy, 20)) return -1;
+      h = copy;
+    }
     p->family = 4;
     p->proto = h[9];
     __builtin_memcpy(p->src, h + 12, 4);
     __builtin_memcpy(p->dst, h + 16, 4);
     l4 = (h[0] & 0xf) * 4;
-  } else if (family == AF_INET6) {
-    __u8 h[40];
-    if (bpf_skb_load_bytes(skb, 0, h, 40)) return -1;
+  } else if (version == 6) {
+    if (data + 40 > end) {
+      if (bpf_skb_load_bytes(skb, 0, copy, 40)) return -1;
+      h = copy;
+    }
     p->family = 6;
     p->proto = h[6];
     __builtin_memcpy(p->src, h + 8, 16);
@@ -458,71 +526,121 @@ static __always_inline int parse_headers(struct __sk_buff* skb, __u8 family, str
   } else {
     return -1;
   }
-  __u32 hlen;
-  if (p->proto == IPPROTO_TCP) {
-    __u8 t[13];
-    if (bpf_skb_load_bytes(skb, l4, t, 13)) return 0;
-    p->sport = (__u16)t[0] << 8 | t[1];
-    p->dport = (__u16)t[2] << 8 | t[3];
-    hlen = (t[12] >> 4) * 4;
-  } else if (p->proto == IPPROTO_UDP) {
-    __u8 u[4];
-    if (bpf_skb_load_bytes(skb, l4, u, 4)) return 0;
-    p->sport = (__u16)u[0] << 8 | u[1];
-    p->dport = (__u16)u[2] << 8 | u[3];
-    hlen = 8;
-  } else {
-    return 0;
+  if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP) return 0;
+  const __u8* t = data + l4;
+  if ((void*)(t + 13) > end) {
+    __u32 n = p->proto == IPPROTO_TCP ? 13 : 4;
+    if (bpf_skb_load_bytes(skb, l4, copy, n)) return 0;
+    t = copy;
   }
+  p->sport = (__u16)t[0] << 8 | t[1];
+  p->dport = (__u16)t[2] << 8 | t[3];
+  __u32 hlen = p->proto == IPPROTO_TCP ? (t[12] >> 4) * 4 : 8;
   *payload = skb->len > l4 + hlen ? skb->len - l4 - hlen : 0;
   return 0;
 }
 
-static __always_inline void count_tags(const struct l45_sk_tags* st, __u8 focus, __u32 len,
-                                       __u32 payload) {
+/* The slot of a socket's tag i in l45_tag_counts, a new one for a tag never seen; L45_TAG_SLOTS
+ * when all are taken (the tag is not counted, as a full hash map did not count it before). */
+static __always_inline __u32 tag_slot(const struct l45_sk_tags* st, int i) {
+  struct l45_tag_key k;
+  __builtin_memcpy(&k.tag, &st->tags[i & (L45_TAG_MAX - 1)], sizeof(k.tag));
+  k.tag.flags = 0;
+  __u32* slot = bpf_map_lookup_elem(&l45_tag_slots, &k);
+  if (slot) return *slot;
+  __u32 key = 0;
+  __u32* next = bpf_map_lookup_elem(&l45_tag_next, &key);
+  if (!next) return L45_TAG_SLOTS;
+  __u32 s = __sync_fetch_and_add(next, 1);
+  if (s >= L45_TAG_SLOTS) return L45_TAG_SLOTS;
+  /* another CPU may have given the tag a slot meanwhile: its wins, ours stays unused */
+  bpf_map_update_elem(&l45_tag_slots, &k, &s, BPF_NOEXIST);
+  slot = bpf_map_lookup_elem(&l45_tag_slots, &k);
+  return slot ? *slot : L45_TAG_SLOTS;
+}
+
+/* Where the socket's tags are counted (on a cache miss; the cache keeps it). */
+static __always_inline __u32 tag_slots(const struct l45_sk_tags* st, __u16* slots) {
   __u32 n = st->count;
+  if (n > L45_TAG_MAX) n = L45_TAG_MAX;
   for (int i = 0; i < L45_TAG_MAX; i++) {
     if (i >= n) break;
-    struct l45_tag_key k;
-    __builtin_memcpy(&k.tag, &st->tags[i], sizeof(k.tag));
-    k.tag.flags = 0;
-    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_stats, &k);
-    if (!c) {
-      struct l45_tag_counter zero = {};
-      bpf_map_update_elem(&l45_tag_stats, &k, &zero, BPF_NOEXIST);
-      c = bpf_map_lookup_elem(&l45_tag_stats, &k);
-      if (!c) continue;
-    }
+    slots[i] = tag_slot(st, i);
+  }
+  return n;
+}
+
+static __always_inline void count_tags(const __u16* slots, __u32 n, __u8 focus, __u32 len,
+                                       __u32 payload) {
+  for (int i = 0; i < L45_TAG_MAX; i++) {
+    if (i >= n) break;
+    __u32 slot = slots[i];
+    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
+    if (!c) continue;
     c->packets[focus & 1]++;
     c->bytes[focus & 1] += len;
     c->payload[focus & 1] += payload;
   }
 }
 
-/* One pass over the active rule set, through bpf_loop so the verifier checks the body once. */
+/* A packet against the active rule set in two passes, each through bpf_loop so the verifier
+ * checks its body once: which rules match (match_step; what the socket's cache keeps), then
+ * their actions in rule order (apply_step; per packet: counters, log rate, token buckets). */
 struct walk {
   struct pkt p;
   struct l45_sk_tags* st;
   __u64 cookie;
   __u32 set, nrules, owner, log_per_sec;
-  int verdict; /* 1 pass, 0 drop, 2 drop + congestion notification */
+  __u32 matched, logs, top; /* as in struct l45_sk_cache */
+  __u16 slots[L45_TAG_MAX];
+  __u32 nslots;
+  struct match_out* out; /* match_step's */
+  int verdict;           /* 1 pass, 0 drop, 2 drop + congestion notification */
   int mark_set, prio_set;
   __u32 mark, prio;
   __u32 payload;
 };
 
-static long rule_step(__u32 i, void* data) {
+static long match_step(__u32 i, void* data) {
   struct walk* w = data;
-  if (i >= w->nrules || i >= L45_RULES_MAX) return 1;
+  struct match_out* o = w->out;
+  if (!o || i >= w->nrules || i >= L45_RULES_MAX) return 1;
   __u32 idx = w->set * L45_RULES_MAX + i;
   struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
   if (!r) return 1;
-  int ti = rule_match(r, &w->p, w->st, w->owner);
-  if (ti < 0) return 0;
+  if (rule_match(r, &w->p, w->st, w->owner) < 0) return 0;
+  o->matched |= 1U << i;
+  if (r->action == L45_ACT_LOG) o->logs |= 1U << i;
+  o->top = i + 1;
+  return r->action == L45_ACT_DROP; /* the rules after it never see the packet */
+}
+
+static __always_inline void match(struct walk* w) {
+  __u32 key = 0;
+  struct match_out* o = bpf_map_lookup_elem(&l45_match_scratch, &key);
+  if (!o) return; /* matches nothing */
+  __builtin_memset(o, 0, sizeof(*o));
+  w->out = o;
+  bpf_loop(L45_RULES_MAX, match_step, w, 0);
+  w->out = 0;
+  w->matched = o->matched;
+  w->logs = o->logs;
+  w->top = o->top;
+}
+
+static long apply_step(__u32 i, void* data) {
+  struct walk* w = data;
+  if (i >= w->top || i >= L45_RULES_MAX) return 1;
+  if (!(w->matched & (1U << i))) return 0;
+  __u32 idx = w->set * L45_RULES_MAX + i;
+  struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
+  if (!r) return 1;
   struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
   switch (r->action) {
     case L45_ACT_LOG:
-      emit_log(w->set, idx, &w->p, w->st, ti, w->cookie, cnt, w->log_per_sec);
+      /* which tag matched, for the event: the match again (rare: logs are rate limited) */
+      emit_log(w->set, idx, &w->p, w->st, rule_match(r, &w->p, w->st, w->owner), w->cookie, cnt,
+               w->log_per_sec);
       break;
     case L45_ACT_MARK:
       w->mark = (__u32)r->arg;
@@ -557,6 +675,66 @@ static long rule_step(__u32 i, void* data) {
   return w->verdict == 0 || w->verdict == 2;
 }
 
+static __always_inline int same_addr(const __u8* a, const __u8* b) {
+  const __u64* x = (const __u64*)a;
+  const __u64* y = (const __u64*)b;
+  return x[0] == y[0] && x[1] == y[1];
+}
+
+/* The cached match of this packet's socket and direction, when it was made for the same rules
+ * generation, tags version, rule set, protocol, addresses and ports (a connected socket's
+ * packets all have them; an unconnected UDP socket's datagrams to another peer miss). */
+static __always_inline int cache_get(const struct l45_sk_cache* c, struct walk* w, __u64 gen,
+                                     __u32 version) {
+  __u32 seq = *(volatile const __u32*)&c->seq;
+  if (seq & 1) return 0; /* being written */
+  barrier();
+  const struct pkt* p = &w->p;
+  int hit = c->gen == gen && c->version == version && c->set == w->set && c->family == p->family &&
+            c->proto == p->proto && c->sport == p->sport && c->dport == p->dport &&
+            same_addr(c->src, p->src) && same_addr(c->dst, p->dst);
+  __u32 matched = c->matched, logs = c->logs, top = c->top, nslots = c->nslots;
+  __builtin_memcpy(w->slots, c->slots, sizeof(w->slots));
+  barrier();
+  if (!hit || *(volatile const __u32*)&c->seq != seq) return 0;
+  w->matched = matched;
+  w->logs = logs;
+  w->top = top;
+  w->nslots = nslots;
+  return 1;
+}
+
+/* Keeps the match just made, unless the generation or the active set changed meanwhile (the
+ * config value may have been read half written) or another packet is writing the entry. */
+static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk* w, __u64 gen,
+                                      __u32 version, const __u64* genp,
+                                      const struct l45_config* cfg) {
+  barrier();
+  if (*(volatile const __u64*)genp != gen || (*(volatile const __u32*)&cfg->active & 1) != w->set)
+    return;
+  __u32 seq = *(volatile const __u32*)&c->seq;
+  if (seq & 1) return;
+  if (__sync_val_compare_and_swap(&c->seq, seq, seq + 1) != seq) return;
+  barrier();
+  const struct pkt* p = &w->p;
+  c->gen = gen;
+  c->version = version;
+  c->matched = w->matched;
+  c->logs = w->logs;
+  c->set = w->set;
+  c->top = w->top;
+  c->family = p->family;
+  c->proto = p->proto;
+  c->sport = p->sport;
+  c->dport = p->dport;
+  __builtin_memcpy(c->src, p->src, 16);
+  __builtin_memcpy(c->dst, p->dst, 16);
+  __builtin_memcpy(c->slots, w->slots, sizeof(c->slots));
+  c->nslots = w->nslots;
+  barrier();
+  *(volatile __u32*)&c->seq = seq + 2;
+}
+
 static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   struct bpf_sock* sk = skb->sk;
   if (!sk) return 1;
@@ -568,23 +746,37 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   if (st && st->count == 0) st = 0;
   /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
   if (!st && (!cfg || !cfg->untagged[cfg->active & 1])) return 1;
+  /* the version before the tags: a match made from tags changed meanwhile is kept under the
+   * old version, so it is never used (setsockopt bumps the version after the change) */
+  __u32 version = st ? *(volatile const __u32*)&st->version : 0;
+  barrier();
   struct walk w = {};
-  __u32 payload;
-  if (parse_headers(skb, sk->family, &w.p, &payload) < 0) return 1;
-  if (st) count_tags(st, focus, skb->len, payload);
+  if (parse_headers(skb, &w.p, &w.payload) < 0) return 1;
   if (!cfg) return 1;
+  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+  if (!genp) return 1;
+  __u64 gen = *(volatile const __u64*)genp;
+  barrier();
   w.set = cfg->active & 1;
   w.nrules = cfg->count[w.set];
   w.log_per_sec = cfg->log_per_sec;
-  if (w.nrules == 0) return 1;
   w.st = st;
   w.owner = st ? st->uid : 0;
   w.verdict = 1;
-  w.cookie = bpf_get_socket_cookie(skb);
-  w.payload = payload;
   w.p.focus = focus;
   w.p.len = skb->len;
-  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  /* perf: a packet whose socket matched the same way before skips the rule walk and the tags'
+   * hash lookups (bench/tag_overhead.sh) */
+  struct l45_sk_cache* c = st && gen ? &st->cache[focus & 1] : 0;
+  if (!c || !cache_get(c, &w, gen, version)) {
+    match(&w);
+    if (st) w.nslots = tag_slots(st, w.slots);
+    if (c) cache_put(c, &w, gen, version, genp, cfg);
+  }
+  if (st) count_tags(w.slots, w.nslots, focus, skb->len, w.payload);
+  if (!w.matched) return 1;
+  if (w.logs) w.cookie = bpf_get_socket_cookie(skb);
+  bpf_loop(w.top, apply_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;
   return w.verdict;
@@ -880,7 +1072,8 @@ int l45_forward(struct __sk_buff* skb) {
     st->count = 1;
   w.st = st->count ? st : 0;
   w.verdict = 1;
-  bpf_loop(L45_RULES_MAX, rule_step, &w, 0);
+  match(&w);
+  bpf_loop(w.top, apply_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;
   return w.verdict == 0 || w.verdict == 2 ? TC_ACT_SHOT : TC_ACT_OK;

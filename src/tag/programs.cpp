@@ -21,9 +21,13 @@ namespace {
 int libbpf_print(enum libbpf_print_level level, const char* fmt_, va_list ap) {
   if (level == LIBBPF_DEBUG && log::level() < log::Level::Debug) return 0;
   if (level != LIBBPF_DEBUG && log::level() < log::Level::Info) return 0;
-  char buf[1024];
-  vsnprintf(buf, sizeof buf, fmt_, ap);
-  std::string s(buf);
+  // Whole: a verifier log is one message of up to megabytes, its reason at the end.
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(nullptr, 0, fmt_, ap);
+  std::string s(n > 0 ? n : 0, '\0');
+  if (n > 0) vsnprintf(s.data(), s.size() + 1, fmt_, again);
+  va_end(again);
   while (!s.empty() && s.back() == '\n')
     s.pop_back();
   log::write(log::Level::Debug, "libbpf: " + s);
@@ -36,6 +40,22 @@ Error bpf_error(int err, std::string what) {
 
 bool exists(const std::string& p) {
   return ::access(p.c_str(), F_OK) == 0;
+}
+
+// A new rules generation: the sockets' cached matches (struct l45_sk_cache) made before are
+// stale. Its own write, after the config's: a program that reads the new generation reads the
+// config whole.
+Result<void> next_generation(l45_tag_bpf* skel) {
+  uint32_t key = 0;
+  uint64_t gen = 0;
+  if (int err =
+          bpf_map__lookup_elem(skel->maps.l45_generation, &key, sizeof key, &gen, sizeof gen, 0))
+    return bpf_error(err, "reading the rules generation");
+  ++gen;
+  if (int err =
+          bpf_map__update_elem(skel->maps.l45_generation, &key, sizeof key, &gen, sizeof gen, 0))
+    return bpf_error(err, "writing the rules generation");
+  return {};
 }
 
 }  // namespace
@@ -138,6 +158,8 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
     if (int err = bpf_map__update_elem(im.skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))
       return bpf_error(err, "initialising the config map");
   }
+  // Also for reused pins: the programs just swapped in may cache differently.
+  L45_TRY_VOID(next_generation(im.skel));
   im.rb = ring_buffer__new(
       bpf_map__fd(im.skel->maps.l45_log),
       [](void* ctx, void* data, size_t size) -> int {
@@ -205,6 +227,7 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
   uint32_t key = 0;
   if (int err = bpf_map__update_elem(im.skel->maps.l45_config, &key, sizeof key, &c, sizeof c, 0))
     return bpf_error(err, "activating the rules");
+  L45_TRY_VOID(next_generation(im.skel));
   return staged;
 }
 
@@ -240,12 +263,16 @@ Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
   l45_tag_key key{}, next{};
   const void* prev = nullptr;
   for (int guard = 0; guard < 100000; ++guard) {
-    if (bpf_map__get_next_key(im.skel->maps.l45_tag_stats, prev, &next, sizeof next) != 0) break;
+    if (bpf_map__get_next_key(im.skel->maps.l45_tag_slots, prev, &next, sizeof next) != 0) break;
     key = next;
     prev = &key;
-    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_stats, &key, sizeof key, per_cpu.data(),
-                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+    uint32_t slot = 0;
+    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_slots, &key, sizeof key, &slot, sizeof slot,
+                             0) != 0)
       continue;  // deleted meanwhile
+    if (bpf_map__lookup_elem(im.skel->maps.l45_tag_counts, &slot, sizeof slot, per_cpu.data(),
+                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+      continue;
     TagCounters tc;
     tc.tag = key.tag;
     for (const auto& pc : per_cpu) {
@@ -293,9 +320,18 @@ Result<l45_sk_tags> TagPrograms::socket_tags(int sock_fd) const {
 }
 
 Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) {
-  if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &tags,
-                                     sizeof tags, BPF_EXIST))
-    return bpf_error(err, "writing the socket's tags");
+  // The kernel copies the value with no order among its fields: a packet may read the new
+  // version with some of the old tags and cache a match under it. Written twice, the second
+  // time with the version bumped again: whoever reads that version reads the first write's tags
+  // whole. The caches go empty (a half-written entry's odd sequence would stay).
+  l45_sk_tags t = tags;
+  std::memset(t.cache, 0, sizeof t.cache);
+  for (int pass = 0; pass < 2; ++pass) {
+    ++t.version;
+    if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t,
+                                       sizeof t, BPF_EXIST))
+      return bpf_error(err, "writing the socket's tags");
+  }
   return {};
 }
 

@@ -15,12 +15,14 @@
                                             from the signed socket and 5000 from an unsigned one
   tag_helper.py LIB inherit APP:VALUE       a tagged listener on 127.0.0.1 accepts one
                                             connection; prints the tags of both ends
-  tag_helper.py LIB udp HOST PORT COUNT APP:VALUE...
-                                            a tagged UDP socket sends COUNT datagrams of 1000
-                                            bytes (sendto, no connect)
+  tag_helper.py LIB udp HOST PORT[,PORT...] COUNT APP:VALUE...
+                                            a tagged UDP socket (IPv6 when HOST has a colon,
+                                            ::ffff:a.b.c.d included) sends COUNT datagrams of
+                                            1000 bytes (sendto, no connect), to the ports in turn
   tag_helper.py LIB client HOST PORT APP:VALUE...
                                             tags a socket, connects, then obeys stdin lines:
-                                            "send N", "remove APP:VALUE", "list", "close";
+                                            "send N", "add APP:VALUE", "remove APP:VALUE", "list",
+                                            "close";
                                             answers one JSON line each.
 """
 import ctypes
@@ -198,12 +200,14 @@ elif mode == "inherit":
     a, _ = ls.accept()
     print(json.dumps({"accepted": tags_of(a), "client": tags_of(c), "listener": tags_of(ls)}))
 elif mode == "udp":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host = sys.argv[3]
+    ports = [int(p) for p in sys.argv[4].split(",")]
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     for spec in sys.argv[6:]:
         t = make(spec)
         lib.l45_tag_add(s.fileno(), ctypes.byref(t))
-    for _ in range(int(sys.argv[5])):
-        s.sendto(b"u" * 1000, (sys.argv[3], int(sys.argv[4])))
+    for i in range(int(sys.argv[5])):
+        s.sendto(b"u" * 1000, (host, ports[i % len(ports)]))
     print(json.dumps({"tags": tags_of(s)}))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
@@ -223,6 +227,10 @@ elif mode == "client":
         if cmd[0] == "send":
             s.sendall(b"x" * int(cmd[1]))
             print(json.dumps({"sent": int(cmd[1])}), flush=True)
+        elif cmd[0] == "add":
+            t = make(cmd[1])
+            rc = lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+            print(json.dumps({"added": rc == 0, "tags": tags_of(s)}), flush=True)
         elif cmd[0] == "remove":
             t = make(cmd[1])
             rc = lib.l45_tag_remove(s.fileno(), ctypes.byref(t))

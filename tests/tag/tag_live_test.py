@@ -11,6 +11,9 @@ for this test (never the root cgroup), real nginx, curl and TCP peers.
     gateway 2;
   - accounting: per-tag and per-rule payload bytes equal the bytes the server received;
   - dynamic tagging: removing the tag mid-connection stops the rule from matching;
+  - the sockets' cached matches: a rules load, a tag added or removed mid-connection, datagrams
+    of one socket to two ports, an IPv6 socket's IPv4 datagrams: each packet matches as the
+    rules say at that moment;
   - a bad rules file is refused with its line numbers and changes nothing;
   - the daemon survives garbage on its socket and refuses non-root users;
   - a daemon restart keeps live sockets' tags and the active rules (pinned maps).
@@ -353,6 +356,44 @@ try:
     check("the other tag (6:1) still matches after the removal: all 60000 bytes",
           app6 == 60000, app6)
 
+    # -- the cached matches (struct l45_sk_cache): what invalidates them. Two loads with no packet
+    # between bring the first load's set index back; a match cached under it must not be used.
+    r1 = rules('out app 8 tag 1 count\nout app 8 tag 1 dport 9000 count\n')
+    srv = sink(NS_S, "198.51.100.1", 9000, 1)
+    cli = helper_client(NS_C, "198.51.100.1", 9000, "8:1")
+    cli.stdout.readline()
+    ask(cli, "send 20000")
+    time.sleep(0.3)
+    st1 = stats()
+    r2 = rules('out app 8 tag 2 count\n')
+    r3 = rules('out app 8 tag 1 dport 9999 count\nout app 8 tag 1 count\nout app 8 tag 2 count\n')
+    ask(cli, "send 10000")
+    time.sleep(0.3)
+    st3 = stats()
+    added = ask(cli, "add 8:2")
+    ask(cli, "send 7000")
+    time.sleep(0.3)
+    st4 = stats()
+    removed = ask(cli, "remove 8:1")
+    ask(cli, "send 3000")
+    time.sleep(0.3)
+    st5 = stats()
+    ask(cli, "close")
+    stop(cli, timeout=10)
+    got = json.loads(srv.stdout.readline() or "{}").get("received", -1)
+    stop(srv)
+    pay = lambda st: [rule_stat(st, i).get("payload", -1) for i in (1, 2, 3)]  # noqa: E731
+    check("a rules load changes what an established connection's next packets match, the set "
+          "index back to the one its match was cached under: 'dport 9999' none of the 10000 "
+          "bytes, 'app 8 tag 1' all",
+          all(r.returncode == 0 for r in (r1, r2, r3)) and pay(st1)[:2] == [20000, 20000]
+          and pay(st3) == [0, 10000, 0], f"{pay(st1)} {pay(st3)} {r2.stderr}{r3.stderr}")
+    check("a tag added mid-connection matches from the next packets (7000 bytes), the others "
+          "too; removing 8:1 stops its rule, 8:2 goes on (3000 bytes)",
+          added.get("added") and removed.get("removed") and pay(st4) == [0, 17000, 7000]
+          and pay(st5) == [0, 17000, 10000] and got == 40000,
+          f"{added} {removed} {pay(st4)} {pay(st5)} server {got}")
+
     # a statically linked program (no libl45tag, LD_PRELOAD ignored) under `l45 tag exec`
     static = f"{tmp}/static_sender"
     cc = subprocess.run(["cc", "-static", "-O2", "-o", static, os.path.join(HERE, "static_sender.c")],
@@ -421,6 +462,31 @@ try:
           uout.strip() == "70000" and rule_stat(st, 1).get("payload") == 50000
           and rule_stat(st, 1).get("packets") == 50 and rule_stat(st, 2).get("packets") == 0
           and rule_stat(st, 3).get("payload") == 70000, f"{uout!r} {p.stderr} {st.get('rules')}")
+
+    # one unconnected UDP socket to two ports in turn: the match is made per destination (a
+    # match cached for one must not serve the other); an AF_INET6 socket's datagrams to a
+    # v4-mapped address are IPv4 packets, read as such
+    r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto udp dport 9002 count\n")
+    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "198.51.100.1",
+                         "9001,9002", "40", "11:1"], capture_output=True, text=True, timeout=20,
+                        preexec_fn=in_cgroup(CG))
+    time.sleep(0.3)
+    st = stats()
+    check("UDP: one tagged socket's 40 datagrams to ports 9001 and 9002 in turn: 20 counted by "
+          "each port's rule",
+          r.returncode == 0 and p2.returncode == 0
+          and [rule_stat(st, i).get("packets") for i in (1, 2)] == [20, 20],
+          f"{r.stderr} {p2.stderr} {st.get('rules')}")
+    r = rules("out app 11 proto udp dport 9001 dst 198.51.100.1/32 count\n")
+    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "::ffff:198.51.100.1",
+                         "9001", "10", "11:1"], capture_output=True, text=True, timeout=20,
+                        preexec_fn=in_cgroup(CG))
+    time.sleep(0.3)
+    st = stats()
+    check("UDP: an AF_INET6 socket's 10 datagrams to ::ffff:198.51.100.1 match an IPv4 rule "
+          "(proto, dport, dst)",
+          r.returncode == 0 and p2.returncode == 0 and rule_stat(st, 1).get("packets") == 10,
+          f"{r.stderr} {p2.stderr} {st.get('rules')}")
 
     # priority: HTB picks the class whose id equals skb->priority (1:1 for tagged, default 1:2)
     htb = [("qdisc", "add", "dev", "vc", "root", "handle", "1:", "htb", "default", "2"),

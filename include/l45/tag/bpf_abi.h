@@ -10,13 +10,37 @@
 
 #define L45_RULES_MAX 32 /* per rule set; two sets (active, staged) make a reload atomic */
 
+/* Which rules of the active set a socket's packets of one direction matched, and where its tags
+ * are counted, kept so the next packet with the same addresses, ports and protocol skips the
+ * rule walk and the tag lookups. It is valid while the rules generation (map l45_generation,
+ * bumped by every rules load) and the socket's tags version are the ones it was made for. `seq` is
+ * a sequence lock (odd: being written), so a reader never takes one writer's key with another's
+ * result. */
+struct l45_sk_cache {
+  l45_u32 seq;
+  l45_u32 version; /* l45_sk_tags.version */
+  l45_u64 gen;     /* rules generation; 0: empty */
+  l45_u32 matched; /* bit i: rule i of the set matched */
+  l45_u32 logs;    /* the matched rules that log */
+  l45_u8 set;      /* the rule set the bits index */
+  l45_u8 top;      /* 1 + the highest matched rule */
+  l45_u8 family;
+  l45_u8 proto;
+  l45_u16 sport, dport;
+  l45_u8 src[16], dst[16];
+  l45_u16 slots[L45_TAG_MAX]; /* each tag's counters: index in map l45_tag_counts */
+  l45_u8 nslots;              /* how many of them */
+  l45_u8 pad[7];
+};
+
 /* The socket-local storage value. */
 struct l45_sk_tags {
   l45_u32 count;
   l45_u32 uid; /* the user that last set the tags */
   struct l45_tag tags[L45_TAG_MAX];
   l45_u32 export_tag; /* 1 + index of the tag an `export` rule puts on the wire; 0: none */
-  l45_u32 pad;
+  l45_u32 version;    /* bumped after every change of the tags, their flags or uid */
+  struct l45_sk_cache cache[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
 };
 
 /* `export`: the tag on the wire, in every TCP segment, as an experimental option with an
@@ -101,6 +125,9 @@ struct l45_counter {
   l45_u64 throttled;   /* packets throttle delayed (out, EDT) or dropped */
 };
 
+/* Per (app, tag) counters: map l45_tag_slots gives the tag's index (slot) in the per-CPU array
+ * l45_tag_counts; the programs give each new tag the next slot (l45_tag_next), for good. */
+#define L45_TAG_SLOTS 4096
 struct l45_tag_key {
   struct l45_tag tag; /* flags zero */
 };
