@@ -48,6 +48,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -267,6 +268,11 @@ class Engine {
   // perf: by reference, so most packets cost no reference count (l45 bench).
   void process(const Packet& pkt);
   void process(Packet&& pkt) { process(static_cast<const Packet&>(pkt)); }
+  // A batch, as a source yields it: the same as process() on each packet in order (every
+  // callback and counter alike), cheaper per packet. perf: the batch is decoded and keyed
+  // first and the flows it needs are prefetched before any state work, so the cache misses of
+  // many flows overlap instead of stalling one packet after another (l45 bench many-flows).
+  void process(std::span<const Packet> pkts);
   // A live source with no traffic: move the clock and expire idle flows.
   void advance(Timestamp now);
   // End of input: every open flow is flushed and closed (FlowEnd::EndOfInput), oldest first,
@@ -296,12 +302,22 @@ class Engine {
 
  private:
   class Sink;
-  void handle(const PacketView& v);
-  void track(const PacketView& v, const KeyedPacket& kp);
+  // What the batch driver knows ahead about one packet: its flow key (none: no key) and the
+  // key's table hash.
+  struct Ahead {
+    bool done;  // kp and hash are set
+    std::optional<KeyedPacket> kp;
+    uint64_t hash;
+  };
+  static constexpr size_t kBatch = 16;
+  void step(const Packet& pkt, const PacketView& v, const Ahead* ahead);
+  bool key_ahead(const PacketView& v, Ahead& a) const;
+  void handle(const PacketView& v, const Ahead* ahead);
+  void track(const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
-  void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
+  void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void report_tcp_states(const Flow& f, const TcpEndpointState before[2]);
   void settle_holes(Flow& f, bool all);
   void flush_streams(Flow& f, bool release);

@@ -224,10 +224,6 @@ FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg), hasher_(cf
   slot_mask_ = (1u << slot_bits_) - 1;
 }
 
-uint64_t FlowTableCore::hash(const FlowKey& k) const {
-  return cfg_.hash_for_test ? cfg_.hash_for_test(k, cfg_.hash_seed) : hasher_(k);
-}
-
 namespace {
 // perf: five 64-bit compares inline; the defaulted operator== calls memcmp per array member
 // (l45 bench many-flows: memcmp was 4.7% of the time).
@@ -239,9 +235,8 @@ inline bool same_key(const FlowKey& a, const FlowKey& b) {
 }
 }  // namespace
 
-uint32_t FlowTableCore::find(const FlowKey& k) {
+uint32_t FlowTableCore::find(const FlowKey& k, uint64_t h) {
   ++stats_.lookups;
-  const uint64_t h = hash(k);
   const uint32_t tag = tag_of(h);
   for (uint32_t pos = uint32_t(h) & mask_;; pos = (pos + 1) & mask_) {
     const Bucket b = buckets_[pos];
@@ -253,7 +248,7 @@ uint32_t FlowTableCore::find(const FlowKey& k) {
   }
 }
 
-uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp now) {
+uint32_t FlowTableCore::insert_new(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now) {
   if (free_head_ == kNil) return kNil;
   uint32_t i = free_head_;
   Record& r = recs_[i];
@@ -263,7 +258,6 @@ uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp
   r.cls = 0;
   r.initiator = uint8_t(initiator);
   r.live = true;
-  const uint64_t h = hash(k);
   uint32_t pos = uint32_t(h) & mask_;
   while (buckets_[pos] != 0)
     pos = (pos + 1) & mask_;
