@@ -305,11 +305,18 @@ class Engine {
   // What the batch driver knows ahead about one packet: its flow key (none: no key) and the
   // key's table hash.
   struct Ahead {
-    bool done;  // kp and hash are set
-    std::optional<KeyedPacket> kp;
+    bool done;   // keyed (and kp and hash when keyed) are set
+    bool keyed;  // the packet has a flow key
+    KeyedPacket kp;
     uint64_t hash;
   };
   static constexpr size_t kBatch = 16;
+  // The batch driver's work space (perf: allocated once, not built on each call).
+  struct Batch {
+    alignas(PacketView) std::byte views[kBatch][sizeof(PacketView)];
+    Ahead ahead[kBatch];
+    const Flow* guess[kBatch];
+  };
   void step(const Packet& pkt, const PacketView& v, const Ahead* ahead);
   bool key_ahead(const PacketView& v, Ahead& a) const;
   void handle(const PacketView& v, const Ahead* ahead);
@@ -360,6 +367,7 @@ class Engine {
   const Packet* cur_pkt_ = nullptr;  // the packet being handled: its payload may be held
   uint64_t serial_ = 0;
   mutable EngineStats stats_;
+  std::unique_ptr<Batch> batch_;  // made by the first process(span)
 };
 
 }  // namespace l45

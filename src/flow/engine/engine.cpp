@@ -217,12 +217,10 @@ size_t Engine::memory_bytes() const {
 bool Engine::key_ahead(const PacketView& v, Ahead& a) const {
   FlowKeyOptions ko;
   ko.key_vlan = cfg_.key_vlan;
-  // perf: built in place (std::optional<KeyedPacket> is trivially destructible): no copy.
-  new (&a.kp) std::optional<KeyedPacket>(key_of(v, ko));
   a.done = true;
-  if (!a.kp) return false;
-  a.hash = table_.hash(a.kp->key);
-  return true;
+  a.keyed = key_into(v, ko, a.kp);
+  if (a.keyed) a.hash = table_.hash(a.kp.key);
+  return a.keyed;
 }
 
 void Engine::handle(const PacketView& v, const Ahead* ahead) {
@@ -236,13 +234,13 @@ void Engine::handle(const PacketView& v, const Ahead* ahead) {
     key_ahead(v, here);
     ahead = &here;
   }
-  if (!ahead->kp) {
+  if (!ahead->keyed) {
     ++stats_.no_key;
     stats_.drops.add(DropReason::FlowNoKey);
     obs_->on_orphan(v, DropReason::FlowNoKey);
     return;
   }
-  const KeyedPacket& kp = *ahead->kp;
+  const KeyedPacket& kp = ahead->kp;
   if (kp.icmp_error) {
     FlowHandle h = table_.find(kp.key, ahead->hash);
     Flow* f = table_.get(h);
@@ -277,10 +275,11 @@ void Engine::process(const Packet& pkt) {
 // the misses of one pass have the length of a pass to arrive; then each packet gets the same
 // step() as process() gives it, in order. Lookups stay exact: only the prefetches guess.
 void Engine::process(std::span<const Packet> pkts) {
+  if (!batch_) batch_ = std::make_unique<Batch>();
   // perf: views built in place (PacketView is trivially destructible, 432 bytes): no copy.
-  alignas(PacketView) std::byte views[kBatch][sizeof(PacketView)];
-  Ahead ahead[kBatch];
-  const Flow* guess[kBatch];
+  auto& views = batch_->views;
+  Ahead* const ahead = batch_->ahead;
+  const Flow** const guess = batch_->guess;
   DecodeOptions opt;
   opt.verify_checksums = cfg_.verify_checksums;
   while (!pkts.empty()) {
@@ -293,7 +292,7 @@ void Engine::process(std::span<const Packet> pkts) {
         table_.prefetch_index(ahead[i].hash);
     }
     for (size_t i = 0; i < n; ++i)
-      guess[i] = ahead[i].done && ahead[i].kp ? table_.prefetch_flow(ahead[i].hash) : nullptr;
+      guess[i] = ahead[i].done && ahead[i].keyed ? table_.prefetch_flow(ahead[i].hash) : nullptr;
     for (size_t i = 0; i < n; ++i) {
       if (!guess[i] || !guess[i]->tcp_) continue;
       const char* t = reinterpret_cast<const char*>(guess[i]->tcp_);
@@ -387,14 +386,18 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
     obs_->on_orphan(v, DropReason::FlowTableFull);
     return;
   }
-  Flow* f = table_.get(r.handle);
+  // perf: the handle is live until a callback runs (one might close flows through advance()),
+  // so what needs the table is read here, unchecked; on a new flow the touch is a no-op.
+  Flow* f = &table_.live(r.handle);
+  table_.live_touch(r.handle, now_);
+  const FlowDir dir = table_.live_flow_dir(r.handle, kp.dir);
+  // The class the last packet set (timeout_class() of the TCP state before this segment).
+  const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.live_timeout_class(r.handle);
   if (r.created) {
     start_flow(r.handle, *f, v, kp);
     obs_->on_open(*f);
   }
   ++stats_.flow_packets;
-  table_.touch(r.handle, now_);
-  const FlowDir dir = table_.flow_dir(r.handle, kp.dir);
 
   if (f->tcp_) {
     ++stats_.tcp_packets;
@@ -417,29 +420,27 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
     meta.captured_len = uint32_t(v.payload().size());
     meta.bad_checksum = cfg_.verify_checksums && (v.l4_checksum_status() == ChecksumStatus::Bad ||
                                                   v.ip_checksum_status() == ChecksumStatus::Bad);
+    const TcpEndpoint& ce = f->tcp_->endpoint(Side::Client);
+    const TcpEndpoint& se = f->tcp_->endpoint(Side::Server);
+    const TcpEndpointState before[2] = {ce.state, se.state};
+    constexpr auto kReset = TcpEndpointState::Reset;
+    const bool was_reset = before[0] == kReset || before[1] == kReset;
     // Zeek's duration stops once both sides have closed (FIN or RST): later ACKs and
     // retransmissions do not lengthen the connection.
-    auto closed = [](const TcpEndpoint& e) {
-      return e.fin_sent || e.state == TcpEndpointState::Reset;
-    };
     const bool both_closed =
-        closed(f->tcp_->endpoint(Side::Client)) && closed(f->tcp_->endpoint(Side::Server));
-    const bool was_reset = f->tcp_->endpoint(Side::Client).state == TcpEndpointState::Reset ||
-                           f->tcp_->endpoint(Side::Server).state == TcpEndpointState::Reset;
-    const bool was_flipped = f->tcp_->flipped();
-    // perf: the class the last packet set (timeout_class() of the state before this segment),
-    // not computed again.
-    const uint8_t cls_before = r.created ? uint8_t(kTcpOpening) : table_.timeout_class(r.handle);
-    const TcpEndpointState before[2] = {f->tcp_->endpoint(Side::Client).state,
-                                        f->tcp_->endpoint(Side::Server).state};
+        (ce.fin_sent || before[0] == kReset) && (se.fin_sent || before[1] == kReset);
     TcpResult res = f->tcp_->on_segment(dir, *t, v.payload_len(), now_, meta);
     if (res.outcome == TcpOutcome::NewConnection) return restart(r.handle, *f, v, kp, hash);
     if (!both_closed && pkt_ts_ > f->last_) f->last_ = pkt_ts_;
-    if (f->tcp_->flipped() != was_flipped) {
-      f->client_is_a_ = !f->client_is_a_;
-      std::swap(f->side_[0], f->side_[1]);
+    // Roles and a mid-stream pickup are decided by a connection's first segment, the one that
+    // made the flow.
+    if (r.created) {
+      if (f->tcp_->flipped()) {
+        f->client_is_a_ = !f->client_is_a_;
+        std::swap(f->side_[0], f->side_[1]);
+      }
+      if (f->tcp_->partial()) ++stats_.tcp_partial;
     }
-    if (r.created && f->tcp_->partial()) ++stats_.tcp_partial;
     // perf: the call only when a state changed (l45 bench many-flows: ~25 instructions on each
     // segment header prediction did not take).
     if (!res.predicted && (f->tcp_->endpoint(Side::Client).state != before[0] ||
