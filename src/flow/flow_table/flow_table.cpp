@@ -221,30 +221,6 @@ FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg), hasher_(cf
   slot_mask_ = (1u << slot_bits_) - 1;
 }
 
-namespace {
-// perf: five 64-bit compares inline; the defaulted operator== calls memcmp per array member
-// (l45 bench many-flows: memcmp was 4.7% of the time).
-inline bool same_key(const FlowKey& a, const FlowKey& b) {
-  uint64_t x[5], y[5];
-  std::memcpy(x, &a, sizeof x);
-  std::memcpy(y, &b, sizeof y);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
-}
-}  // namespace
-
-uint32_t FlowTableCore::find(const FlowKey& k, uint64_t h) {
-  ++stats_.lookups;
-  const uint32_t tag = tag_of(h);
-  for (uint32_t pos = uint32_t(h) & mask_;; pos = (pos + 1) & mask_) {
-    const Bucket b = buckets_[pos];
-    if (b == 0) return kNil;
-    if ((b >> slot_bits_) == tag && same_key(recs_[(b & slot_mask_) - 1].key, k)) {
-      ++stats_.hits;
-      return (b & slot_mask_) - 1;
-    }
-  }
-}
-
 uint32_t FlowTableCore::insert_new(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now) {
   if (free_head_ == kNil) return kNil;
   uint32_t i = free_head_;
