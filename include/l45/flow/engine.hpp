@@ -354,10 +354,12 @@ class Engine {
   EngineConfig cfg_;
   FlowObserver* obs_;
   FlowObserver none_;
-  // The streams in table_ charge budget_ and count into stream_totals_ until they are
-  // destroyed: both are declared first so they are destroyed last.
+  // The streams in table_ charge budget_, count into stream_totals_ and give their history
+  // blocks to stream_blocks_ until they are destroyed: these are declared first so they are
+  // destroyed last.
   StreamBudget budget_;
   StreamStats stream_totals_;
+  StreamBlocks stream_blocks_;
   TcpSlab tcp_slab_;  // before table_: the flows' TCP state is destroyed first (~Engine)
   FlowTable<Flow> table_;
   IpDefragmenter defrag_;

@@ -121,6 +121,7 @@ Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
       defrag_(cfg.defrag) {
   cfg_.stream.budget = &budget_;
   cfg_.stream.totals = &stream_totals_;
+  cfg_.stream.blocks = &stream_blocks_;
 }
 
 // Flows still open (no finish()) give their TCP state back; finish() would report them.

@@ -60,54 +60,15 @@ struct TcpStream::Held {
   uint64_t copied = 0;  // the copies' bytes, reserved from the budget
 
   static size_t bytes_for(uint32_t cap) { return sizeof(Held) + cap * sizeof(Segment); }
-  // perf: the header and its slots in one allocation (one malloc per stream, not two); a
-  // block of kFirst slots comes from this thread's spares when there is one (see Spares).
-  static std::unique_ptr<std::byte[]> make(uint32_t cap) {
+  // perf: the header and its slots in one allocation (one malloc per stream, not two).
+  // `mem`: bytes_for(cap) bytes (TcpStream::make_held() takes a spare one when it can).
+  static void init(std::byte* mem, uint32_t cap) {
     static_assert(sizeof(Held) % alignof(Segment) == 0);
     static_assert(alignof(Held) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-    std::unique_ptr<std::byte[]> mem;
-    if (cap == kFirst) mem = spares.take();
-    if (!mem) mem = std::make_unique_for_overwrite<std::byte[]>(bytes_for(cap));
-    Held* h = new (mem.get()) Held(cap);
+    Held* h = new (mem) Held(cap);
     for (uint32_t i = 0; i < cap; ++i)
       new (h->slots() + i) Segment{};
-    return mem;
   }
-  // Destroys the Held in `mem` and frees the block (kFirst blocks go to the spares).
-  static void free(std::unique_ptr<std::byte[]> mem) {
-    Held* h = reinterpret_cast<Held*>(mem.get());
-    const uint32_t cap = h->cap;
-    h->~Held();
-    if (cap == kFirst) spares.give(std::move(mem));
-  }
-  // perf: every stream that delivers data makes a Held of kFirst slots and most never grow
-  // it, so a closed stream's block goes to a short per-thread list for the next stream, not
-  // back to malloc (l45 bench many-flows: malloc and free of these blocks were ~25
-  // instructions a packet). At most kMaxSpares blocks (~90 KiB) per thread; freed with it.
-  struct Spares {
-    static constexpr uint32_t kMaxSpares = 1024;
-    std::byte* head = nullptr;  // each spare block holds the next one's address
-    uint32_t n = 0;
-    std::unique_ptr<std::byte[]> take() {
-      if (!head) return nullptr;
-      std::byte* b = head;
-      std::memcpy(&head, b, sizeof head);
-      --n;
-      return std::unique_ptr<std::byte[]>(b);
-    }
-    void give(std::unique_ptr<std::byte[]> b) {
-      if (n == kMaxSpares) return;  // freed here
-      std::memcpy(b.get(), &head, sizeof head);
-      head = b.release();
-      ++n;
-    }
-    ~Spares() {
-      while (take()) {
-      }
-    }
-  };
-  static thread_local Spares spares;
-
   explicit Held(uint32_t c) : cap(c) {}
   ~Held() {
     for (uint32_t i = 0; i < cap; ++i)
@@ -131,7 +92,39 @@ struct TcpStream::Held {
     return len;
   }
 };
-thread_local TcpStream::Held::Spares TcpStream::Held::spares;
+
+StreamBlocks::~StreamBlocks() {
+  while (head_) {
+    std::byte* b = head_;
+    std::memcpy(&head_, b, sizeof head_);
+    delete[] b;
+  }
+}
+
+std::unique_ptr<std::byte[]> TcpStream::make_held(uint32_t cap) const {
+  std::unique_ptr<std::byte[]> mem;
+  StreamBlocks* spare = cap == Held::kFirst ? cfg_->blocks : nullptr;
+  if (spare && spare->head_) {
+    mem.reset(spare->head_);
+    std::memcpy(&spare->head_, mem.get(), sizeof spare->head_);
+    --spare->n_;
+  } else {
+    mem = std::make_unique_for_overwrite<std::byte[]>(Held::bytes_for(cap));
+  }
+  Held::init(mem.get(), cap);
+  return mem;
+}
+
+void TcpStream::free_held(std::unique_ptr<std::byte[]> mem) const {
+  Held* h = reinterpret_cast<Held*>(mem.get());
+  const uint32_t cap = h->cap;
+  h->~Held();
+  StreamBlocks* spare = cap == Held::kFirst ? cfg_->blocks : nullptr;
+  if (!spare || spare->n_ == StreamBlocks::kMax) return;  // freed here
+  std::memcpy(mem.get(), &spare->head_, sizeof spare->head_);
+  spare->head_ = mem.release();
+  ++spare->n_;
+}
 
 TcpStream::TcpStream() : TcpStream(kDefaultConfig) {}
 
@@ -222,7 +215,7 @@ void TcpStream::free_history() {
   uint64_t bytes = hist_cap_;
   if (hist_held_) {
     bytes += held().copied;
-    Held::free(std::move(history_));
+    free_held(std::move(history_));
     hist_held_ = false;
   }
   if (cfg_->budget) cfg_->budget->release(bytes);
@@ -520,7 +513,7 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
   if (!history_) {
     const uint64_t cost = Held::bytes_for(Held::kFirst);
     if (cfg_->budget && !cfg_->budget->reserve(cost)) return;
-    history_ = Held::make(Held::kFirst);
+    history_ = make_held(Held::kFirst);
     hist_held_ = true;
     hist_cap_ = static_cast<uint32_t>(cost);
   }
@@ -535,14 +528,14 @@ void TcpStream::hold(Bytes data, const Packet* owner) {
     const uint32_t cap = held().cap * 2;
     const uint64_t more = Held::bytes_for(cap) - Held::bytes_for(held().cap);
     if (cap <= Held::kMaxHeld && (!cfg_->budget || cfg_->budget->reserve(more))) {
-      auto bigger = Held::make(cap);
+      auto bigger = make_held(cap);
       Held& nh = *reinterpret_cast<Held*>(bigger.get());
       Held& old = held();
       for (uint32_t i = 0; i < old.n; ++i)
         nh.slots()[i] = std::move(old.at(i));
       nh.n = old.n;
       nh.copied = old.copied;
-      Held::free(std::move(history_));
+      free_held(std::move(history_));
       history_ = std::move(bigger);
       hist_cap_ += static_cast<uint32_t>(more);
     } else {
