@@ -49,6 +49,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -268,6 +269,11 @@ class Engine {
   // perf: by reference, so most packets cost no reference count (l45 bench).
   void process(const Packet& pkt);
   void process(Packet&& pkt) { process(static_cast<const Packet&>(pkt)); }
+  // A batch, as a source yields it: the same as process() on each packet in order (every
+  // callback and counter alike), cheaper per packet. perf: the batch is decoded and keyed
+  // first and the flows it needs are prefetched before any state work, so the cache misses of
+  // many flows overlap instead of stalling one packet after another (l45 bench many-flows).
+  void process(std::span<const Packet> pkts);
   // A live source with no traffic: move the clock and expire idle flows.
   void advance(Timestamp now);
   // End of input: every open flow is flushed and closed (FlowEnd::EndOfInput), oldest first,
@@ -299,12 +305,29 @@ class Engine {
 
  private:
   class Sink;
-  void handle(const PacketView& v);
-  void track(const PacketView& v, const KeyedPacket& kp);
+  // What the batch driver knows ahead about one packet: its flow key (none: no key) and the
+  // key's table hash.
+  struct Ahead {
+    bool done;   // keyed (and kp and hash when keyed) are set
+    bool keyed;  // the packet has a flow key
+    KeyedPacket kp;
+    uint64_t hash;
+  };
+  static constexpr size_t kBatch = 16;
+  // The batch driver's work space (perf: allocated once, not built on each call).
+  struct Batch {
+    alignas(PacketView) std::byte views[kBatch][sizeof(PacketView)];
+    Ahead ahead[kBatch];
+    const Flow* guess[kBatch];
+  };
+  void step(const Packet& pkt, const PacketView& v, const Ahead* ahead);
+  bool key_ahead(const PacketView& v, Ahead& a) const;
+  void handle(const PacketView& v, const Ahead* ahead);
+  void track(const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
   void close_flow(Flow& f, FlowEnd why);
-  void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
+  void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void report_tcp_states(const Flow& f, const TcpEndpointState before[2]);
   void settle_holes(Flow& f, bool all);
   void flush_streams(Flow& f, bool release);
@@ -334,10 +357,12 @@ class Engine {
   EngineConfig cfg_;
   FlowObserver* obs_;
   FlowObserver none_;
-  // The streams in table_ charge budget_ and count into stream_totals_ until they are
-  // destroyed: both are declared first so they are destroyed last.
+  // The streams in table_ charge budget_, count into stream_totals_ and give their history
+  // blocks to stream_blocks_ until they are destroyed: these are declared first so they are
+  // destroyed last.
   StreamBudget budget_;
   StreamStats stream_totals_;
+  StreamBlocks stream_blocks_;
   TcpSlab tcp_slab_;  // before table_: the flows' TCP state is destroyed first (~Engine)
   FlowTable<Flow> table_;
   IpDefragmenter defrag_;
@@ -347,6 +372,7 @@ class Engine {
   const Packet* cur_pkt_ = nullptr;  // the packet being handled: its payload may be held
   uint64_t serial_ = 0;
   mutable EngineStats stats_;
+  std::unique_ptr<Batch> batch_;  // made by the first process(span)
 };
 
 }  // namespace l45

@@ -69,9 +69,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <vector>
 
+#include "l45/core/assert.hpp"
 #include "l45/core/drop_reason.hpp"
 #include "l45/core/time.hpp"
 #include "l45/flow/direction.hpp"
@@ -117,13 +119,37 @@ struct FlowKeyOptions {
   bool key_vlan = false;  // innermost VLAN id is part of the key
 };
 std::optional<KeyedPacket> key_of(const PacketView& v, const FlowKeyOptions& opt = {});
+// The same written into `out` (unspecified when it returns false: no key). perf: no copy of
+// the result, and the common packet (one IPv4 header, TCP or UDP, not a fragment) is keyed
+// without the general walk (l45 bench many-flows).
+bool key_into(const PacketView& v, const FlowKeyOptions& opt, KeyedPacket& out);
 
 // The key's hash under `seed`. FlowKeyHasher derives its secrets from the seed once.
 uint64_t flow_key_hash(const FlowKey& k, uint64_t seed);
+// 64x64 -> 128-bit product folded to 64 bits (the "mum" step of wyhash and of Go's runtime
+// hash): every input bit reaches the middle of the result in one multiply.
+namespace detail {
+inline uint64_t fold_mul(uint64_t a, uint64_t b) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+}  // namespace detail
 class FlowKeyHasher {
  public:
   explicit FlowKeyHasher(uint64_t seed);
-  uint64_t operator()(const FlowKey& k) const;
+  // perf: inline, as every packet hashes its key (l45 bench many-flows).
+  uint64_t operator()(const FlowKey& k) const {
+    uint64_t w[5];
+    static_assert(sizeof(w) == sizeof(FlowKey));
+    std::memcpy(w, &k, sizeof(w));
+    // perf: three multiplies for 40 bytes, then one to mix them (l45 bench many-flows: the
+    // xxHash64 rounds this replaces were 97 instructions of a 1,700-instruction packet).
+    using detail::fold_mul;
+    const uint64_t a = fold_mul(w[0] ^ secret_[0], w[1] ^ secret_[1]);
+    const uint64_t b = fold_mul(w[2] ^ secret_[2], w[3] ^ secret_[3]);
+    const uint64_t c = fold_mul(w[4] ^ secret_[4], secret_[5]);
+    return fold_mul(a ^ secret_[6], b ^ c ^ secret_[7]);
+  }
 
  private:
   std::array<uint64_t, 8> secret_{};
@@ -180,11 +206,49 @@ class FlowTableCore {
   const FlowTableStats& stats() const { return stats_; }
   uint32_t size() const { return uint32_t(stats_.active); }
 
-  // Slot of a live flow with this key, or kNil. Counts a lookup (and a hit).
-  uint32_t find(const FlowKey& k);
+  // The hash find() and insert_new() look `k` up by (hash_for_test when set).
+  uint64_t hash(const FlowKey& k) const {
+    return cfg_.hash_for_test ? cfg_.hash_for_test(k, cfg_.hash_seed) : hasher_(k);
+  }
+  // Slot of a live flow with this key, or kNil. Counts a lookup (and a hit). `h` is hash(k).
+  // perf: inline, one per packet (l45 bench many-flows).
+  uint32_t find(const FlowKey& k, uint64_t h) {
+    ++stats_.lookups;
+    const uint32_t tag = tag_of(h);
+    for (uint32_t pos = uint32_t(h) & mask_;; pos = (pos + 1) & mask_) {
+      const Bucket b = buckets_[pos];
+      if (b == 0) return kNil;
+      if ((b >> slot_bits_) == tag && same_key(recs_[(b & slot_mask_) - 1].key, k)) {
+        ++stats_.hits;
+        return (b & slot_mask_) - 1;
+      }
+    }
+  }
+  uint32_t find(const FlowKey& k) { return find(k, hash(k)); }
   // A free slot for `k` (not present: the caller checked), linked at the tail of class 0, or
-  // kNil when the table is full (the caller evicts or refuses).
-  uint32_t insert_new(const FlowKey& k, KeyDir initiator, Timestamp now);
+  // kNil when the table is full (the caller evicts or refuses). `h` is hash(k).
+  uint32_t insert_new(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now);
+  uint32_t insert_new(const FlowKey& k, KeyDir initiator, Timestamp now) {
+    return insert_new(k, hash(k), initiator, now);
+  }
+  // perf: prefetch hints for a batch (l45 bench many-flows: the index, the record and the
+  // value of a flow are three cache misses when the flows outgrow the cache). They read only
+  // what the index holds now and never fault; a wrong guess costs a wasted prefetch.
+  void prefetch_bucket(uint64_t h) const { __builtin_prefetch(&buckets_[uint32_t(h) & mask_]); }
+  // The slot of the first bucket on h's probe run whose tag is h's (the key is not compared),
+  // or kNil; its record is prefetched.
+  uint32_t guess_slot(uint64_t h) const {
+    const uint32_t tag = tag_of(h);
+    for (uint32_t pos = uint32_t(h) & mask_, n = 0; n < 4; pos = (pos + 1) & mask_, ++n) {
+      const Bucket b = buckets_[pos];
+      if (b == 0) return kNil;
+      if ((b >> slot_bits_) == tag) {
+        __builtin_prefetch(&recs_[(b & slot_mask_) - 1]);
+        return (b & slot_mask_) - 1;
+      }
+    }
+    return kNil;
+  }
   // Unlinks and frees slot i; its generation moves on, so handles to it go stale.
   void release(uint32_t i);
   // Oldest last-seen flow over all classes (kNil when empty).
@@ -226,6 +290,14 @@ class FlowTableCore {
   // One cache line: the bucket's hash is not kept here (erase hashes the key again).
 
  private:
+  // perf: five 64-bit compares inline; the defaulted operator== calls memcmp per array member
+  // (l45 bench many-flows: memcmp was 4.7% of the time).
+  static bool same_key(const FlowKey& a, const FlowKey& b) {
+    uint64_t x[5], y[5];
+    std::memcpy(x, &a, sizeof x);
+    std::memcpy(y, &b, sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+  }
   // perf: a bucket is 4 bytes, (tag << slot_bits_) | (slot + 1), 0 when empty: 8 bytes a flow
   // less than slot and hash side by side (l45 bench --synthetic-flows).
   using Bucket = uint32_t;
@@ -234,7 +306,6 @@ class FlowTableCore {
     uint32_t head = kNil;
     uint32_t tail = kNil;
   };
-  uint64_t hash(const FlowKey& k) const;
   uint32_t scan_expired(Timestamp now) const;
   void link_tail(uint32_t i);
   void unlink(uint32_t i);
@@ -269,9 +340,28 @@ class FlowTable {
   explicit FlowTable(const FlowTableConfig& cfg = {}) : core_(cfg), values_(core_.capacity()) {}
 
   // Null when no live flow has this key.
-  FlowHandle find(const FlowKey& k) {
-    uint32_t i = core_.find(k);
+  FlowHandle find(const FlowKey& k) { return find(k, hash(k)); }
+  // The same with the key's hash(k) computed ahead.
+  FlowHandle find(const FlowKey& k, uint64_t h) {
+    uint32_t i = core_.find(k, h);
     return i == detail::FlowTableCore::kNil ? FlowHandle{} : core_.handle(i);
+  }
+
+  // What find() and find_or_insert() look a key up by: a batch computes it once, ahead, and
+  // prefetches with it.
+  uint64_t hash(const FlowKey& k) const { return core_.hash(k); }
+  // perf: a batch's prefetches, in two steps a few packets apart: the index bucket of `h`,
+  // then (once it has arrived) the record and value of the flow it most likely names.
+  void prefetch_index(uint64_t h) const { core_.prefetch_bucket(h); }
+  // Returns the value prefetched (for a third step into what it points to), or nullptr. It may
+  // be another flow's, or a free slot's: read it only as a hint.
+  const T* prefetch_flow(uint64_t h) const {
+    const uint32_t i = core_.guess_slot(h);
+    if (i == detail::FlowTableCore::kNil) return nullptr;
+    const T* v = &values_[i];
+    for (size_t b = 0; b < sizeof(T); b += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(v) + b);
+    return v;
   }
 
   // The flow of `k`, created (T{} value, class 0, last seen `now`, `initiator` = the client)
@@ -281,12 +371,43 @@ class FlowTable {
   template <typename OnClose>
   InsertResult find_or_insert(const FlowKey& k, KeyDir initiator, Timestamp now,
                               OnClose&& on_close) {
-    if (uint32_t i = core_.find(k); i != detail::FlowTableCore::kNil)
+    return find_or_insert(k, hash(k), initiator, now, on_close);
+  }
+  // The same with the key's hash(k) computed ahead.
+  template <typename OnClose>
+  InsertResult find_or_insert(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now,
+                              OnClose&& on_close) {
+    if (uint32_t i = core_.find(k, h); i != detail::FlowTableCore::kNil)
       return {core_.handle(i), false};
-    return insert_absent(k, initiator, now, on_close);
+    return insert_absent(k, h, initiator, now, on_close);
   }
   InsertResult find_or_insert(const FlowKey& k, KeyDir initiator, Timestamp now) {
     return find_or_insert(k, initiator, now, [](FlowHandle, CloseReason, T&) {});
+  }
+
+  // perf: the value, direction, touch and timeout class of a handle known to be live (the one
+  // find_or_insert() just returned, before anything closed it), without the check each of the
+  // accessors below makes (l45 bench many-flows: ~25 instructions a packet). Asserted in debug
+  // builds.
+  T& live(FlowHandle h) {
+    L45_ASSERT(core_.live(h));
+    return values_[h.index];
+  }
+  FlowDir live_flow_dir(FlowHandle h, KeyDir dir) const {
+    L45_ASSERT(core_.live(h));
+    return core_.initiator(h.index) == dir ? FlowDir::Forward : FlowDir::Reverse;
+  }
+  void live_touch(FlowHandle h, Timestamp now) {
+    L45_ASSERT(core_.live(h));
+    core_.touch(h.index, now);
+  }
+  uint8_t live_timeout_class(FlowHandle h) const {
+    L45_ASSERT(core_.live(h));
+    return core_.timeout_class(h.index);
+  }
+  void live_set_timeout_class(FlowHandle h, uint8_t cls) {
+    L45_ASSERT(core_.live(h) && cls < kMaxTimeoutClasses);
+    core_.set_class(h.index, cls);
   }
 
   // The flow's value, or nullptr when the handle is stale or null.
@@ -380,8 +501,9 @@ class FlowTable {
 
  private:
   template <typename OnClose>
-  InsertResult insert_absent(const FlowKey& k, KeyDir initiator, Timestamp now, OnClose& on_close) {
-    uint32_t i = core_.insert_new(k, initiator, now);
+  InsertResult insert_absent(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now,
+                             OnClose& on_close) {
+    uint32_t i = core_.insert_new(k, h, initiator, now);
     if (i == detail::FlowTableCore::kNil) {
       uint32_t victim = core_.oldest();
       if (core_.config().when_full == FullPolicy::RefuseNew ||
@@ -391,7 +513,7 @@ class FlowTable {
       }
       on_close(core_.handle(victim), CloseReason::Evicted, values_[victim]);
       close(victim, CloseReason::Evicted);
-      i = core_.insert_new(k, initiator, now);
+      i = core_.insert_new(k, h, initiator, now);
     }
     return {core_.handle(i), true};
   }

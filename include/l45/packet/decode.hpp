@@ -222,6 +222,8 @@ class PacketView {
   std::optional<UdpView> udp() const;
   std::optional<IcmpView> icmp() const;
   std::optional<Icmpv6View> icmpv6() const;
+  // A TCP or UDP header the decoder accepted (src_port() and dst_port() are its ports).
+  bool has_ports() const { return l4_kind_ == LayerKind::Tcp || l4_kind_ == LayerKind::Udp; }
   uint16_t src_port() const;  // TCP or UDP, else 0
   uint16_t dst_port() const;
   // Captured transport payload, clipped to what the IP (and UDP) lengths say: no Ethernet

@@ -97,6 +97,8 @@ class Packet {
     Hold(const Hold&) = delete;
     Hold& operator=(const Hold&) = delete;
     explicit operator bool() const { return buf_ != nullptr; }
+    // It keeps p's bytes alive (holds the buffer p reads): it can stand for p.hold().
+    bool holds(const Packet& p) const { return buf_ != nullptr && buf_ == p.buf_; }
 
    private:
     friend class Packet;

@@ -8,13 +8,16 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "l45/io/pcap_file.hpp"
 #include "l45/packet/builder.hpp"
 #include "l45/packet/decode.hpp"
+#include "testing.hpp"
 
 namespace l45 {
 namespace {
@@ -1457,6 +1460,104 @@ TEST(Engine, AMillionConcurrentFlowsFitUnderOneGibibyte) {
       double(bytes - table) / kFlows);
   ::testing::Test::RecordProperty("bytes_per_flow", std::to_string(per_flow));
   ::testing::Test::RecordProperty("memory_bytes", std::to_string(bytes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches: process(span) is process() on each packet, callback for callback
+
+// Every callback with what it says, one line each (data as its length and a checksum).
+struct Transcript : FlowObserver {
+  std::vector<std::string> log;
+  static std::string side(Side s) { return s == Side::Client ? " c" : " s"; }
+  void add(const Flow& f, std::string what) {
+    log.push_back(std::to_string(f.serial()) + " " + what);
+  }
+  void on_open(const Flow& f) override { add(f, "open " + f.uid()); }
+  void on_packet(const Flow& f, Side from, const PacketView& v) override {
+    add(f, "pkt" + side(from) + " " + std::to_string(v.wire_len()));
+  }
+  void on_data(const Flow& f, Side from, uint64_t off, Bytes d) override {
+    uint64_t sum = 0;
+    for (std::byte b : d)
+      sum = sum * 131 + uint8_t(b);
+    add(f, "data" + side(from) + " " + std::to_string(off) + "+" + std::to_string(d.size()) + " " +
+               std::to_string(sum));
+  }
+  void on_gap(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    add(f, "gap" + side(from) + " " + std::to_string(off) + "+" + std::to_string(len));
+  }
+  void on_mismatch(const Flow& f, Side from, const StreamMismatch& m) override {
+    add(f,
+        "mismatch" + side(from) + " " + std::to_string(m.offset) + "+" + std::to_string(m.length));
+  }
+  void on_anomaly(const Flow& f, Side from, DropReason why) override {
+    add(f, "anomaly" + side(from) + " " + std::string(drop_reason_name(why)));
+  }
+  void on_icmp_error(const Flow& f, Side from, const PacketView&) override {
+    add(f, "icmp_error" + side(from));
+  }
+  void on_tcp_state(const Flow& f, Side s, ES before, ES after) override {
+    add(f, "state" + side(s) + " " + std::string(tcp_endpoint_state_name(before)) + ">" +
+               std::string(tcp_endpoint_state_name(after)));
+  }
+  void on_handshake(const Flow& f) override { add(f, "handshake"); }
+  void on_retransmission(const Flow& f, Side from, uint64_t off, uint64_t len) override {
+    add(f, "rexmit" + side(from) + " " + std::to_string(off) + "+" + std::to_string(len));
+  }
+  void on_orphan(const PacketView& v, DropReason why) override {
+    log.push_back("orphan " + std::string(drop_reason_name(why)) + " " +
+                  std::to_string(v.wire_len()));
+  }
+  void on_malformed(const Packet& p, DropReason why) override {
+    log.push_back("malformed " + std::string(drop_reason_name(why)) + " " +
+                  std::to_string(p.meta().frame));
+  }
+  void on_close(const Flow& f, FlowEnd why) override {
+    add(f, "close " + std::string(flow_end_name(why)) + " " + std::to_string(f.missed_bytes()) +
+               (f.tcp() ? " " + std::string(f.tcp()->history()) : std::string()));
+  }
+};
+
+std::vector<std::string> transcript(const std::vector<Packet>& pkts, size_t batch,
+                                    const EngineConfig& cfg) {
+  Transcript t;
+  Engine e(cfg, &t);
+  if (batch == 0) {
+    for (const Packet& p : pkts)
+      e.process(p);
+  } else {
+    for (size_t i = 0; i < pkts.size(); i += batch)
+      e.process(std::span<const Packet>(pkts).subspan(i, std::min(batch, pkts.size() - i)));
+  }
+  e.finish();
+  t.log.push_back("stats " + std::to_string(e.stats().flows_created) + " " +
+                  std::to_string(e.stats().stream_bytes) + " " +
+                  std::to_string(e.stats().drops.total()));
+  return t.log;
+}
+
+TEST(Engine, ABatchGivesTheSameCallbacksAsItsPacketsOneByOneOnEverySharedCapture) {
+  auto dir = testing::shared_pcaps_dir();
+  if (!dir) GTEST_SKIP() << "no ../shared/pcaps (set L45_PCAPS)";
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(*dir)) {
+    const std::string ext = entry.path().extension().string();
+    if (!entry.is_regular_file() || (ext != ".pcap" && ext != ".pcapng" && ext != ".cap")) continue;
+    auto pkts = read_capture(entry.path().string());
+    if (!pkts.ok()) continue;
+    SCOPED_TRACE(entry.path().string());
+    ++files;
+    // Small tables and a small budget, so batches also meet evictions and refusals.
+    for (uint32_t max_flows : {65536u, 8u}) {
+      EngineConfig cfg;
+      cfg.max_flows = max_flows;
+      if (max_flows == 8) cfg.max_buffered_bytes = 4096;
+      const auto one_by_one = transcript(pkts.value(), 0, cfg);
+      for (size_t batch : {1, 3, 16, 64})
+        EXPECT_EQ(transcript(pkts.value(), batch, cfg), one_by_one) << "batch " << batch;
+    }
+  }
+  EXPECT_GT(files, 10u);
 }
 
 }  // namespace

@@ -102,67 +102,76 @@ KeyedPacket make_flow_key(uint8_t proto, IpAddr src, uint16_t sport, IpAddr dst,
 }
 
 std::optional<KeyedPacket> key_of(const PacketView& v, const FlowKeyOptions& opt) {
+  KeyedPacket k;
+  if (!key_into(v, opt, k)) return std::nullopt;
+  return k;
+}
+
+bool key_into(const PacketView& v, const FlowKeyOptions& opt, KeyedPacket& out) {
+  const uint16_t vlan = opt.key_vlan && !v.vlan_ids().empty() ? v.vlan_ids().back() : 0;
   auto ips = v.ip_layers();
-  if (ips.empty()) return std::nullopt;
+  if (ips.empty()) return false;
   const IpLayer& ip = ips.back();
-  uint16_t vlan = opt.key_vlan && !v.vlan_ids().empty() ? v.vlan_ids().back() : 0;
-  FragmentInfo f = v.fragment();
-  if (f.is_fragment && f.offset_bytes != 0) return std::nullopt;
+  const FragmentInfo& f = v.fragment();
+  if (f.is_fragment && f.offset_bytes != 0) return false;
+  if (ip.version == 4 && v.has_ports()) {
+    // perf: the key straight from the header's address words, as make_flow_key() builds it
+    // for two IPv4 endpoints (no IpAddr in between; l45 bench many-flows). Only a transport
+    // header the decoder accepted gives ports.
+    const uint16_t sp = v.src_port(), dp = v.dst_port();
+    const uint32_t s = load_be32(ip.header + 12), d = load_be32(ip.header + 16);
+    const bool src_first = s < d || (s == d && sp <= dp);
+    FlowKey& k = out.key;
+    k = FlowKey{};
+    std::memcpy(k.addr_a.data(), ip.header + (src_first ? 12 : 16), 4);
+    std::memcpy(k.addr_b.data(), ip.header + (src_first ? 16 : 12), 4);
+    k.port_a = src_first ? sp : dp;
+    k.port_b = src_first ? dp : sp;
+    k.vlan = vlan;
+    k.proto = ip.proto;
+    k.family = uint8_t(IpFamily::V4);
+    out.dir = src_first ? KeyDir::Forward : KeyDir::Reverse;
+    out.icmp_error = false;
+    return true;
+  }
   uint16_t sp = 0, dp = 0;
   switch (ip.proto) {
     case ip_proto::kTcp:
     case ip_proto::kUdp:
-      // Only a transport header the decoder accepted gives ports.
-      if (!v.tcp() && !v.udp()) return std::nullopt;
+      if (!v.has_ports()) return false;
       sp = v.src_port();
       dp = v.dst_port();
-      if (ip.version == 4) {
-        // perf: the key straight from the header's address words, as make_flow_key() builds
-        // it for two IPv4 endpoints (no IpAddr in between; l45 bench many-flows).
-        KeyedPacket k;
-        const uint32_t s = load_be32(ip.header + 12), d = load_be32(ip.header + 16);
-        const bool src_first = s < d || (s == d && sp <= dp);
-        std::memcpy(k.key.addr_a.data(), ip.header + (src_first ? 12 : 16), 4);
-        std::memcpy(k.key.addr_b.data(), ip.header + (src_first ? 16 : 12), 4);
-        k.key.port_a = src_first ? sp : dp;
-        k.key.port_b = src_first ? dp : sp;
-        k.key.vlan = vlan;
-        k.key.proto = ip.proto;
-        k.key.family = uint8_t(IpFamily::V4);
-        k.dir = src_first ? KeyDir::Forward : KeyDir::Reverse;
-        return k;
-      }
       break;
     case ip_proto::kIcmp:
       if (ip.version == 4) {
         auto ic = v.icmp();
-        if (!ic) return std::nullopt;
-        if (ic->is_error()) return quoted_key(ic->quoted(), vlan);
+        if (!ic) return false;
+        if (ic->is_error()) {
+          auto q = quoted_key(ic->quoted(), vlan);
+          if (q) out = *q;
+          return q.has_value();
+        }
         if (ic->is_echo()) sp = dp = ic->echo_id();
       }
       break;
     case ip_proto::kIcmpv6:
       if (ip.version == 6) {
         auto ic = v.icmpv6();
-        if (!ic) return std::nullopt;
-        if (ic->is_error()) return quoted_key(ic->quoted(), vlan);
+        if (!ic) return false;
+        if (ic->is_error()) {
+          auto q = quoted_key(ic->quoted(), vlan);
+          if (q) out = *q;
+          return q.has_value();
+        }
         if (ic->is_echo()) sp = dp = ic->echo_id();
       }
       break;
     default:
       break;
   }
-  return make_flow_key(ip.proto, ip.src(), sp, ip.dst(), dp, vlan);
+  out = make_flow_key(ip.proto, ip.src(), sp, ip.dst(), dp, vlan);
+  return true;
 }
-
-namespace {
-// 64x64 -> 128-bit product folded to 64 bits (the "mum" step of wyhash and of Go's runtime
-// hash): every input bit reaches the middle of the result in one multiply.
-inline uint64_t fold_mul(uint64_t a, uint64_t b) {
-  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
-  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
-}
-}  // namespace
 
 FlowKeyHasher::FlowKeyHasher(uint64_t seed) {
   // Secrets drawn from the seed (splitmix64 steps), odd so no product is trivially zero.
@@ -174,18 +183,6 @@ FlowKeyHasher::FlowKeyHasher(uint64_t seed) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     s = (z ^ (z >> 31)) | 1;
   }
-}
-
-uint64_t FlowKeyHasher::operator()(const FlowKey& k) const {
-  uint64_t w[5];
-  static_assert(sizeof(w) == sizeof(FlowKey));
-  std::memcpy(w, &k, sizeof(w));
-  // perf: three multiplies for 40 bytes, then one to mix them (l45 bench many-flows: the
-  // xxHash64 rounds this replaces were 97 instructions of a 1,700-instruction packet).
-  const uint64_t a = fold_mul(w[0] ^ secret_[0], w[1] ^ secret_[1]);
-  const uint64_t b = fold_mul(w[2] ^ secret_[2], w[3] ^ secret_[3]);
-  const uint64_t c = fold_mul(w[4] ^ secret_[4], secret_[5]);
-  return fold_mul(a ^ secret_[6], b ^ c ^ secret_[7]);
 }
 
 uint64_t flow_key_hash(const FlowKey& k, uint64_t seed) {
@@ -224,36 +221,7 @@ FlowTableCore::FlowTableCore(const FlowTableConfig& cfg) : cfg_(cfg), hasher_(cf
   slot_mask_ = (1u << slot_bits_) - 1;
 }
 
-uint64_t FlowTableCore::hash(const FlowKey& k) const {
-  return cfg_.hash_for_test ? cfg_.hash_for_test(k, cfg_.hash_seed) : hasher_(k);
-}
-
-namespace {
-// perf: five 64-bit compares inline; the defaulted operator== calls memcmp per array member
-// (l45 bench many-flows: memcmp was 4.7% of the time).
-inline bool same_key(const FlowKey& a, const FlowKey& b) {
-  uint64_t x[5], y[5];
-  std::memcpy(x, &a, sizeof x);
-  std::memcpy(y, &b, sizeof y);
-  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
-}
-}  // namespace
-
-uint32_t FlowTableCore::find(const FlowKey& k) {
-  ++stats_.lookups;
-  const uint64_t h = hash(k);
-  const uint32_t tag = tag_of(h);
-  for (uint32_t pos = uint32_t(h) & mask_;; pos = (pos + 1) & mask_) {
-    const Bucket b = buckets_[pos];
-    if (b == 0) return kNil;
-    if ((b >> slot_bits_) == tag && same_key(recs_[(b & slot_mask_) - 1].key, k)) {
-      ++stats_.hits;
-      return (b & slot_mask_) - 1;
-    }
-  }
-}
-
-uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp now) {
+uint32_t FlowTableCore::insert_new(const FlowKey& k, uint64_t h, KeyDir initiator, Timestamp now) {
   if (free_head_ == kNil) return kNil;
   uint32_t i = free_head_;
   Record& r = recs_[i];
@@ -263,7 +231,6 @@ uint32_t FlowTableCore::insert_new(const FlowKey& k, KeyDir initiator, Timestamp
   r.cls = 0;
   r.initiator = uint8_t(initiator);
   r.live = true;
-  const uint64_t h = hash(k);
   uint32_t pos = uint32_t(h) & mask_;
   while (buckets_[pos] != 0)
     pos = (pos + 1) & mask_;
