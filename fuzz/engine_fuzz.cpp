@@ -8,7 +8,10 @@
 //               if the input ends).
 //     kind < 0xf0: a packet; its link type is kLinks[kind % 8]
 //     kind 0xf0:   advance() the clock by the time step; 0xf1: stop_tracking() of the latest
-//                  flow opened; 0xf2 / 0xf3: disable_side() Client / Server of it (no bytes)
+//                  flow opened; 0xf2 / 0xf3: disable_side() Client / Server of it (no bytes);
+//                  0xf4: batch mode on or off (packets go through process(span) in batches of
+//                  up to 5, flushed before any other record); 0xf5 / 0xf6: the latest flow's
+//                  client side Last, server side First (set_overlap_policy)
 //     time step:   < 200: that many milliseconds; else (step - 199) * 7 s (past every timeout)
 // Invariants: every flow is closed at most once and, after finish(), every flow not stopped
 // is closed; delivery per side is contiguous from 0 and within the depth; a state change
@@ -18,7 +21,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <span>
 #include <unordered_map>
+#include <vector>
 
 #include "l45/flow/engine.hpp"
 
@@ -160,6 +165,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
   {
     l45::Engine e(cfg, &obs);
     l45::Timestamp now = l45::Timestamp::from_sec_usec(1700000000, 0);
+    bool batching = false;
+    std::vector<l45::Packet> batch;
+    auto checks = [&] {
+      require(e.active_flows() <= cfg.max_flows);
+      require(e.stats().buffered_bytes <= cfg.max_buffered_bytes);
+    };
+    auto flush = [&] {
+      if (batch.empty()) return;
+      e.process(std::span<const l45::Packet>(batch));
+      require(e.now() >= batch.back().meta().ts);
+      batch.clear();
+      checks();
+    };
     size_t i = 1;
     while (i + 4 <= n) {
       const uint8_t kind = d[i], step = d[i + 1];
@@ -168,6 +186,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
       now = now +
             (step < 200 ? l45::Duration::millis(step) : l45::Duration::seconds(7 * (step - 199)));
       if (kind >= 0xf0) {
+        flush();
+        if (kind == 0xf4) batching = !batching;
+        if (kind == 0xf5)
+          e.set_overlap_policy(obs.latest, l45::Side::Client, l45::OverlapPolicy::Last);
+        if (kind == 0xf6)
+          e.set_overlap_policy(obs.latest, l45::Side::Server, l45::OverlapPolicy::First);
         if (kind == 0xf0) e.advance(now);
         if (kind == 0xf1) {
           if (const l45::Flow* f = e.flow(obs.latest)) obs.flows[f->serial()].stopped = true;
@@ -183,12 +207,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* d, size_t n) {
       meta.wire_len = uint32_t(len);
       meta.link = kLinks[kind % 8];
       // A copy: the engine may hold fragments past this call.
-      e.process(l45::Packet::copy_of({reinterpret_cast<const std::byte*>(d + i), len}, meta));
+      l45::Packet pkt =
+          l45::Packet::copy_of({reinterpret_cast<const std::byte*>(d + i), len}, meta);
       i += len;
-      require(e.active_flows() <= cfg.max_flows);
-      require(e.stats().buffered_bytes <= cfg.max_buffered_bytes);
+      if (batching) {
+        batch.push_back(std::move(pkt));
+        if (batch.size() == 5) flush();
+        continue;
+      }
+      e.process(pkt);
+      checks();
       require(e.now() >= now);
     }
+    flush();
     e.finish();
     require(e.active_flows() == 0);
     require(e.stats().buffered_bytes == 0);

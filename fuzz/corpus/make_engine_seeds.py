@@ -16,7 +16,7 @@ OUT = os.path.join(HERE, "engine")
 SAMPLE = os.path.join(HERE, "..", "..", "data", "sample.pcap")
 
 ETH, RAW = 0, 1  # indexes into kLinks
-ADVANCE, STOP, DISABLE_C, DISABLE_S = 0xF0, 0xF1, 0xF2, 0xF3
+ADVANCE, STOP, DISABLE_C, DISABLE_S, BATCH, C_LAST, S_FIRST = 0xF0, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6
 LAST, REFUSE, KEY_VLAN, CSUM, DEPTH = 1, 2, 4, 8, 16
 FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
 LONG = 201  # a time step of 14 s: past every timeout the target sets
@@ -178,6 +178,14 @@ def sample_seeds():
                 break
             body += r
         seed("sample_first_%d" % n, cfg, body)
+    # The same packets through process(span), in batches of up to 5, with the first flow's
+    # overlap policy changed per side after its handshake.
+    body = rec(BATCH, 0) + b"".join(pkts[:3]) + rec(C_LAST, 0) + rec(S_FIRST, 0) + rec(BATCH, 0)
+    for r in pkts[3:60]:
+        if len(body) + len(r) > 64 * 1024:
+            break
+        body += r
+    seed("sample_batched_60", 0, body)
 
 
 if __name__ == "__main__":
