@@ -134,6 +134,21 @@ class MonitorContext::Bridge final : public FlowObserver {
   explicit Bridge(MonitorContext& c) : c_(c) {}
   bool packet_seen = false;  // an event for the current packet reached the raw sockets
 
+  // Each packet, alone or in a batch: last_packet() during its events; then, for a packet the
+  // engine took without a callback (a fragment held for reassembly, a packet of a flow no
+  // longer tracked), the raw sockets' packet event; then the timers due at its time.
+  bool packet_bounds() const override { return true; }
+  void on_packet_begin(const Packet& p) override {
+    c_.last_ = &p;
+    packet_seen = false;
+  }
+  void on_packet_end(const Packet&) override {
+    if (!packet_seen && c_.raw_sockets_ != 0)
+      c_.raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
+    c_.last_ = nullptr;
+    if (!c_.timers_.empty()) c_.run_timers();
+  }
+
   void on_open(const Flow& f) override {
     note(f);
     PerFlow& p = c_.flows_[f.handle().index];
@@ -521,15 +536,11 @@ void MonitorContext::run_timers() {
 }
 
 void MonitorContext::process(const Packet& p) {
-  last_ = &p;
-  bridge_->packet_seen = false;
-  engine_->process(p);
-  // A packet the engine took without a callback (a fragment held for reassembly, a packet of
-  // a flow no longer tracked): the raw sockets still see it.
-  if (!bridge_->packet_seen && raw_sockets_ != 0)
-    raise_raw(EventId(BuiltinEvent::Packet), {}, Side::Client);
-  last_ = nullptr;
-  if (!timers_.empty()) run_timers();
+  engine_->process(p);  // the bridge's on_packet_begin/end do the rest
+}
+
+void MonitorContext::process(std::span<const Packet> pkts) {
+  engine_->process(pkts);
 }
 
 void MonitorContext::advance(Timestamp now) {

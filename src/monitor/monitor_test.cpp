@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -68,6 +69,54 @@ TEST(Monitor, StreamSocketEventsAgreeWithTheEngine) {
   EXPECT_GT(c.n["data"], 0u);
   // Four changes per side at least: LISTEN > SYN_* > ESTABLISHED > FIN... > ...
   EXPECT_GE(c.n["tcp_state"], 4 * c.n["conn_start"]);
+}
+
+// process(span) goes through the engine's batch path: every event, in the same order, with the
+// same last_packet(), detail and timers as packet by packet, on every packet of the capture,
+// for a stream socket, a raw socket and timers set from handlers.
+TEST(Monitor, BatchesGiveTheEventsOfPacketByPacket) {
+  auto trace = [](size_t batch) {
+    MonitorContext ctx;
+    SocketId s = ctx.socket(SocketKind::Stream).value();
+    SocketId raw = ctx.socket(SocketKind::Raw, "udp or icmp or icmp6").value();
+    std::vector<std::string> log;
+    HandlerId h =
+        ctx.handler("log",
+                    [&](MonitorContext& c, FlowHandle f, Side side, EventId e) {
+                      const Packet* p = c.last_packet();
+                      log.push_back(std::to_string(e) + " " + std::to_string(f.index) + "/" +
+                                    std::to_string(f.generation) + " " + std::to_string(int(side)) +
+                                    " " + (p ? std::to_string(p->meta().frame) : "-") + " " +
+                                    std::to_string(c.detail().offset) + "+" +
+                                    std::to_string(c.detail().length) + " t" +
+                                    std::to_string(c.detail().timer));
+                      if (e == EventId(BuiltinEvent::ConnStart)) {
+                        EXPECT_TRUE(c.timer(f, Duration::millis(3)).ok());
+                      }
+                    })
+            .value();
+    for (size_t e = 0; e < kBuiltinEvents; ++e) {
+      EXPECT_TRUE(ctx.on(s, EventId(e), Hook::Receiver, h).ok());
+      EXPECT_TRUE(ctx.on(raw, EventId(e), Hook::Sender, h).ok());
+    }
+    std::span<const Packet> all = sample();
+    if (batch == 0) {
+      for (const Packet& p : all)
+        ctx.process(p);
+    } else {
+      for (size_t i = 0; i < all.size(); i += batch)
+        ctx.process(all.subspan(i, std::min(batch, all.size() - i)));
+    }
+    ctx.finish();
+    return log;
+  };
+  const std::vector<std::string> one = trace(0);
+  ASSERT_GT(one.size(), sample().size());
+  EXPECT_TRUE(std::any_of(one.begin(), one.end(), [](const std::string& l) {
+    return l.rfind(std::to_string(EventId(BuiltinEvent::Timeout)) + " ", 0) == 0;
+  }));
+  for (size_t b : {1u, 7u, 64u})
+    EXPECT_EQ(trace(b), one) << "batches of " << b;
 }
 
 TEST(Monitor, BothHooksRunForEveryEvent) {

@@ -231,6 +231,13 @@ class FlowObserver {
   virtual void on_malformed(const Packet& p, DropReason why) { (void)p, (void)why; }
   // The flow ends: streams were flushed (remaining buffered data and gaps delivered) first.
   virtual void on_close(const Flow& f, FlowEnd why) { (void)f, (void)why; }
+  // Around each packet process() takes (alone or in a batch), for an observer whose
+  // packet_bounds() is true when the engine is built: before the packet's first callback and
+  // after its last. A layer above keeps its per-packet context there (the monitor: the last
+  // packet, raw sockets, timers on packet time), so it can take batches too.
+  virtual bool packet_bounds() const { return false; }
+  virtual void on_packet_begin(const Packet& p) { (void)p; }
+  virtual void on_packet_end(const Packet& p) { (void)p; }
 };
 
 struct EngineStats {
@@ -357,6 +364,7 @@ class Engine {
   EngineConfig cfg_;
   FlowObserver* obs_;
   FlowObserver none_;
+  bool bounds_ = false;  // obs_->packet_bounds()
   // The streams in table_ charge budget_, count into stream_totals_ and give their history
   // blocks to stream_blocks_ until they are destroyed: these are declared first so they are
   // destroyed last.

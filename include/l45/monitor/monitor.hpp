@@ -194,6 +194,9 @@ class MonitorContext {
   const Flow* flow(FlowHandle f) const { return engine_->flow(f); }
 
   void process(const Packet& p);
+  // The same for each packet in order, through the engine's batch path (decoded and keyed
+  // first, the flows prefetched): events, timers and last_packet() as one by one.
+  void process(std::span<const Packet> pkts);
   void advance(Timestamp now);
   void finish();
 

@@ -122,6 +122,7 @@ Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
   cfg_.stream.budget = &budget_;
   cfg_.stream.totals = &stream_totals_;
   cfg_.stream.blocks = &stream_blocks_;
+  bounds_ = obs_->packet_bounds();
 }
 
 // Flows still open (no finish()) give their TCP state back; finish() would report them.
@@ -269,7 +270,9 @@ void Engine::process(const Packet& pkt) {
   DecodeOptions opt;
   opt.verify_checksums = cfg_.verify_checksums;
   const PacketView v = PacketView::decode(pkt, opt);
+  if (bounds_) obs_->on_packet_begin(pkt);
   step(pkt, v, nullptr);
+  if (bounds_) obs_->on_packet_end(pkt);
 }
 
 // The batch driver: every packet of a batch is decoded and keyed first (neither depends on
@@ -305,8 +308,11 @@ void Engine::process(std::span<const Packet> pkts) {
       for (size_t b = 0; b < sizeof(Flow::Tcp); b += 64)
         __builtin_prefetch(t + b);
     }
-    for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < n; ++i) {
+      if (bounds_) obs_->on_packet_begin(pkts[i]);
       step(pkts[i], *std::launder(reinterpret_cast<const PacketView*>(views[i])), &ahead[i]);
+      if (bounds_) obs_->on_packet_end(pkts[i]);
+    }
     pkts = pkts.subspan(n);
   }
 }
