@@ -215,17 +215,13 @@ void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, unsigned hoo
   // Nodes released while handlers run are freed only once the outermost dispatch returns, so
   // `set` stays valid even when a handler moves its flow elsewhere.
   ++dispatching_;
-  // perf: the event's own handlers run here, in one frame; UDEs (rare) go through run().
+  // perf: the event's own handlers run here, in one frame; UDEs (rare) go through run_children().
   const bool udes = !events_[e].children.empty();
   for (unsigned h = 0; h < 2; ++h) {
     if (!(hooks & (1u << h))) continue;
     args.hook = Hook(h);
     args.event = e;
-    const size_t slot = size_t(e) * 2 + h;
-    for (size_t i = set->first_[slot], end = set->first_[slot + 1]; i < end; ++i) {
-      const HandlerCall& c = calls_[set->triples_[i].handler];
-      c.fn(c.ctx, args);
-    }
+    call_handlers(set, e, Hook(h), args);
     if (udes) run_children(set, e, Hook(h), args);
   }
   if (--dispatching_ == 0 && !garbage_.empty()) collect();
@@ -234,11 +230,7 @@ void EventRegistry::dispatch(const SubscriptionSet* set, EventId e, unsigned hoo
 void EventRegistry::run(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
   args.hook = h;
   args.event = e;
-  const size_t slot = size_t(e) * 2 + size_t(h);
-  for (size_t i = set->first_[slot], end = set->first_[slot + 1]; i < end; ++i) {
-    const HandlerCall& c = calls_[set->triples_[i].handler];
-    c.fn(c.ctx, args);
-  }
+  call_handlers(set, e, h, args);
   run_children(set, e, h, args);
 }
 

@@ -16,13 +16,6 @@ namespace {
 
 const EventDetail kNoDetail{};
 
-uint64_t pack(FlowHandle h) {
-  return uint64_t{h.index} << 32 | h.generation;
-}
-FlowHandle unpack(uint64_t v) {
-  return {uint32_t(v >> 32), uint32_t(v)};
-}
-
 }  // namespace
 
 // One side's kept bytes: runs of contiguous stream bytes, oldest first (a gap starts a run).

@@ -218,6 +218,14 @@ class EventRegistry {
   void run_children(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args);  // UDEs
   // perf: dispatch() for an event single() holds for, inline: one handler call between the
   // guard's counter updates.
+  // The event's own handlers at one hook (not its UDEs), in order.
+  void call_handlers(const SubscriptionSet* set, EventId e, Hook h, const EventArgs& args) {
+    const size_t slot = size_t(e) * 2 + size_t(h);
+    for (size_t i = set->first_[slot], end = set->first_[slot + 1]; i < end; ++i) {
+      const HandlerCall& c = calls_[set->triples_[i].handler];
+      c.fn(c.ctx, args);
+    }
+  }
   void run_single(const SubscriptionSet* set, EventId e, Hook h, EventArgs& args) {
     ++dispatching_;
     args.hook = h;

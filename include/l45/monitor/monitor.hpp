@@ -222,8 +222,11 @@ class MonitorContext {
  private:
   class Bridge;
   struct Socket;
+  // EventArgs::subject is the flow handle, packed: index << 32 | generation.
+  static uint64_t pack(FlowHandle h) { return uint64_t{h.index} << 32 | h.generation; }
+  static FlowHandle unpack(uint64_t v) { return {uint32_t(v >> 32), uint32_t(v)}; }
   // A handler's callable at a stable address: the registry calls `call` with the box as its
-  // context (EventArgs::subject packs the flow handle: index << 32 | generation).
+  // context.
   struct HandlerBoxBase {
     explicit HandlerBoxBase(MonitorContext* c) : self(c) {}
     virtual ~HandlerBoxBase() = default;
@@ -234,8 +237,7 @@ class MonitorContext {
     HandlerBox(MonitorContext* c, F f) : HandlerBoxBase(c), fn(std::move(f)) {}
     static void call(void* ctx, const EventArgs& a) {
       auto* b = static_cast<HandlerBox*>(ctx);
-      b->fn(*b->self, FlowHandle{uint32_t(a.subject >> 32), uint32_t(a.subject)}, Side(a.side),
-            a.event);
+      b->fn(*b->self, unpack(a.subject), Side(a.side), a.event);
     }
     F fn;
   };
