@@ -1,13 +1,58 @@
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
 #include "l45/core/config_lines.hpp"
 #include "l45/core/counters.hpp"
 #include "l45/core/drop_reason.hpp"
+#include "l45/core/huge_alloc.hpp"
 #include "l45/core/result.hpp"
 #include "l45/core/time.hpp"
 
 namespace l45 {
 namespace {
+
+// The mapping a large array gets: 2 MiB aligned, asked for huge pages (whether the kernel
+// backs it with them depends on THP and free memory, so that is not asserted: the madvise
+// flag is), usable end to end, and unmapped when freed. Small arrays come from operator new.
+TEST(HugeAlloc, LargeArraysAreHugePageAlignedMappingsSmallOnesAreNot) {
+  std::vector<uint64_t, HugeAlloc<uint64_t>> big(3 << 17);  // 3 MiB: two huge pages
+  const auto at = reinterpret_cast<uintptr_t>(big.data());
+  EXPECT_EQ(at % detail::kHugePage, 0u);
+  for (size_t i = 0; i < big.size(); i += 4096)
+    big[i] = i;
+  big.back() = 9;
+  EXPECT_EQ(big[4096], 4096u);
+  EXPECT_EQ(big.back(), 9u);
+  // /proc/self/smaps names the mapping's flags: "hg" is MADV_HUGEPAGE.
+  bool found = false, advised = false;
+  std::ifstream maps("/proc/self/smaps");
+  for (std::string line; std::getline(maps, line);) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') != std::string::npos) {
+      const uintptr_t lo = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+      found = lo == at;
+    } else if (found && line.rfind("VmFlags:", 0) == 0) {
+      advised = line.find(" hg") != std::string::npos;
+      break;
+    }
+  }
+  EXPECT_TRUE(found) << "no mapping starts at the array";
+  if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
+    EXPECT_TRUE(advised) << "the mapping is not MADV_HUGEPAGE";
+  else
+    std::printf("HugeAlloc: this kernel has no transparent huge pages; madvise not checked\n");
+  big.clear();
+  big.shrink_to_fit();
+  std::vector<uint64_t, HugeAlloc<uint64_t>> small(100);
+  small[99] = 7;
+  EXPECT_EQ(small[99], 7u);
+}
 
 TEST(DropReason, NamesRoundTripAndNumbersAreStable) {
   EXPECT_EQ(drop_reason_name(DropReason::Ipv4BadIhl), "ipv4_bad_ihl");

@@ -75,6 +75,7 @@
 
 #include "l45/core/assert.hpp"
 #include "l45/core/drop_reason.hpp"
+#include "l45/core/huge_alloc.hpp"
 #include "l45/core/time.hpp"
 #include "l45/flow/direction.hpp"
 #include "l45/packet/ip_addr.hpp"
@@ -313,8 +314,9 @@ class FlowTableCore {
 
   FlowTableConfig cfg_;
   FlowKeyHasher hasher_;
-  std::vector<Record> recs_;
-  std::vector<Bucket> buckets_;
+  // perf: huge pages (l45 bench many-flows: records, index and values are read at random).
+  std::vector<Record, HugeAlloc<Record>> recs_;
+  std::vector<Bucket, HugeAlloc<Bucket>> buckets_;
   uint32_t mask_ = 0;
   uint32_t slot_bits_ = 0;  // bits of slot + 1; the tag has the 32 - slot_bits_ above them
   uint32_t slot_mask_ = 0;
@@ -524,7 +526,7 @@ class FlowTable {
   }
 
   detail::FlowTableCore core_;
-  std::vector<T> values_;
+  std::vector<T, HugeAlloc<T>> values_;
 };
 
 }  // namespace l45

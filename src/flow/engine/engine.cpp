@@ -137,7 +137,9 @@ void* Engine::TcpSlab::take() {
     return b;
   }
   if (fresh_ == kBlocksPerChunk) {
-    chunks_.emplace_back(new std::byte[kBlocksPerChunk * sizeof(Flow::Tcp)]);
+    void* chunk = detail::map_huge(kChunkBytes);
+    if (!chunk) throw std::bad_alloc();
+    chunks_.emplace_back(static_cast<std::byte*>(chunk));
     fresh_ = 0;
   }
   return chunks_.back().get() + fresh_++ * sizeof(Flow::Tcp);
@@ -149,7 +151,7 @@ void Engine::TcpSlab::give(void* block) {
 }
 
 size_t Engine::TcpSlab::bytes() const {
-  return chunks_.size() * kBlocksPerChunk * sizeof(Flow::Tcp) +
+  return chunks_.size() * kChunkBytes +
          chunks_.capacity() * sizeof(chunks_[0]);
 }
 
