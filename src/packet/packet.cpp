@@ -127,16 +127,8 @@ bool Packet::is_borrowed() const {
   return buf_ && buf_->external;
 }
 
-Packet::Hold::~Hold() {
-  if (buf_) buf_->release();
-}
-
-Packet::Hold& Packet::Hold::operator=(Hold&& o) noexcept {
-  if (this != &o) {
-    if (buf_) buf_->release();
-    buf_ = std::exchange(o.buf_, nullptr);
-  }
-  return *this;
+void Packet::Hold::release(Buffer* b) {
+  b->release();
 }
 
 Packet::Hold Packet::hold() const {

@@ -241,6 +241,8 @@ class TcpStream {
   struct OutOfOrder;
   struct Held;
 
+  DropReason add_rest(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink,
+                      const Packet* owner);
   void retransmission(uint64_t off, Bytes data, StreamSink& sink, DropReason& why);
   DropReason buffer(uint64_t off, Bytes data, StreamSink& sink);
   void deliver(Bytes data, StreamSink& sink, const Packet* owner = nullptr);
@@ -250,6 +252,7 @@ class TcpStream {
   void remember(Bytes data, const Packet* owner);
   void grow_history(uint64_t want);
   void hold(Bytes data, const Packet* owner);
+  void hold_rest(Bytes data, const Packet* owner);
   void forget_history();
   Held& held() const { return *reinterpret_cast<Held*>(history_.get()); }
   std::unique_ptr<std::byte[]> make_held(uint32_t cap) const;
