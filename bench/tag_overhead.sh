@@ -9,7 +9,9 @@
 # after each round), so the tagged packets' cost is not averaged with the untagged ones'.
 # Beside them, on the same cgroup and packets, run two programs that do nothing (l45ref_egress,
 # l45ref_ingress: return 1): what they measure is the statistics' own cost and the dispatch,
-# which no program avoids (a clock read per run; in a VM that is tens of ns).
+# which no program avoids (a clock read per run; in a VM that is tens of ns). "net" is a program
+# minus its reference in the same round, median of the rounds: the load of a shared machine
+# moves both, so the difference varies less than either.
 #
 #   bench/tag_overhead.sh [ROUNDS=7] [SECONDS=3]       as root; L45=path/to/l45 to pick the binary
 #
@@ -114,7 +116,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     bps=$(run "$mode")
     bpftool prog show -j >"$tmp/after.json"
     echo "$mode $bps" >>"$tmp/results"
-    /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" >>"$tmp/perround" <<'PY'
+    /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" "$r" >>"$tmp/perround" <<'PY'
 import json, sys
 before = {p["id"]: p for p in json.load(open(sys.argv[2]))}
 for p in json.load(open(sys.argv[3])):
@@ -122,7 +124,7 @@ for p in json.load(open(sys.argv[3])):
     if p.get("name") in ("l45_egress", "l45_ingress", "l45ref_egress", "l45ref_ingress"):
         runs = p.get("run_cnt", 0) - b.get("run_cnt", 0)
         ns = p.get("run_time_ns", 0) - b.get("run_time_ns", 0)
-        print(sys.argv[1], p["name"], runs, ns)
+        print(sys.argv[1], sys.argv[4], p["name"], runs, ns)
 PY
     awk -v r="$r" -v m="$mode" -v b="$bps" 'BEGIN { printf "  round %d %-9s %8.0f Mbit/s\n", r, m, b / 1e6 }'
   done
@@ -150,12 +152,22 @@ for p in json.load(open(sys.argv[3])):
     if not name.startswith("l45") or not p.get("run_cnt"):
         continue
     print(f"{name:24} {p['run_cnt']:12} {p['run_time_ns'] / p['run_cnt']:8.0f}")
-per = {}
+per, rnd = {}, {}
 for line in open(sys.argv[4]):
-    mode, name, runs, ns = line.split()
+    mode, r, name, runs, ns = line.split()
     if int(runs):
         per.setdefault((name, mode), []).append(int(ns) / int(runs))
-print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28}")
+        rnd.setdefault((r, mode), {})[name] = int(ns) / int(runs)
+# net: the program minus the reference on the same packets, round by round (the machine's load
+# moves both), then the median of the rounds
+net = {}
+for (_, mode), progs in rnd.items():
+    for d in ("egress", "ingress"):
+        if f"l45_{d}" in progs and f"l45ref_{d}" in progs:
+            net.setdefault((f"l45_{d}", mode), []).append(progs[f"l45_{d}"] - progs[f"l45ref_{d}"])
+print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28} {'net of l45ref_*':>16}")
 for (name, mode), v in sorted(per.items()):
-    print(f"{name:24} {mode:10} {statistics.median(v):28.0f}")
+    n = net.get((name, mode))
+    print(f"{name:24} {mode:10} {statistics.median(v):28.0f} "
+          f"{statistics.median(n) if n else float('nan'):16.0f}")
 PY
