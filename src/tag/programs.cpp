@@ -199,7 +199,7 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
   Impl& im = *impl_;
   L45_TRY(l45_config c, config());
   uint32_t staged = (c.active & 1) ^ 1;
-  std::vector<l45_counter> zero_counters(im.ncpus);
+  std::vector<l45_rule_counters> zero_counters(im.ncpus);
   struct StateValue {
     uint32_t lock;
     uint32_t log_count;
@@ -211,14 +211,14 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
     if (i < rules.size()) r = rules[i].bpf;
     if (int err = bpf_map__update_elem(im.skel->maps.l45_rules, &idx, sizeof idx, &r, sizeof r, 0))
       return bpf_error(err, "writing the rules map");
-    if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx,
-                                       zero_counters.data(),
-                                       zero_counters.size() * sizeof(l45_counter), 0))
-      return bpf_error(err, "clearing the rule counters");
     if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_state, &idx, sizeof idx, &zero_state,
                                        sizeof zero_state, 0))
       return bpf_error(err, "clearing the rule state");
   }
+  if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_stats, &staged, sizeof staged,
+                                     zero_counters.data(),
+                                     zero_counters.size() * sizeof(l45_rule_counters), 0))
+    return bpf_error(err, "clearing the rule counters");
   c.count[staged] = static_cast<uint32_t>(rules.size());
   c.untagged[staged] = 0;
   for (const auto& r : rules)
@@ -235,16 +235,17 @@ Result<std::vector<RuleCounters>> TagPrograms::rule_counters(uint32_t set) const
   Impl& im = *impl_;
   L45_TRY(l45_config c, config());
   std::vector<RuleCounters> out;
-  std::vector<l45_counter> per_cpu(im.ncpus);
+  std::vector<l45_rule_counters> per_cpu(im.ncpus);
+  uint32_t idx = set & 1;
+  if (int err = bpf_map__lookup_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx, per_cpu.data(),
+                                     per_cpu.size() * sizeof(l45_rule_counters), 0))
+    return bpf_error(err, "reading the rule counters");
   for (uint32_t i = 0; i < c.count[set & 1] && i < L45_RULES_MAX; ++i) {
-    uint32_t idx = (set & 1) * L45_RULES_MAX + i;
-    if (int err = bpf_map__lookup_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx,
-                                       per_cpu.data(), per_cpu.size() * sizeof(l45_counter), 0))
-      return bpf_error(err, "reading the rule counters");
     RuleCounters rc;
     rc.set = set & 1;
     rc.index = i;
-    for (const auto& pc : per_cpu) {
+    for (const auto& rcs : per_cpu) {
+      const l45_counter& pc = rcs.rule[i];
       rc.c.packets += pc.packets;
       rc.c.bytes += pc.bytes;
       rc.c.payload += pc.payload;
