@@ -44,6 +44,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+_Static_assert(sizeof(struct l45_sk_cache) == 48, "a plan's first part is one cache line's worth");
+_Static_assert(__builtin_offsetof(struct l45_sk_tags, in) == 8 &&
+                   __builtin_offsetof(struct l45_sk_tags, out) == 56,
+               "the kernel's storage data start 8 bytes into a cache line");
+
 struct {
   __uint(type, BPF_MAP_TYPE_SK_STORAGE);
   __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
@@ -143,12 +148,19 @@ struct {
   __type(value, struct l45_sk_tags);
 } l45_scratch SEC(".maps");
 
+/* A plan (struct l45_sk_cache) as the programs use it. */
+struct plan {
+  __u32 matched, logs, mark, prio;
+  __u8 flags, set, top, nslots;
+  __u16 slots[L45_TAG_MAX];
+};
+
 /* What match_step finds. In a map value, not on the stack: the verifier does not follow what a
  * map value holds, while each combination of stack fields a callback may or may not have
  * written is a state of its own (on the stack, l45_egress took 494k instructions to verify;
  * so, 177k). */
 struct match_out {
-  struct l45_sk_plan plan; /* the slots aside */
+  struct plan plan; /* the slots aside */
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -592,11 +604,10 @@ struct walk {
   struct l45_sk_tags* st;
   __u64 cookie;
   __u32 set, nrules, owner, log_per_sec;
-  __u32 matched, logs, top;           /* as in struct l45_sk_plan */
-  struct l45_sk_plan plan;            /* match's */
-  struct match_out* out;              /* match_step's */
-  struct l45_rule_counters* counters; /* the set's, for apply_step */
-  int verdict;                        /* 1 pass, 0 drop, 2 drop + congestion notification */
+  __u32 matched, logs, top; /* as in struct plan */
+  struct plan plan;         /* match's */
+  struct match_out* out;    /* match_step's */
+  int verdict;              /* 1 pass, 0 drop, 2 drop + congestion notification */
   int mark_set, prio_set;
   __u32 mark, prio;
   __u32 payload;
@@ -610,7 +621,7 @@ static long match_step(__u32 i, void* data) {
   struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
   if (!r) return 1;
   if (rule_match(r, &w->p, w->st, w->owner) < 0) return 0;
-  struct l45_sk_plan* pl = &o->plan;
+  struct plan* pl = &o->plan;
   pl->matched |= 1U << i;
   pl->top = i + 1;
   switch (r->action) {
@@ -658,7 +669,10 @@ static long apply_step(__u32 i, void* data) {
   __u32 idx = w->set * L45_RULES_MAX + i;
   struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
   if (!r) return 1;
-  struct l45_counter* cnt = w->counters ? &w->counters->rule[i & (L45_RULES_MAX - 1)] : 0;
+  /* perf (verifier): looked up here, not kept in struct walk: a nullable pointer on the stack
+   * doubles the states of every callback that reads it (l45_egress: 278k instructions, so 155k) */
+  struct l45_rule_counters* rcs = bpf_map_lookup_elem(&l45_rule_stats, &w->set);
+  struct l45_counter* cnt = rcs ? &rcs->rule[i & (L45_RULES_MAX - 1)] : 0;
   switch (r->action) {
     case L45_ACT_LOG:
       /* which tag matched, for the event: the match again (rare: logs are rate limited) */
@@ -701,7 +715,8 @@ static long apply_step(__u32 i, void* data) {
 /* The packet's protocol, addresses and ports against the plan's key, read in place from the
  * headers (the hook sees the packet from its IP header on); and its payload length. 0: another
  * key, or headers not in the skb's linear part (the slow path copies them). */
-static __always_inline int key_match(const struct l45_sk_cache* c, struct __sk_buff* skb,
+static __always_inline int key_match(const struct l45_sk_cache* c,
+                                     const struct l45_sk_cache_more* m, struct __sk_buff* skb,
                                      __u32* payload) {
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
@@ -716,9 +731,9 @@ static __always_inline int key_match(const struct l45_sk_cache* c, struct __sk_b
   } else {
     if ((void*)(h + 40) > end) return 0;
     const __u64* a = (const __u64*)(h + 8);
-    const __u64* k = (const __u64*)c->addrs;
+    const __u64* k = (const __u64*)m->addrs6;
     if (h[0] >> 4 != 6 || h[6] != proto) return 0;
-    if (a[0] != k[0] || a[1] != k[1] || a[2] != k[2] || a[3] != k[3]) return 0;
+    if (a[0] != *(const __u64*)c->addrs || a[1] != k[0] || a[2] != k[1] || a[3] != k[2]) return 0;
     l4 = 40;
   }
   __u32 hlen;
@@ -741,22 +756,32 @@ static __always_inline int key_match(const struct l45_sk_cache* c, struct __sk_b
 
 /* The plan of this packet's socket and direction, when it was made for the same rules
  * generation, tags version, protocol, addresses and ports. */
-static __always_inline int cache_get(const struct l45_sk_cache* c, struct __sk_buff* skb, __u64 gen,
-                                     __u32 version, struct l45_sk_plan* pl, __u32* payload) {
+static __always_inline int cache_get(const struct l45_sk_cache* c,
+                                     const struct l45_sk_cache_more* m, struct __sk_buff* skb,
+                                     __u64 gen, __u32 version, struct plan* pl, __u32* payload) {
   __u32 seq = *(volatile const __u32*)&c->seq;
   if (seq & 1) return 0; /* being written */
   barrier();
-  if (c->gen != gen || c->version != version || !key_match(c, skb, payload)) return 0;
-  __builtin_memcpy(pl, &c->plan, sizeof(*pl));
+  if (c->gen != gen || c->version != version || !key_match(c, m, skb, payload)) return 0;
+  pl->matched = c->matched;
+  pl->mark = c->mark;
+  pl->prio = c->prio;
+  pl->flags = c->flags;
+  pl->set = c->set;
+  pl->top = c->top;
+  pl->nslots = c->nslots;
+  pl->slots[0] = c->slot;
+  if (pl->nslots > 1) __builtin_memcpy(&pl->slots[1], m->slots, sizeof(m->slots));
+  pl->logs = pl->flags & L45_PLAN_SLOW ? m->logs : 0;
   barrier();
   return *(volatile const __u32*)&c->seq == seq;
 }
 
 /* Keeps the plan just made, unless the generation or the active set changed meanwhile (the
  * config value may have been read half written) or another packet is writing the entry. */
-static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk* w, __u64 gen,
-                                      __u32 version, const __u64* genp,
-                                      const struct l45_config* cfg) {
+static __always_inline void cache_put(struct l45_sk_cache* c, struct l45_sk_cache_more* m,
+                                      const struct walk* w, __u64 gen, __u32 version,
+                                      const __u64* genp, const struct l45_config* cfg) {
   barrier();
   if (*(volatile const __u64*)genp != gen || (*(volatile const __u32*)&cfg->active & 1) != w->set)
     return;
@@ -765,6 +790,7 @@ static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk*
   if (__sync_val_compare_and_swap(&c->seq, seq, seq + 1) != seq) return;
   barrier();
   const struct pkt* p = &w->p;
+  const struct plan* pl = &w->plan;
   __u8 ports[4] = {p->sport >> 8, p->sport & 0xff, p->dport >> 8, p->dport & 0xff};
   c->gen = gen;
   c->version = version;
@@ -774,20 +800,28 @@ static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk*
   if (p->family == 4) {
     __builtin_memcpy(c->addrs, p->src, 4);
     __builtin_memcpy(c->addrs + 4, p->dst, 4);
-    __builtin_memset(c->addrs + 8, 0, 24);
   } else {
-    __builtin_memcpy(c->addrs, p->src, 16);
-    __builtin_memcpy(c->addrs + 16, p->dst, 16);
+    __builtin_memcpy(c->addrs, p->src, 8);
+    __builtin_memcpy(m->addrs6, p->src + 8, 8);
+    __builtin_memcpy(m->addrs6 + 8, p->dst, 16);
   }
-  __builtin_memcpy(&c->plan, &w->plan, sizeof(c->plan));
+  c->matched = pl->matched;
+  c->mark = pl->mark;
+  c->prio = pl->prio;
+  c->flags = pl->flags;
+  c->set = pl->set;
+  c->top = pl->top;
+  c->nslots = pl->nslots;
+  c->slot = pl->slots[0];
+  __builtin_memcpy(m->slots, &pl->slots[1], sizeof(m->slots));
+  m->logs = pl->logs;
   barrier();
   *(volatile __u32*)&c->seq = seq + 2;
 }
 
 /* The actions a plan without log or throttle rules stands for: each matched rule's counters,
  * the mark, the priority, drop. */
-static __always_inline int apply_plan(struct __sk_buff* skb, const struct l45_sk_plan* pl,
-                                      __u32 payload) {
+static __always_inline int apply_plan(struct __sk_buff* skb, const struct plan* pl, __u32 payload) {
   __u32 m = pl->matched;
   if (!m) return 1;
   __u32 set = pl->set & 1;
@@ -814,7 +848,7 @@ static __always_inline int apply_plan(struct __sk_buff* skb, const struct l45_sk
  * untagged socket under rules that match untagged sockets), or one whose plan has rules that
  * act per packet (`hit`: log, throttle). */
 static __noinline int walk_skb(struct __sk_buff* skb, __u32 focus, struct l45_sk_tags* st,
-                               const struct l45_sk_plan* hit) {
+                               const struct plan* hit) {
   __u32 key = 0;
   struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
   if (!cfg) return 1;
@@ -846,13 +880,17 @@ static __noinline int walk_skb(struct __sk_buff* skb, __u32 focus, struct l45_sk
     match(&w);
     if (st) {
       w.plan.nslots = tag_slots(st, w.plan.slots);
-      if (gen) cache_put(&st->cache[focus & 1], &w, gen, version, genp, cfg);
+      if (gen) {
+        if (focus == L45_FOCUS_IN)
+          cache_put(&st->in, &st->in_more, &w, gen, version, genp, cfg);
+        else
+          cache_put(&st->out, &st->out_more, &w, gen, version, genp, cfg);
+      }
       count_tags(w.plan.slots, w.plan.nslots, focus, skb->len, w.payload);
     }
   }
   if (!w.matched) return 1;
   if (!(w.plan.flags & L45_PLAN_SLOW)) return apply_plan(skb, &w.plan, w.payload);
-  w.counters = bpf_map_lookup_elem(&l45_rule_stats, &w.set);
   if (w.logs) w.cookie = bpf_get_socket_cookie(skb);
   bpf_loop(w.top, apply_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
@@ -874,16 +912,19 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
     return walk_skb(skb, focus, 0, 0);
   }
   /* perf: a packet whose socket's plan holds reads its headers in place, the plan and the
-   * counters, and nothing else (bench/tag_overhead.sh) */
+   * counters, and nothing else: for IPv4 and one tag, one cache line of the storage value
+   * (bench/tag_overhead.sh) */
   __u32 version = *(volatile const __u32*)&st->version;
   __u32 key = 0;
   __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
   if (!genp) return 1;
   __u64 gen = *(volatile const __u64*)genp;
   barrier();
-  struct l45_sk_plan pl;
+  struct plan pl;
   __u32 payload = 0;
-  if (!gen || !cache_get(&st->cache[focus & 1], skb, gen, version, &pl, &payload))
+  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
+  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
+  if (!gen || !cache_get(c, m, skb, gen, version, &pl, &payload))
     return walk_skb(skb, focus, st, 0);
   count_tags(pl.slots, pl.nslots, focus, skb->len, payload);
   if (pl.flags & L45_PLAN_SLOW) return walk_skb(skb, focus, st, &pl);
@@ -1182,7 +1223,6 @@ int l45_forward(struct __sk_buff* skb) {
   w.st = st->count ? st : 0;
   w.verdict = 1;
   match(&w);
-  w.counters = bpf_map_lookup_elem(&l45_rule_stats, &w.set);
   bpf_loop(w.top, apply_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;

@@ -326,7 +326,10 @@ Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) 
   // time with the version bumped again: whoever reads that version reads the first write's tags
   // whole. The caches go empty (a half-written entry's odd sequence would stay).
   l45_sk_tags t = tags;
-  std::memset(t.cache, 0, sizeof t.cache);
+  for (l45_sk_cache* c : {&t.in, &t.out})
+    std::memset(c, 0, sizeof *c);
+  for (l45_sk_cache_more* c : {&t.in_more, &t.out_more})
+    std::memset(c, 0, sizeof *c);
   for (int pass = 0; pass < 2; ++pass) {
     ++t.version;
     if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t,
