@@ -94,7 +94,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, L45_TAG_SLOTS);
   __type(key, __u32);
-  __type(value, struct l45_tag_counter);
+  __type(value, struct l45_tag_counts);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_tag_counts SEC(".maps");
 
@@ -421,7 +421,7 @@ static __always_inline int rule_match(const struct l45_rule* r, const struct pkt
 
 static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
                                      const struct l45_sk_tags* st, int ti, __u64 cookie,
-                                     struct l45_counter* cnt, __u32 per_sec) {
+                                     __u64* dropped, __u32 per_sec) {
   struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
   if (!rs) return;
   __u64 now = bpf_ktime_get_ns();
@@ -437,12 +437,12 @@ static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
     rs->log_count++;
   bpf_spin_unlock(&rs->lock);
   if (over) {
-    if (cnt) cnt->log_dropped++;
+    if (dropped) (*dropped)++;
     return;
   }
   struct l45_log_event* e = bpf_ringbuf_reserve(&l45_log, sizeof(*e), 0);
   if (!e) {
-    if (cnt) cnt->log_dropped++;
+    if (dropped) (*dropped)++;
     return;
   }
   e->rule = idx % L45_RULES_MAX;
@@ -588,11 +588,12 @@ static __always_inline void count_tags(const __u16* slots, __u32 n, __u8 focus, 
   for (int i = 0; i < L45_TAG_MAX; i++) {
     if (i >= n) break;
     __u32 slot = slots[i];
-    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
+    struct l45_tag_counts* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
     if (!c) continue;
-    c->packets[focus & 1]++;
-    c->bytes[focus & 1] += len;
-    c->payload[focus & 1] += payload;
+    struct l45_count* d = &c->dir[focus & 1];
+    d->packets++;
+    d->bytes += len;
+    d->payload += payload;
   }
 }
 
@@ -672,11 +673,12 @@ static long apply_step(__u32 i, void* data) {
   /* perf (verifier): looked up here, not kept in struct walk: a nullable pointer on the stack
    * doubles the states of every callback that reads it (l45_egress: 278k instructions, so 155k) */
   struct l45_rule_counters* rcs = bpf_map_lookup_elem(&l45_rule_stats, &w->set);
-  struct l45_counter* cnt = rcs ? &rcs->rule[i & (L45_RULES_MAX - 1)] : 0;
+  struct l45_count* cnt = rcs ? &rcs->rule[i & (L45_RULES_MAX - 1)] : 0;
+  __u64* dropped = rcs ? &rcs->more[i & (L45_RULES_MAX - 1)].log_dropped : 0;
   switch (r->action) {
     case L45_ACT_LOG:
       /* which tag matched, for the event: the match again (rare: logs are rate limited) */
-      emit_log(w->set, idx, &w->p, w->st, rule_match(r, &w->p, w->st, w->owner), w->cookie, cnt,
+      emit_log(w->set, idx, &w->p, w->st, rule_match(r, &w->p, w->st, w->owner), w->cookie, dropped,
                w->log_per_sec);
       break;
     case L45_ACT_MARK:
@@ -696,7 +698,7 @@ static long apply_step(__u32 i, void* data) {
           if (w->p.focus == L45_FOCUS_OUT) w->verdict = 3;
           break;
         case 2: /* far over: drop (egress: and tell TCP) */
-          if (cnt) cnt->throttled++;
+          if (rcs) rcs->more[i & (L45_RULES_MAX - 1)].throttled++;
           w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
           break;
       }
@@ -831,7 +833,7 @@ static __always_inline int apply_plan(struct __sk_buff* skb, const struct plan* 
     for (int i = 0; i < L45_RULES_MAX; i++) {
       if (!m) break;
       if (m & 1) {
-        struct l45_counter* cnt = &rc->rule[i];
+        struct l45_count* cnt = &rc->rule[i];
         cnt->packets++;
         cnt->bytes += len;
         cnt->payload += payload;

@@ -245,12 +245,11 @@ Result<std::vector<RuleCounters>> TagPrograms::rule_counters(uint32_t set) const
     rc.set = set & 1;
     rc.index = i;
     for (const auto& rcs : per_cpu) {
-      const l45_counter& pc = rcs.rule[i];
-      rc.c.packets += pc.packets;
-      rc.c.bytes += pc.bytes;
-      rc.c.payload += pc.payload;
-      rc.c.log_dropped += pc.log_dropped;
-      rc.c.throttled += pc.throttled;
+      rc.c.packets += rcs.rule[i].packets;
+      rc.c.bytes += rcs.rule[i].bytes;
+      rc.c.payload += rcs.rule[i].payload;
+      rc.c.log_dropped += rcs.more[i].log_dropped;
+      rc.c.throttled += rcs.more[i].throttled;
     }
     out.push_back(rc);
   }
@@ -260,7 +259,7 @@ Result<std::vector<RuleCounters>> TagPrograms::rule_counters(uint32_t set) const
 Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
   Impl& im = *impl_;
   std::vector<TagCounters> out;
-  std::vector<l45_tag_counter> per_cpu(im.ncpus);
+  std::vector<l45_tag_counts> per_cpu(im.ncpus);
   l45_tag_key key{}, next{};
   const void* prev = nullptr;
   for (int guard = 0; guard < 100000; ++guard) {
@@ -272,15 +271,15 @@ Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
                              0) != 0)
       continue;  // deleted meanwhile
     if (bpf_map__lookup_elem(im.skel->maps.l45_tag_counts, &slot, sizeof slot, per_cpu.data(),
-                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+                             per_cpu.size() * sizeof(l45_tag_counts), 0) != 0)
       continue;
     TagCounters tc;
     tc.tag = key.tag;
     for (const auto& pc : per_cpu) {
       for (int d = 0; d < 2; ++d) {
-        tc.c.packets[d] += pc.packets[d];
-        tc.c.bytes[d] += pc.bytes[d];
-        tc.c.payload[d] += pc.payload[d];
+        tc.c.packets[d] += pc.dir[d].packets;
+        tc.c.bytes[d] += pc.dir[d].bytes;
+        tc.c.payload[d] += pc.dir[d].payload;
       }
     }
     out.push_back(tc);

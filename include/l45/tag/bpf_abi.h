@@ -137,9 +137,7 @@ struct l45_config {
   l45_u32 pad;
 };
 
-/* Counters per rule and per (app, tag). A rule set's counters are one per-CPU value (map
- * l45_rule_stats, index: the set), so a packet that matches a few rules touches one or two cache
- * lines of them. */
+/* Counters per rule and per (app, tag), as the daemon reports them (the sums over the CPUs). */
 struct l45_counter {
   l45_u64 packets;
   l45_u64 bytes;       /* IP packets as the cgroup hook sees them (headers included) */
@@ -147,8 +145,18 @@ struct l45_counter {
   l45_u64 log_dropped; /* log events not sent: rate limit or full ring */
   l45_u64 throttled;   /* packets throttle delayed (out, EDT) or dropped */
 };
+/* The per-CPU map values. What every packet adds to is apart from the rest and 24 bytes a rule
+ * or tag and direction, so a packet that matches a few rules touches one or two cache lines of
+ * them: a rule set's counters are one value (map l45_rule_stats, index: the set), a tag's are
+ * per direction. */
+struct l45_count {
+  l45_u64 packets, bytes, payload;
+};
 struct l45_rule_counters {
-  struct l45_counter rule[L45_RULES_MAX];
+  struct l45_count rule[L45_RULES_MAX];
+  struct {
+    l45_u64 log_dropped, throttled;
+  } more[L45_RULES_MAX];
 };
 
 /* Per (app, tag) counters: map l45_tag_slots gives the tag's index (slot) in the per-CPU array
@@ -161,6 +169,9 @@ struct l45_tag_counter {
   l45_u64 packets[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
   l45_u64 bytes[2];
   l45_u64 payload[2];
+};
+struct l45_tag_counts {
+  struct l45_count dir[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
 };
 
 /* A log event through the ring buffer. */
