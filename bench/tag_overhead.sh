@@ -9,7 +9,9 @@
 # after each round), so the tagged packets' cost is not averaged with the untagged ones'.
 # Beside them, on the same cgroup and packets, run two programs that do nothing (l45ref_egress,
 # l45ref_ingress: return 1): what they measure is the statistics' own cost and the dispatch,
-# which no program avoids (a clock read per run; in a VM that is tens of ns).
+# which no program avoids (a clock read per run; in a VM that is tens of ns). "net" is a program
+# minus its reference in the same round, median of the rounds: the load of a shared machine
+# moves both, so the difference varies less than either.
 #
 #   bench/tag_overhead.sh [ROUNDS=7] [SECONDS=3]       as root; L45=path/to/l45 to pick the binary
 #
@@ -94,6 +96,12 @@ for attach_type, name in ((1, b"l45ref_egress"), (0, b"l45ref_ingress")):
     os.close(fd)  # the cgroup holds it
 PY
 sysctl -qw kernel.bpf_stats_enabled=1
+# The ids of the programs on our cgroup: another tagd on the machine has programs of the same
+# names, which must not mix into these figures.
+export IDS
+IDS=$(bpftool cgroup show "$CG" -j | /usr/bin/python3 -c '
+import json, sys
+print(",".join(str(p["id"]) for p in json.load(sys.stdin)))')
 
 client=(timeout $((SECS + 30)) iperf3 -c 198.51.100.2 -t "$SECS" -J)
 run() {
@@ -114,15 +122,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
     bps=$(run "$mode")
     bpftool prog show -j >"$tmp/after.json"
     echo "$mode $bps" >>"$tmp/results"
-    /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" >>"$tmp/perround" <<'PY'
-import json, sys
+    /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" "$r" >>"$tmp/perround" <<'PY'
+import json, os, sys
+ids = {int(i) for i in os.environ["IDS"].split(",")}
 before = {p["id"]: p for p in json.load(open(sys.argv[2]))}
 for p in json.load(open(sys.argv[3])):
     b = before.get(p["id"], {})
-    if p.get("name") in ("l45_egress", "l45_ingress", "l45ref_egress", "l45ref_ingress"):
+    if p["id"] in ids and p.get("name") in ("l45_egress", "l45_ingress", "l45ref_egress",
+                                            "l45ref_ingress"):
         runs = p.get("run_cnt", 0) - b.get("run_cnt", 0)
         ns = p.get("run_time_ns", 0) - b.get("run_time_ns", 0)
-        print(sys.argv[1], p["name"], runs, ns)
+        print(sys.argv[1], sys.argv[4], p["name"], runs, ns)
 PY
     awk -v r="$r" -v m="$mode" -v b="$bps" 'BEGIN { printf "  round %d %-9s %8.0f Mbit/s\n", r, m, b / 1e6 }'
   done
@@ -132,7 +142,8 @@ done
 bpftool prog show -j >"$tmp/progs.json"
 
 /usr/bin/python3 - "$tmp/results" "$tmp/stats.json" "$tmp/progs.json" "$tmp/perround" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
+ids = {int(i) for i in os.environ["IDS"].split(",")}
 rows = {}
 for line in open(sys.argv[1]):
     mode, bps = line.split()
@@ -147,15 +158,25 @@ print(f"rules' counters: {stats.strip()[:300]}")
 print(f"{'program':24} {'runs':>12} {'ns/run':>8}  (goal < 50)")
 for p in json.load(open(sys.argv[3])):
     name = p.get("name", "")
-    if not name.startswith("l45") or not p.get("run_cnt"):
+    if not name.startswith("l45") or not p.get("run_cnt") or p["id"] not in ids:
         continue
     print(f"{name:24} {p['run_cnt']:12} {p['run_time_ns'] / p['run_cnt']:8.0f}")
-per = {}
+per, rnd = {}, {}
 for line in open(sys.argv[4]):
-    mode, name, runs, ns = line.split()
+    mode, r, name, runs, ns = line.split()
     if int(runs):
         per.setdefault((name, mode), []).append(int(ns) / int(runs))
-print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28}")
+        rnd.setdefault((r, mode), {})[name] = int(ns) / int(runs)
+# net: the program minus the reference on the same packets, round by round (the machine's load
+# moves both), then the median of the rounds
+net = {}
+for (_, mode), progs in rnd.items():
+    for d in ("egress", "ingress"):
+        if f"l45_{d}" in progs and f"l45ref_{d}" in progs:
+            net.setdefault((f"l45_{d}", mode), []).append(progs[f"l45_{d}"] - progs[f"l45ref_{d}"])
+print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28} {'net of l45ref_*':>16}")
 for (name, mode), v in sorted(per.items()):
-    print(f"{name:24} {mode:10} {statistics.median(v):28.0f}")
+    n = net.get((name, mode))
+    print(f"{name:24} {mode:10} {statistics.median(v):28.0f} "
+          f"{statistics.median(n) if n else float('nan'):16.0f}")
 PY

@@ -44,6 +44,11 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+_Static_assert(sizeof(struct l45_sk_cache) == 48, "a plan's first part is one cache line's worth");
+_Static_assert(__builtin_offsetof(struct l45_sk_tags, in) == 8 &&
+                   __builtin_offsetof(struct l45_sk_tags, out) == 56,
+               "the kernel's storage data start 8 bytes into a cache line");
+
 struct {
   __uint(type, BPF_MAP_TYPE_SK_STORAGE);
   __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
@@ -68,11 +73,12 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_rules SEC(".maps");
 
+/* Index: the rule set. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-  __uint(max_entries, 2 * L45_RULES_MAX);
+  __uint(max_entries, 2);
   __type(key, __u32);
-  __type(value, struct l45_counter);
+  __type(value, struct l45_rule_counters);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_rule_stats SEC(".maps");
 
@@ -88,7 +94,7 @@ struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, L45_TAG_SLOTS);
   __type(key, __u32);
-  __type(value, struct l45_tag_counter);
+  __type(value, struct l45_tag_counts);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_tag_counts SEC(".maps");
 
@@ -142,12 +148,19 @@ struct {
   __type(value, struct l45_sk_tags);
 } l45_scratch SEC(".maps");
 
+/* A plan (struct l45_sk_cache) as the programs use it. */
+struct plan {
+  __u32 matched, logs, mark, prio;
+  __u8 flags, set, top, nslots;
+  __u16 slots[L45_TAG_MAX];
+};
+
 /* What match_step finds. In a map value, not on the stack: the verifier does not follow what a
  * map value holds, while each combination of stack fields a callback may or may not have
  * written is a state of its own (on the stack, l45_egress took 494k instructions to verify;
  * so, 177k). */
 struct match_out {
-  __u32 matched, logs, top, pad; /* as in struct l45_sk_cache */
+  struct plan plan; /* the slots aside */
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -408,7 +421,7 @@ static __always_inline int rule_match(const struct l45_rule* r, const struct pkt
 
 static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
                                      const struct l45_sk_tags* st, int ti, __u64 cookie,
-                                     struct l45_counter* cnt, __u32 per_sec) {
+                                     __u64* dropped, __u32 per_sec) {
   struct l45_rule_state* rs = bpf_map_lookup_elem(&l45_rule_state, &idx);
   if (!rs) return;
   __u64 now = bpf_ktime_get_ns();
@@ -424,12 +437,12 @@ static __always_inline void emit_log(__u32 set, __u32 idx, const struct pkt* p,
     rs->log_count++;
   bpf_spin_unlock(&rs->lock);
   if (over) {
-    if (cnt) cnt->log_dropped++;
+    if (dropped) (*dropped)++;
     return;
   }
   struct l45_log_event* e = bpf_ringbuf_reserve(&l45_log, sizeof(*e), 0);
   if (!e) {
-    if (cnt) cnt->log_dropped++;
+    if (dropped) (*dropped)++;
     return;
   }
   e->rule = idx % L45_RULES_MAX;
@@ -575,11 +588,12 @@ static __always_inline void count_tags(const __u16* slots, __u32 n, __u8 focus, 
   for (int i = 0; i < L45_TAG_MAX; i++) {
     if (i >= n) break;
     __u32 slot = slots[i];
-    struct l45_tag_counter* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
+    struct l45_tag_counts* c = bpf_map_lookup_elem(&l45_tag_counts, &slot);
     if (!c) continue;
-    c->packets[focus & 1]++;
-    c->bytes[focus & 1] += len;
-    c->payload[focus & 1] += payload;
+    struct l45_count* d = &c->dir[focus & 1];
+    d->packets++;
+    d->bytes += len;
+    d->payload += payload;
   }
 }
 
@@ -591,11 +605,10 @@ struct walk {
   struct l45_sk_tags* st;
   __u64 cookie;
   __u32 set, nrules, owner, log_per_sec;
-  __u32 matched, logs, top; /* as in struct l45_sk_cache */
-  __u16 slots[L45_TAG_MAX];
-  __u32 nslots;
-  struct match_out* out; /* match_step's */
-  int verdict;           /* 1 pass, 0 drop, 2 drop + congestion notification */
+  __u32 matched, logs, top; /* as in struct plan */
+  struct plan plan;         /* match's */
+  struct match_out* out;    /* match_step's */
+  int verdict;              /* 1 pass, 0 drop, 2 drop + congestion notification */
   int mark_set, prio_set;
   __u32 mark, prio;
   __u32 payload;
@@ -609,10 +622,30 @@ static long match_step(__u32 i, void* data) {
   struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
   if (!r) return 1;
   if (rule_match(r, &w->p, w->st, w->owner) < 0) return 0;
-  o->matched |= 1U << i;
-  if (r->action == L45_ACT_LOG) o->logs |= 1U << i;
-  o->top = i + 1;
-  return r->action == L45_ACT_DROP; /* the rules after it never see the packet */
+  struct plan* pl = &o->plan;
+  pl->matched |= 1U << i;
+  pl->top = i + 1;
+  switch (r->action) {
+    case L45_ACT_LOG:
+      pl->logs |= 1U << i;
+      pl->flags |= L45_PLAN_SLOW;
+      break;
+    case L45_ACT_THROTTLE:
+      pl->flags |= L45_PLAN_SLOW;
+      break;
+    case L45_ACT_MARK: /* a later one overrides, as apply_step does */
+      pl->mark = (__u32)r->arg;
+      pl->flags |= L45_PLAN_MARK;
+      break;
+    case L45_ACT_PRIORITY:
+      pl->prio = (__u32)r->arg;
+      pl->flags |= L45_PLAN_PRIO;
+      break;
+    case L45_ACT_DROP:
+      pl->flags |= L45_PLAN_DROP;
+      return 1; /* the rules after it never see the packet */
+  }
+  return 0;
 }
 
 static __always_inline void match(struct walk* w) {
@@ -623,9 +656,11 @@ static __always_inline void match(struct walk* w) {
   w->out = o;
   bpf_loop(L45_RULES_MAX, match_step, w, 0);
   w->out = 0;
-  w->matched = o->matched;
-  w->logs = o->logs;
-  w->top = o->top;
+  w->matched = o->plan.matched;
+  w->logs = o->plan.logs;
+  w->top = o->plan.top;
+  w->plan = o->plan;
+  w->plan.set = w->set;
 }
 
 static long apply_step(__u32 i, void* data) {
@@ -635,11 +670,15 @@ static long apply_step(__u32 i, void* data) {
   __u32 idx = w->set * L45_RULES_MAX + i;
   struct l45_rule* r = bpf_map_lookup_elem(&l45_rules, &idx);
   if (!r) return 1;
-  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
+  /* perf (verifier): looked up here, not kept in struct walk: a nullable pointer on the stack
+   * doubles the states of every callback that reads it (l45_egress: 278k instructions, so 155k) */
+  struct l45_rule_counters* rcs = bpf_map_lookup_elem(&l45_rule_stats, &w->set);
+  struct l45_count* cnt = rcs ? &rcs->rule[i & (L45_RULES_MAX - 1)] : 0;
+  __u64* dropped = rcs ? &rcs->more[i & (L45_RULES_MAX - 1)].log_dropped : 0;
   switch (r->action) {
     case L45_ACT_LOG:
       /* which tag matched, for the event: the match again (rare: logs are rate limited) */
-      emit_log(w->set, idx, &w->p, w->st, rule_match(r, &w->p, w->st, w->owner), w->cookie, cnt,
+      emit_log(w->set, idx, &w->p, w->st, rule_match(r, &w->p, w->st, w->owner), w->cookie, dropped,
                w->log_per_sec);
       break;
     case L45_ACT_MARK:
@@ -659,7 +698,7 @@ static long apply_step(__u32 i, void* data) {
           if (w->p.focus == L45_FOCUS_OUT) w->verdict = 3;
           break;
         case 2: /* far over: drop (egress: and tell TCP) */
-          if (cnt) cnt->throttled++;
+          if (rcs) rcs->more[i & (L45_RULES_MAX - 1)].throttled++;
           w->verdict = w->p.focus == L45_FOCUS_OUT ? 2 : 0;
           break;
       }
@@ -675,40 +714,76 @@ static long apply_step(__u32 i, void* data) {
   return w->verdict == 0 || w->verdict == 2;
 }
 
-static __always_inline int same_addr(const __u8* a, const __u8* b) {
-  const __u64* x = (const __u64*)a;
-  const __u64* y = (const __u64*)b;
-  return x[0] == y[0] && x[1] == y[1];
-}
-
-/* The cached match of this packet's socket and direction, when it was made for the same rules
- * generation, tags version, rule set, protocol, addresses and ports (a connected socket's
- * packets all have them; an unconnected UDP socket's datagrams to another peer miss). */
-static __always_inline int cache_get(const struct l45_sk_cache* c, struct walk* w, __u64 gen,
-                                     __u32 version) {
-  __u32 seq = *(volatile const __u32*)&c->seq;
-  if (seq & 1) return 0; /* being written */
-  barrier();
-  const struct pkt* p = &w->p;
-  int hit = c->gen == gen && c->version == version && c->set == w->set && c->family == p->family &&
-            c->proto == p->proto && c->sport == p->sport && c->dport == p->dport &&
-            same_addr(c->src, p->src) && same_addr(c->dst, p->dst);
-  __u32 matched = c->matched, logs = c->logs, top = c->top, nslots = c->nslots;
-  __builtin_memcpy(w->slots, c->slots, sizeof(w->slots));
-  barrier();
-  if (!hit || *(volatile const __u32*)&c->seq != seq) return 0;
-  w->matched = matched;
-  w->logs = logs;
-  w->top = top;
-  w->nslots = nslots;
+/* The packet's protocol, addresses and ports against the plan's key, read in place from the
+ * headers (the hook sees the packet from its IP header on); and its payload length. 0: another
+ * key, or headers not in the skb's linear part (the slow path copies them). */
+static __always_inline int key_match(const struct l45_sk_cache* c,
+                                     const struct l45_sk_cache_more* m, struct __sk_buff* skb,
+                                     __u32* payload) {
+  void* data = (void*)(long)skb->data;
+  void* end = (void*)(long)skb->data_end;
+  const __u8* h = data;
+  __u8 proto = c->proto;
+  __u32 l4;
+  if (c->family == 4) {
+    if ((void*)(h + 20) > end) return 0;
+    if (h[0] >> 4 != 4 || h[9] != proto) return 0;
+    if (*(const __u64*)(h + 12) != *(const __u64*)c->addrs) return 0;
+    l4 = (h[0] & 0xf) * 4;
+  } else {
+    if ((void*)(h + 40) > end) return 0;
+    const __u64* a = (const __u64*)(h + 8);
+    const __u64* k = (const __u64*)m->addrs6;
+    if (h[0] >> 4 != 6 || h[6] != proto) return 0;
+    if (a[0] != *(const __u64*)c->addrs || a[1] != k[0] || a[2] != k[1] || a[3] != k[2]) return 0;
+    l4 = 40;
+  }
+  __u32 hlen;
+  const __u8* t = data + l4;
+  if (proto == IPPROTO_TCP) {
+    if ((void*)(t + 13) > end) return 0;
+    hlen = (t[12] >> 4) * 4;
+  } else if (proto == IPPROTO_UDP) {
+    if ((void*)(t + 8) > end) return 0;
+    hlen = 8;
+  } else {
+    *payload = 0;
+    return c->ports == 0;
+  }
+  if (*(const __u32*)t != c->ports) return 0;
+  __u32 len = skb->len;
+  *payload = len > l4 + hlen ? len - l4 - hlen : 0;
   return 1;
 }
 
-/* Keeps the match just made, unless the generation or the active set changed meanwhile (the
+/* The plan of this packet's socket and direction, when it was made for the same rules
+ * generation, tags version, protocol, addresses and ports. */
+static __always_inline int cache_get(const struct l45_sk_cache* c,
+                                     const struct l45_sk_cache_more* m, struct __sk_buff* skb,
+                                     __u64 gen, __u32 version, struct plan* pl, __u32* payload) {
+  __u32 seq = *(volatile const __u32*)&c->seq;
+  if (seq & 1) return 0; /* being written */
+  barrier();
+  if (c->gen != gen || c->version != version || !key_match(c, m, skb, payload)) return 0;
+  pl->matched = c->matched;
+  pl->mark = c->mark;
+  pl->prio = c->prio;
+  pl->flags = c->flags;
+  pl->set = c->set;
+  pl->top = c->top;
+  pl->nslots = c->nslots;
+  pl->slots[0] = c->slot;
+  if (pl->nslots > 1) __builtin_memcpy(&pl->slots[1], m->slots, sizeof(m->slots));
+  pl->logs = pl->flags & L45_PLAN_SLOW ? m->logs : 0;
+  barrier();
+  return *(volatile const __u32*)&c->seq == seq;
+}
+
+/* Keeps the plan just made, unless the generation or the active set changed meanwhile (the
  * config value may have been read half written) or another packet is writing the entry. */
-static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk* w, __u64 gen,
-                                      __u32 version, const __u64* genp,
-                                      const struct l45_config* cfg) {
+static __always_inline void cache_put(struct l45_sk_cache* c, struct l45_sk_cache_more* m,
+                                      const struct walk* w, __u64 gen, __u32 version,
+                                      const __u64* genp, const struct l45_config* cfg) {
   barrier();
   if (*(volatile const __u64*)genp != gen || (*(volatile const __u32*)&cfg->active & 1) != w->set)
     return;
@@ -717,42 +792,74 @@ static __always_inline void cache_put(struct l45_sk_cache* c, const struct walk*
   if (__sync_val_compare_and_swap(&c->seq, seq, seq + 1) != seq) return;
   barrier();
   const struct pkt* p = &w->p;
+  const struct plan* pl = &w->plan;
+  __u8 ports[4] = {p->sport >> 8, p->sport & 0xff, p->dport >> 8, p->dport & 0xff};
   c->gen = gen;
   c->version = version;
-  c->matched = w->matched;
-  c->logs = w->logs;
-  c->set = w->set;
-  c->top = w->top;
   c->family = p->family;
   c->proto = p->proto;
-  c->sport = p->sport;
-  c->dport = p->dport;
-  __builtin_memcpy(c->src, p->src, 16);
-  __builtin_memcpy(c->dst, p->dst, 16);
-  __builtin_memcpy(c->slots, w->slots, sizeof(c->slots));
-  c->nslots = w->nslots;
+  __builtin_memcpy(&c->ports, ports, 4);
+  if (p->family == 4) {
+    __builtin_memcpy(c->addrs, p->src, 4);
+    __builtin_memcpy(c->addrs + 4, p->dst, 4);
+  } else {
+    __builtin_memcpy(c->addrs, p->src, 8);
+    __builtin_memcpy(m->addrs6, p->src + 8, 8);
+    __builtin_memcpy(m->addrs6 + 8, p->dst, 16);
+  }
+  c->matched = pl->matched;
+  c->mark = pl->mark;
+  c->prio = pl->prio;
+  c->flags = pl->flags;
+  c->set = pl->set;
+  c->top = pl->top;
+  c->nslots = pl->nslots;
+  c->slot = pl->slots[0];
+  __builtin_memcpy(m->slots, &pl->slots[1], sizeof(m->slots));
+  m->logs = pl->logs;
   barrier();
   *(volatile __u32*)&c->seq = seq + 2;
 }
 
-static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
-  struct bpf_sock* sk = skb->sk;
-  if (!sk) return 1;
-  sk = bpf_sk_fullsock(sk);
-  if (!sk) return 1;
+/* The actions a plan without log or throttle rules stands for: each matched rule's counters,
+ * the mark, the priority, drop. */
+static __always_inline int apply_plan(struct __sk_buff* skb, const struct plan* pl, __u32 payload) {
+  __u32 m = pl->matched;
+  if (!m) return 1;
+  __u32 set = pl->set & 1;
+  struct l45_rule_counters* rc = bpf_map_lookup_elem(&l45_rule_stats, &set);
+  if (rc) {
+    __u32 len = skb->len;
+    for (int i = 0; i < L45_RULES_MAX; i++) {
+      if (!m) break;
+      if (m & 1) {
+        struct l45_count* cnt = &rc->rule[i];
+        cnt->packets++;
+        cnt->bytes += len;
+        cnt->payload += payload;
+      }
+      m >>= 1;
+    }
+  }
+  if (pl->flags & L45_PLAN_MARK) skb->mark = pl->mark;
+  if (pl->flags & L45_PLAN_PRIO) skb->priority = pl->prio;
+  return pl->flags & L45_PLAN_DROP ? 0 : 1;
+}
+
+/* A packet the socket's plan does not cover (a miss: the rules walked, the plan kept; an
+ * untagged socket under rules that match untagged sockets), or one whose plan has rules that
+ * act per packet (`hit`: log, throttle). */
+static __noinline int walk_skb(struct __sk_buff* skb, __u32 focus, struct l45_sk_tags* st,
+                               const struct plan* hit) {
   __u32 key = 0;
   struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
-  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
-  if (st && st->count == 0) st = 0;
-  /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
-  if (!st && (!cfg || !cfg->untagged[cfg->active & 1])) return 1;
+  if (!cfg) return 1;
   /* the version before the tags: a match made from tags changed meanwhile is kept under the
    * old version, so it is never used (setsockopt bumps the version after the change) */
   __u32 version = st ? *(volatile const __u32*)&st->version : 0;
   barrier();
   struct walk w = {};
   if (parse_headers(skb, &w.p, &w.payload) < 0) return 1;
-  if (!cfg) return 1;
   __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
   if (!genp) return 1;
   __u64 gen = *(volatile const __u64*)genp;
@@ -765,21 +872,65 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
   w.verdict = 1;
   w.p.focus = focus;
   w.p.len = skb->len;
-  /* perf: a packet whose socket matched the same way before skips the rule walk and the tags'
-   * hash lookups (bench/tag_overhead.sh) */
-  struct l45_sk_cache* c = st && gen ? &st->cache[focus & 1] : 0;
-  if (!c || !cache_get(c, &w, gen, version)) {
+  if (hit) {
+    __builtin_memcpy(&w.plan, hit, sizeof(w.plan));
+    w.set = hit->set & 1;
+    w.matched = hit->matched;
+    w.logs = hit->logs;
+    w.top = hit->top;
+  } else {
     match(&w);
-    if (st) w.nslots = tag_slots(st, w.slots);
-    if (c) cache_put(c, &w, gen, version, genp, cfg);
+    if (st) {
+      w.plan.nslots = tag_slots(st, w.plan.slots);
+      if (gen) {
+        if (focus == L45_FOCUS_IN)
+          cache_put(&st->in, &st->in_more, &w, gen, version, genp, cfg);
+        else
+          cache_put(&st->out, &st->out_more, &w, gen, version, genp, cfg);
+      }
+      count_tags(w.plan.slots, w.plan.nslots, focus, skb->len, w.payload);
+    }
   }
-  if (st) count_tags(w.slots, w.nslots, focus, skb->len, w.payload);
   if (!w.matched) return 1;
+  if (!(w.plan.flags & L45_PLAN_SLOW)) return apply_plan(skb, &w.plan, w.payload);
   if (w.logs) w.cookie = bpf_get_socket_cookie(skb);
   bpf_loop(w.top, apply_step, &w, 0);
   if (w.mark_set) skb->mark = w.mark;
   if (w.prio_set) skb->priority = w.prio;
   return w.verdict;
+}
+
+static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
+  struct bpf_sock* sk = skb->sk;
+  if (!sk) return 1;
+  /* perf: no bpf_sk_fullsock(): these hooks run with a full socket in skb->sk (the kernel's
+   * BPF_CGROUP_RUN_PROG_INET_EGRESS/INGRESS), and bpf_sk_storage_get() checks it again */
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (!st || st->count == 0) {
+    __u32 key = 0;
+    struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+    /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
+    if (!cfg || !cfg->untagged[cfg->active & 1]) return 1;
+    return walk_skb(skb, focus, 0, 0);
+  }
+  /* perf: a packet whose socket's plan holds reads its headers in place, the plan and the
+   * counters, and nothing else: for IPv4 and one tag, one cache line of the storage value
+   * (bench/tag_overhead.sh) */
+  __u32 version = *(volatile const __u32*)&st->version;
+  __u32 key = 0;
+  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+  if (!genp) return 1;
+  __u64 gen = *(volatile const __u64*)genp;
+  barrier();
+  struct plan pl;
+  __u32 payload = 0;
+  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
+  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
+  if (!gen || !cache_get(c, m, skb, gen, version, &pl, &payload))
+    return walk_skb(skb, focus, st, 0);
+  count_tags(pl.slots, pl.nslots, focus, skb->len, payload);
+  if (pl.flags & L45_PLAN_SLOW) return walk_skb(skb, focus, st, &pl);
+  return apply_plan(skb, &pl, payload);
 }
 
 SEC("cgroup_skb/egress")
@@ -872,8 +1023,9 @@ static long export_step(__u32 i, void* data) {
   if (ti < 0 || ti >= L45_TAG_MAX) return 0;
   w->mark = ti + 1; /* the tag to export */
   w->mark_set = 1;
-  struct l45_counter* cnt = bpf_map_lookup_elem(&l45_rule_stats, &idx);
-  if (cnt) cnt->packets++; /* connections that export */
+  __u32 set = w->set;
+  struct l45_rule_counters* rc = bpf_map_lookup_elem(&l45_rule_stats, &set);
+  if (rc) rc->rule[i & (L45_RULES_MAX - 1)].packets++; /* connections that export */
   return 1;
 }
 

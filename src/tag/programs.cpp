@@ -199,7 +199,7 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
   Impl& im = *impl_;
   L45_TRY(l45_config c, config());
   uint32_t staged = (c.active & 1) ^ 1;
-  std::vector<l45_counter> zero_counters(im.ncpus);
+  std::vector<l45_rule_counters> zero_counters(im.ncpus);
   struct StateValue {
     uint32_t lock;
     uint32_t log_count;
@@ -211,14 +211,14 @@ Result<uint32_t> TagPrograms::load_rules(const std::vector<Rule>& rules) {
     if (i < rules.size()) r = rules[i].bpf;
     if (int err = bpf_map__update_elem(im.skel->maps.l45_rules, &idx, sizeof idx, &r, sizeof r, 0))
       return bpf_error(err, "writing the rules map");
-    if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx,
-                                       zero_counters.data(),
-                                       zero_counters.size() * sizeof(l45_counter), 0))
-      return bpf_error(err, "clearing the rule counters");
     if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_state, &idx, sizeof idx, &zero_state,
                                        sizeof zero_state, 0))
       return bpf_error(err, "clearing the rule state");
   }
+  if (int err = bpf_map__update_elem(im.skel->maps.l45_rule_stats, &staged, sizeof staged,
+                                     zero_counters.data(),
+                                     zero_counters.size() * sizeof(l45_rule_counters), 0))
+    return bpf_error(err, "clearing the rule counters");
   c.count[staged] = static_cast<uint32_t>(rules.size());
   c.untagged[staged] = 0;
   for (const auto& r : rules)
@@ -235,21 +235,21 @@ Result<std::vector<RuleCounters>> TagPrograms::rule_counters(uint32_t set) const
   Impl& im = *impl_;
   L45_TRY(l45_config c, config());
   std::vector<RuleCounters> out;
-  std::vector<l45_counter> per_cpu(im.ncpus);
+  std::vector<l45_rule_counters> per_cpu(im.ncpus);
+  uint32_t idx = set & 1;
+  if (int err = bpf_map__lookup_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx, per_cpu.data(),
+                                     per_cpu.size() * sizeof(l45_rule_counters), 0))
+    return bpf_error(err, "reading the rule counters");
   for (uint32_t i = 0; i < c.count[set & 1] && i < L45_RULES_MAX; ++i) {
-    uint32_t idx = (set & 1) * L45_RULES_MAX + i;
-    if (int err = bpf_map__lookup_elem(im.skel->maps.l45_rule_stats, &idx, sizeof idx,
-                                       per_cpu.data(), per_cpu.size() * sizeof(l45_counter), 0))
-      return bpf_error(err, "reading the rule counters");
     RuleCounters rc;
     rc.set = set & 1;
     rc.index = i;
-    for (const auto& pc : per_cpu) {
-      rc.c.packets += pc.packets;
-      rc.c.bytes += pc.bytes;
-      rc.c.payload += pc.payload;
-      rc.c.log_dropped += pc.log_dropped;
-      rc.c.throttled += pc.throttled;
+    for (const auto& rcs : per_cpu) {
+      rc.c.packets += rcs.rule[i].packets;
+      rc.c.bytes += rcs.rule[i].bytes;
+      rc.c.payload += rcs.rule[i].payload;
+      rc.c.log_dropped += rcs.more[i].log_dropped;
+      rc.c.throttled += rcs.more[i].throttled;
     }
     out.push_back(rc);
   }
@@ -259,7 +259,7 @@ Result<std::vector<RuleCounters>> TagPrograms::rule_counters(uint32_t set) const
 Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
   Impl& im = *impl_;
   std::vector<TagCounters> out;
-  std::vector<l45_tag_counter> per_cpu(im.ncpus);
+  std::vector<l45_tag_counts> per_cpu(im.ncpus);
   l45_tag_key key{}, next{};
   const void* prev = nullptr;
   for (int guard = 0; guard < 100000; ++guard) {
@@ -271,15 +271,15 @@ Result<std::vector<TagCounters>> TagPrograms::tag_counters() const {
                              0) != 0)
       continue;  // deleted meanwhile
     if (bpf_map__lookup_elem(im.skel->maps.l45_tag_counts, &slot, sizeof slot, per_cpu.data(),
-                             per_cpu.size() * sizeof(l45_tag_counter), 0) != 0)
+                             per_cpu.size() * sizeof(l45_tag_counts), 0) != 0)
       continue;
     TagCounters tc;
     tc.tag = key.tag;
     for (const auto& pc : per_cpu) {
       for (int d = 0; d < 2; ++d) {
-        tc.c.packets[d] += pc.packets[d];
-        tc.c.bytes[d] += pc.bytes[d];
-        tc.c.payload[d] += pc.payload[d];
+        tc.c.packets[d] += pc.dir[d].packets;
+        tc.c.bytes[d] += pc.dir[d].bytes;
+        tc.c.payload[d] += pc.dir[d].payload;
       }
     }
     out.push_back(tc);
@@ -325,7 +325,10 @@ Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) 
   // time with the version bumped again: whoever reads that version reads the first write's tags
   // whole. The caches go empty (a half-written entry's odd sequence would stay).
   l45_sk_tags t = tags;
-  std::memset(t.cache, 0, sizeof t.cache);
+  for (l45_sk_cache* c : {&t.in, &t.out})
+    std::memset(c, 0, sizeof *c);
+  for (l45_sk_cache_more* c : {&t.in_more, &t.out_more})
+    std::memset(c, 0, sizeof *c);
   for (int pass = 0; pass < 2; ++pass) {
     ++t.version;
     if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t,

@@ -10,37 +10,58 @@
 
 #define L45_RULES_MAX 32 /* per rule set; two sets (active, staged) make a reload atomic */
 
-/* Which rules of the active set a socket's packets of one direction matched, and where its tags
- * are counted, kept so the next packet with the same addresses, ports and protocol skips the
- * rule walk and the tag lookups. It is valid while the rules generation (map l45_generation,
- * bumped by every rules load) and the socket's tags version are the ones it was made for. `seq` is
- * a sequence lock (odd: being written), so a reader never takes one writer's key with another's
- * result. */
+/* What a socket's packets of one direction do under the active rules, worked out from the first
+ * of them and kept so the next ones skip the rule walk, the rule map and the tags' hash lookups
+ * (a plan): which rules matched, where the tags are counted, and the result of the actions that
+ * do not depend on the packet. It holds for packets with the protocol, addresses and ports it
+ * was made for (a connected socket's packets all have them; an unconnected UDP socket's
+ * datagrams to another peer miss) while the rules generation (map l45_generation, bumped by
+ * every rules load) and the socket's tags version are the ones it was made for. The key is kept
+ * as the headers carry it, so a packet is compared in place. `seq` is a sequence lock (odd:
+ * being written), so a reader never takes one writer's key with another's plan.
+ *
+ * 48 bytes: what an IPv4 packet of a socket with one tag reads of it; the rest is in
+ * l45_sk_cache_more. The kernel keeps a storage value 8 bytes into a cache line, so the ingress
+ * plan shares that line with the version and count (and with the kernel's own pointer that
+ * bpf_sk_storage_get() reads), the egress one has the next. */
 struct l45_sk_cache {
   l45_u32 seq;
   l45_u32 version; /* l45_sk_tags.version */
   l45_u64 gen;     /* rules generation; 0: empty */
+  l45_u8 family;   /* 4 or 6: the IP header's version */
+  l45_u8 proto;
+  l45_u8 flags;    /* L45_PLAN_* */
+  l45_u8 nslots;   /* how many tags are counted: `slot`, then l45_sk_cache_more.slots */
+  l45_u32 ports;   /* source and destination port as in the header (0 unless TCP or UDP) */
+  l45_u8 addrs[8]; /* IPv4: source and destination address as in the header; IPv6: the first
+                      8 bytes of the source */
   l45_u32 matched; /* bit i: rule i of the set matched */
-  l45_u32 logs;    /* the matched rules that log */
+  l45_u32 mark;    /* the last matched `mark` rule's value (L45_PLAN_MARK) */
+  l45_u32 prio;    /* the last matched `priority` rule's value (L45_PLAN_PRIO) */
   l45_u8 set;      /* the rule set the bits index */
   l45_u8 top;      /* 1 + the highest matched rule */
-  l45_u8 family;
-  l45_u8 proto;
-  l45_u16 sport, dport;
-  l45_u8 src[16], dst[16];
-  l45_u16 slots[L45_TAG_MAX]; /* each tag's counters: index in map l45_tag_counts */
-  l45_u8 nslots;              /* how many of them */
-  l45_u8 pad[7];
+  l45_u16 slot;    /* the first tag's counters: index in map l45_tag_counts */
 };
+struct l45_sk_cache_more {
+  l45_u8 addrs6[24];              /* IPv6: the rest of the source, the destination */
+  l45_u32 logs;                   /* the matched rules that log */
+  l45_u16 slots[L45_TAG_MAX - 1]; /* the other tags' counters */
+  l45_u8 pad[6];
+};
+#define L45_PLAN_MARK 0x1
+#define L45_PLAN_PRIO 0x2
+#define L45_PLAN_DROP 0x4
+#define L45_PLAN_SLOW 0x8 /* a matched rule logs or throttles: the actions run rule by rule */
 
-/* The socket-local storage value. */
+/* The socket-local storage value; what a packet reads first comes first (see l45_sk_cache). */
 struct l45_sk_tags {
+  l45_u32 version; /* bumped after every change of the tags, their flags or uid */
   l45_u32 count;
-  l45_u32 uid; /* the user that last set the tags */
-  struct l45_tag tags[L45_TAG_MAX];
+  struct l45_sk_cache in, out; /* the plans of L45_FOCUS_IN and L45_FOCUS_OUT */
+  struct l45_sk_cache_more in_more, out_more;
+  l45_u32 uid;        /* the user that last set the tags */
   l45_u32 export_tag; /* 1 + index of the tag an `export` rule puts on the wire; 0: none */
-  l45_u32 version;    /* bumped after every change of the tags, their flags or uid */
-  struct l45_sk_cache cache[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
+  struct l45_tag tags[L45_TAG_MAX];
 };
 
 /* `export`: the tag on the wire, in every TCP segment, as an experimental option with an
@@ -116,13 +137,26 @@ struct l45_config {
   l45_u32 pad;
 };
 
-/* Counters per rule (per-CPU array, index set * L45_RULES_MAX + rule) and per (app, tag). */
+/* Counters per rule and per (app, tag), as the daemon reports them (the sums over the CPUs). */
 struct l45_counter {
   l45_u64 packets;
   l45_u64 bytes;       /* IP packets as the cgroup hook sees them (headers included) */
   l45_u64 payload;     /* TCP/UDP payload bytes */
   l45_u64 log_dropped; /* log events not sent: rate limit or full ring */
   l45_u64 throttled;   /* packets throttle delayed (out, EDT) or dropped */
+};
+/* The per-CPU map values. What every packet adds to is apart from the rest and 24 bytes a rule
+ * or tag and direction, so a packet that matches a few rules touches one or two cache lines of
+ * them: a rule set's counters are one value (map l45_rule_stats, index: the set), a tag's are
+ * per direction. */
+struct l45_count {
+  l45_u64 packets, bytes, payload;
+};
+struct l45_rule_counters {
+  struct l45_count rule[L45_RULES_MAX];
+  struct {
+    l45_u64 log_dropped, throttled;
+  } more[L45_RULES_MAX];
 };
 
 /* Per (app, tag) counters: map l45_tag_slots gives the tag's index (slot) in the per-CPU array
@@ -135,6 +169,9 @@ struct l45_tag_counter {
   l45_u64 packets[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
   l45_u64 bytes[2];
   l45_u64 payload[2];
+};
+struct l45_tag_counts {
+  struct l45_count dir[2]; /* [L45_FOCUS_OUT], [L45_FOCUS_IN] */
 };
 
 /* A log event through the ring buffer. */
