@@ -26,8 +26,8 @@ inline constexpr size_t kHugeMin = size_t{1} << 20;
 inline void* map_huge(size_t bytes) {
   const size_t len = (bytes + kHugePage - 1) & ~(kHugePage - 1);
   // Map one huge page more and trim both ends to an aligned window.
-  void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* raw =
+      ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
