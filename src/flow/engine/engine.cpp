@@ -151,8 +151,7 @@ void Engine::TcpSlab::give(void* block) {
 }
 
 size_t Engine::TcpSlab::bytes() const {
-  return chunks_.size() * kChunkBytes +
-         chunks_.capacity() * sizeof(chunks_[0]);
+  return chunks_.size() * kChunkBytes + chunks_.capacity() * sizeof(chunks_[0]);
 }
 
 void Engine::free_tcp(Flow& f) {
