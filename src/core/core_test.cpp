@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "l45/core/config_lines.hpp"
@@ -19,8 +20,24 @@ namespace {
 
 // The mapping a large array gets: 2 MiB aligned, asked for huge pages (whether the kernel
 // backs it with them depends on THP and free memory, so that is not asserted: the madvise
-// flag is), usable end to end, and unmapped when freed. Small arrays come from operator new.
-TEST(HugeAlloc, LargeArraysAreHugePageAlignedMappingsSmallOnesAreNot) {
+// flag is), usable end to end, and unmapped when freed. A small array (operator new) works.
+TEST(HugeAlloc, LargeArraysAreAdvisedHugePageMappingsUnmappedWhenFreed) {
+  // Whether a mapping starts at `at` in /proc/self/smaps, and whether its flags have "hg"
+  // (MADV_HUGEPAGE).
+  auto mapping_at = [](uintptr_t at) {
+    std::pair<bool, bool> r{false, false};
+    std::ifstream maps("/proc/self/smaps");
+    for (std::string line; std::getline(maps, line);) {
+      if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+          line.find('-') != std::string::npos) {
+        r.first = std::stoull(line.substr(0, line.find('-')), nullptr, 16) == at;
+      } else if (r.first && line.rfind("VmFlags:", 0) == 0) {
+        r.second = line.find(" hg") != std::string::npos;
+        break;
+      }
+    }
+    return r;
+  };
   std::vector<uint64_t, HugeAlloc<uint64_t>> big(3 << 17);  // 3 MiB: two huge pages
   const auto at = reinterpret_cast<uintptr_t>(big.data());
   EXPECT_EQ(at % detail::kHugePage, 0u);
@@ -29,19 +46,7 @@ TEST(HugeAlloc, LargeArraysAreHugePageAlignedMappingsSmallOnesAreNot) {
   big.back() = 9;
   EXPECT_EQ(big[4096], 4096u);
   EXPECT_EQ(big.back(), 9u);
-  // /proc/self/smaps names the mapping's flags: "hg" is MADV_HUGEPAGE.
-  bool found = false, advised = false;
-  std::ifstream maps("/proc/self/smaps");
-  for (std::string line; std::getline(maps, line);) {
-    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
-        line.find('-') != std::string::npos) {
-      const uintptr_t lo = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
-      found = lo == at;
-    } else if (found && line.rfind("VmFlags:", 0) == 0) {
-      advised = line.find(" hg") != std::string::npos;
-      break;
-    }
-  }
+  const auto [found, advised] = mapping_at(at);
   EXPECT_TRUE(found) << "no mapping starts at the array";
   if (std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled"))
     EXPECT_TRUE(advised) << "the mapping is not MADV_HUGEPAGE";
@@ -49,6 +54,7 @@ TEST(HugeAlloc, LargeArraysAreHugePageAlignedMappingsSmallOnesAreNot) {
     std::printf("HugeAlloc: this kernel has no transparent huge pages; madvise not checked\n");
   big.clear();
   big.shrink_to_fit();
+  EXPECT_FALSE(mapping_at(at).first) << "the mapping outlived the array";
   std::vector<uint64_t, HugeAlloc<uint64_t>> small(100);
   small[99] = 7;
   EXPECT_EQ(small[99], 7u);

@@ -359,10 +359,10 @@ class Engine {
    private:
     static constexpr size_t kChunkBytes = detail::kHugePage;
     static constexpr size_t kBlocksPerChunk = kChunkBytes / sizeof(Flow::Tcp);
-    struct Unmap {
-      void operator()(std::byte* p) const { detail::unmap_huge(p, kChunkBytes); }
+    struct Free {
+      void operator()(std::byte* p) const { HugeAlloc<std::byte>().deallocate(p, kChunkBytes); }
     };
-    std::vector<std::unique_ptr<std::byte, Unmap>> chunks_;
+    std::vector<std::unique_ptr<std::byte, Free>> chunks_;
     void* free_ = nullptr;            // the first free block; each free block holds the next
     size_t fresh_ = kBlocksPerChunk;  // blocks of the last chunk handed out at least once
   };

@@ -137,9 +137,7 @@ void* Engine::TcpSlab::take() {
     return b;
   }
   if (fresh_ == kBlocksPerChunk) {
-    void* chunk = detail::map_huge(kChunkBytes);
-    if (!chunk) throw std::bad_alloc();
-    chunks_.emplace_back(static_cast<std::byte*>(chunk));
+    chunks_.emplace_back(HugeAlloc<std::byte>().allocate(kChunkBytes));
     fresh_ = 0;
   }
   return chunks_.back().get() + fresh_++ * sizeof(Flow::Tcp);
