@@ -321,6 +321,23 @@ int l45_setsockopt(struct bpf_sockopt* ctx) {
     ctx->optlen = -1;
     return 1;
   }
+  if (name == L45_SO_TAG_SIGNED) {
+    struct l45_tag* in = optval;
+    if (uid != 0) return set_error(EPERM);
+    if (optlen != sizeof(struct l45_tag) || (void*)(in + 1) > end || !tag_valid(in))
+      return set_error(EINVAL);
+    struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, ctx->sk, 0, 0);
+    if (!st) return set_error(ENOENT);
+    __u32 count = st->count;
+    int at = -1;
+    for (int i = 0; i < L45_TAG_MAX; i++)
+      if (i < count && at < 0 && tag_equal(&st->tags[i], in)) at = i;
+    if (at < 0) return set_error(ENOENT);
+    st->tags[at & (L45_TAG_MAX - 1)].flags |= L45_TAG_F_SIGNED;
+    tags_changed(st);
+    ctx->optlen = -1;
+    return 1;
+  }
   return set_error(EINVAL);
 }
 

@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "l45/core/log.hpp"
 #include "l45/tag/programs.hpp"
@@ -386,23 +388,34 @@ json Daemon::sign(const json& req, int sock_fd) {
                       req["tags"].get<std::string>(), req["sig"].get<std::string>(), cookie,
                       static_cast<uint64_t>(::time(nullptr)));
   if (!c.ok) return refuse(c.err, c.message);
+  // Read first only to name a missing tag; the marking itself is the kernel's (below).
   auto st = progs_->socket_tags(sock_fd);
   if (!st.ok()) return refuse(EIO, st.error().message());
-  l45_sk_tags t = *st;
-  for (const auto& want : c.tags) {
+  std::vector<l45_tag> want_all;
+  for (l45_tag want : c.tags) {
+    want.flags = 0;
     bool found = false;
-    for (uint32_t i = 0; i < t.count && i < L45_TAG_MAX; ++i) {
-      l45_tag have = t.tags[i];
+    for (uint32_t i = 0; i < st->count && i < L45_TAG_MAX; ++i) {
+      l45_tag have = st->tags[i];
       have.flags = 0;
-      if (std::memcmp(&have, &want, sizeof have) == 0) {
-        t.tags[i].flags |= L45_TAG_F_SIGNED;
-        found = true;
-      }
+      found = found || std::memcmp(&have, &want, sizeof have) == 0;
     }
     if (!found) return refuse(ENOENT, fmt::format("tag {} is not on the socket", format_tag(want)));
+    want_all.push_back(want);
   }
-  if (auto r = progs_->set_socket_tags(sock_fd, t); !r.ok())
-    return refuse(EIO, r.error().message());
+  // The socket's own setsockopt hook marks them, under the socket's lock: a tag the application
+  // adds or removes meanwhile (another thread) is kept, where writing back what was read above
+  // would lose it. One tag a call: each was verified, so one marked before another left the
+  // socket meanwhile is still rightly signed.
+  for (const l45_tag& want : want_all) {
+    if (::setsockopt(sock_fd, SOL_L45, L45_SO_TAG_SIGNED, &want, sizeof want) == 0) continue;
+    const int err = errno;
+    if (err == ENOENT)
+      return refuse(ENOENT, fmt::format("tag {} left the socket meanwhile", format_tag(want)));
+    return refuse(EIO, fmt::format("marking tag {} signed: {} (is the socket in the daemon's "
+                                   "cgroup, and the daemon root?)",
+                                   format_tag(want), std::strerror(err)));
+  }
   ++signed_;
   return {{"ok", true}, {"signed", c.tags.size()}};
 }

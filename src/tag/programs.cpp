@@ -319,25 +319,6 @@ Result<l45_sk_tags> TagPrograms::socket_tags(int sock_fd) const {
   return t;
 }
 
-Result<void> TagPrograms::set_socket_tags(int sock_fd, const l45_sk_tags& tags) {
-  // The kernel copies the value with no order among its fields: a packet may read the new
-  // version with some of the old tags and cache a match under it. Written twice, the second
-  // time with the version bumped again: whoever reads that version reads the first write's tags
-  // whole. The caches go empty (a half-written entry's odd sequence would stay).
-  l45_sk_tags t = tags;
-  for (l45_sk_cache* c : {&t.in, &t.out})
-    std::memset(c, 0, sizeof *c);
-  for (l45_sk_cache_more* c : {&t.in_more, &t.out_more})
-    std::memset(c, 0, sizeof *c);
-  for (int pass = 0; pass < 2; ++pass) {
-    ++t.version;
-    if (int err = bpf_map__update_elem(impl_->skel->maps.l45_tags, &sock_fd, sizeof sock_fd, &t,
-                                       sizeof t, BPF_EXIST))
-      return bpf_error(err, "writing the socket's tags");
-  }
-  return {};
-}
-
 Result<int> TagPrograms::poll_log(int timeout_ms,
                                   const std::function<void(const l45_log_event&)>& fn) {
   impl_->on_event = fn;

@@ -11,8 +11,13 @@
   tag_helper.py LIB signing SIGN_SOCKET KEY3 KEY4 HOST PORT
                                             signed tags: a good signature, another app's key, an
                                             unknown key, a replay on another socket, an expired
-                                            one, a tag not on the socket; then sends 10000 bytes
-                                            from the signed socket and 5000 from an unsigned one
+                                            one, a tag not on the socket; a tag signed 50 times
+                                            while another thread adds and removes another tag
+                                            on the same socket; then sends 10000
+                                            bytes from the signed socket and 5000 from an unsigned
+                                            one
+  tag_helper.py LIB forge_signed            the daemon's own option (mark signed) on a socket of
+                                            ours; prints {"errno": errno, "tags": [...]}
   tag_helper.py LIB inherit APP:VALUE       a tagged listener on 127.0.0.1 accepts one
                                             connection; prints the tags of both ends
   tag_helper.py LIB udp HOST PORT[,PORT...] COUNT APP:VALUE...
@@ -182,6 +187,40 @@ elif mode == "signing":
     }
     res["a"] = tags_of(a)
     res["b"] = tags_of(b)
+    # The daemon marks a tag signed 50 times while another process (sharing the socket, so not
+    # slowed by this one's interpreter lock) adds and removes another tag as fast as it can: a
+    # removal that fails (ENOENT) means the daemon lost the add before it.
+    c = socket.socket()
+    t1, t2 = make("3:1"), make("3:2")
+    lib.l45_tag_add(c.fileno(), ctypes.byref(t1))
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(go_w)
+        os.set_blocking(go_r, False)
+        n = lost = 0
+        for _ in range(2000000):
+            try:
+                if os.read(go_r, 1) == b"":
+                    break  # the parent closed it: done
+            except BlockingIOError:
+                pass
+            lib.l45_tag_add(c.fileno(), ctypes.byref(t2))
+            if lib.l45_tag_remove(c.fileno(), ctypes.byref(t2)) != 0:
+                lost += 1
+            n += 1
+        os.write(out_w, json.dumps({"toggles": n, "lost": lost}).encode())
+        os._exit(0)
+    os.close(go_r)
+    os.close(out_w)
+    signs = [sign_lib(c, k3, "3:1") for _ in range(50)]
+    os.close(go_w)
+    got = json.loads(os.read(out_r, 4096) or b"{}")
+    os.waitpid(child, 0)
+    res["race"] = {"signs_ok": signs.count(0), "toggles": got.get("toggles"),
+                   "lost": got.get("lost"), "tags": tags_of(c)}
+    c.close()
     for s, n in ((a, 10000), (b, 5000)):
         s.settimeout(10)
         s.connect((host, int(port)))
@@ -190,6 +229,11 @@ elif mode == "signing":
         s.recv(16)
         s.close()
     print(json.dumps(res))
+elif mode == "forge_signed":
+    s = socket.socket()
+    t = make("3:1")
+    lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    print(json.dumps({"errno": try_opt(s, 16, bytes(t)), "tags": tags_of(s)}))
 elif mode == "inherit":
     ls = socket.socket()
     t = make(sys.argv[3])

@@ -591,6 +591,18 @@ try:
                                 "not_on_socket")] == [13, 13, 13, 13, 2], sg)
     check("... and the refused socket's tag stays unsigned",
           sg.get("b") == [{"tag": "3:1", "flags": 1}], sg.get("b"))
+    race = sg.get("race", {})
+    check("a tag another process adds to the socket while the daemon marks one signed is never "
+          "lost (50 signings during adds and removes)",
+          race.get("signs_ok") == 50 and race.get("toggles", 0) > 0 and race.get("lost") == 0
+          and race.get("tags") == [{"tag": "3:1", "flags": 3}], race)
+    p = subprocess.run(["ip", "netns", "exec", NS_C, "setpriv", "--reuid=65534", "--regid=65534",
+                        "--clear-groups", PY, HELPER, LIB, "forge_signed"],
+                       capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    fg = json.loads(p.stdout or "{}")
+    check("an ordinary user cannot use the daemon's option to mark its tags signed (EPERM)",
+          fg.get("errno") == 1 and fg.get("tags") == [{"tag": "3:1", "flags": 0}],
+          f"{fg} {p.stderr}")
     time.sleep(0.3)
     st = stats()
     check("'signed' rules count only the signed socket (10000 of 15000 bytes)",

@@ -10,6 +10,15 @@
 
 #define L45_RULES_MAX 32 /* per rule set; two sets (active, staged) make a reload atomic */
 
+/* setsockopt(fd, SOL_L45, L45_SO_TAG_SIGNED, &tag, sizeof tag), for the daemon only: marks the
+ * socket's tag equal to this one (flags zero) L45_TAG_F_SIGNED once the daemon has verified its
+ * signature; one tag a call. In the kernel, under the socket's lock like every other change of
+ * the tags, so a tag the application changes meanwhile is never lost (a read-modify-write of the
+ * storage map from user space would lose it). EPERM for any caller but root (who can write the
+ * storage map anyway); ENOENT when the tag is not on the socket. Beside the public options 1 to
+ * 4 of l45/tag.h. */
+#define L45_SO_TAG_SIGNED 16
+
 /* What a socket's packets of one direction do under the active rules, worked out from the first
  * of them and kept so the next ones skip the rule walk, the rule map and the tags' hash lookups
  * (a plan): which rules matched, where the tags are counted, and the result of the actions that

@@ -60,7 +60,6 @@ class TagPrograms {
 
   // A socket's tags, by a descriptor of it (socket-local storage is keyed by the socket).
   Result<l45_sk_tags> socket_tags(int sock_fd) const;
-  Result<void> set_socket_tags(int sock_fd, const l45_sk_tags& tags);
 
   // Waits up to timeout_ms for log events and calls `fn` for each. Returns how many.
   Result<int> poll_log(int timeout_ms, const std::function<void(const l45_log_event&)>& fn);
