@@ -83,14 +83,9 @@ uint32_t TcpHistory::heap_size() const {
   return n;
 }
 
-void TcpHistory::push_back(char c) {
+void TcpHistory::push_back_slow(char c) {
   if (!on_heap()) {
     const size_t n = uint8_t(b_[kTag]);
-    if (n < kTag) {
-      b_[n] = c;
-      b_[kTag] = char(n + 1);
-      return;
-    }
     char* p = new char[kFirstHeap];
     std::memcpy(p, b_, n);
     const uint32_t size = uint32_t(n);
@@ -132,7 +127,10 @@ uint32_t TcpConnection::letter_bit(size_t i, char c) {
   return 1u << (kLetterPos[size_t(c - 'a')] + (i ? 16 : 0));
 }
 
-void TcpConnection::letter(size_t i, char c) {
+// perf: inline (as repeatable(), on_ack(), on_fin() and update_zeek() below: one or two callers
+// each, all in this file): their call frames were ~60 instructions on each segment the general
+// path takes (l45 bench many-flows: ~half the segments of its short connections).
+[[gnu::always_inline]] inline void TcpConnection::letter(size_t i, char c) {
   const uint32_t bit = letter_bit(i, c);
   if (hist_seen_ & bit) return;
   hist_seen_ |= bit;
@@ -142,7 +140,8 @@ void TcpConnection::letter(size_t i, char c) {
 // Zeek adds S, H, F and R again when the sequence number differs from the last one of that
 // kind (a new SYN, a FIN at another place): a sign of reuse or of an odd stack. These letters
 // are recorded only here, so once one is in history `last` holds a sequence number.
-void TcpConnection::repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq) {
+[[gnu::always_inline]] inline void TcpConnection::repeatable(size_t i, char c, TcpSeq& last,
+                                                             TcpSeq seq) {
   if (!(hist_seen_ & letter_bit(i, c))) {
     letter(i, c);
   } else if (last != seq) {
@@ -220,7 +219,7 @@ bool TcpConnection::rst_in_window(size_t s, size_t r, const TcpView& tcp) const 
   return in_window(s, r, tcp.seq());
 }
 
-void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
+[[gnu::always_inline]] inline void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
   TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
   const TcpSeq ack = tcp.ack();
@@ -257,7 +256,8 @@ void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
   }
 }
 
-void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len) {
+[[gnu::always_inline]] inline void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp,
+                                                         uint32_t len) {
   TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
   const TcpSeq fin = tcp.seq() + len;
@@ -298,7 +298,8 @@ void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len)
 
 // Zeek's TCP endpoint model (analyzer/protocol/tcp/TCP.cc, UpdateStateMachine), kept only to
 // compute conn_state exactly as Zeek does.
-void TcpConnection::update_zeek(size_t s, size_t r, const TcpView& tcp) {
+[[gnu::always_inline]] inline void TcpConnection::update_zeek(size_t s, size_t r,
+                                                              const TcpView& tcp) {
   ZeekState e = bits_[s].zeek;
   ZeekState p = bits_[r].zeek;
   if (tcp.rst()) {
