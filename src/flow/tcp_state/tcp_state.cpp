@@ -29,6 +29,8 @@ constexpr std::array<uint8_t, 26> kLetterPos = [] {
   return t;
 }();
 
+static_assert(kLetters.find('a') == 2 && kLetters.find('d') == 3, "TcpConnection::kSeenA, kSeenD");
+
 }  // namespace
 
 std::string_view tcp_endpoint_state_name(TcpEndpointState s) {
@@ -323,67 +325,9 @@ bool TcpConnection::rst_in_window(size_t s, size_t r, const TcpView& tcp) const 
   bits_[r].zeek = p;
 }
 
-// perf: header prediction (Van Jacobson's, as TCP stacks do it): an ACK or data segment
-// between two established endpoints, with no option but timestamps, changes only the fields
-// updated here (and the history, through the general record_history() unless its letter is
-// already there). Every test below is one the general path makes; when one fails, the general
-// path runs. tcp_state_fuzz runs both paths on the same segments and compares them (l45 bench:
-// on_segment went from 470 to ~150 instructions a packet; taking each side's first data and
-// first ACK here too doubled the segments predicted on many-flows' short connections). Inlined
-// into on_segment(), its one caller: the call frame was ~15 instructions a packet.
-[[gnu::always_inline]] inline bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp,
-                                                            uint32_t len, const SegmentMeta& meta) {
-  TcpEndpoint& S = ep_[s];
-  TcpEndpoint& R = ep_[r];
-  constexpr uint8_t kCtl = tcp_flag::kSyn | tcp_flag::kFin | tcp_flag::kRst | tcp_flag::kAck;
-  if (no_prediction_ || (tcp.flags() & kCtl) != tcp_flag::kAck || meta.bad_checksum ||
-      meta.captured_len < len || S.state != TS::Established || R.state != TS::Established ||
-      S.fin_sent || R.fin_sent || bits_[s].zeek == ZeekState::Inactive || tcp.window() == 0 ||
-      bits_[r].has_uncaptured || !S.seen || !R.peer_acked)
-    return false;
-  // Content gap ('g'): acknowledging more than the peer was seen to send.
-  const TcpSeq ack = tcp.ack();
-  if (R.seen && ack > R.snd_nxt) return false;
-  std::optional<uint32_t> tsval;
-  if (const Bytes ob = tcp.option_bytes(); ob.size() == 12 && load_be32(ob.data()) == 0x0101080a)
-    tsval = load_be32(ob.data() + 4);
-  else if (!ob.empty())
-    return false;
-
-  if (S.packets != UINT32_MAX) ++S.packets;
-  // History: inline when this kind of segment's letter is there and data goes beyond what the
-  // side sent before; otherwise (its first data or ACK, a retransmission) the general record.
-  const TcpSeq seq = tcp.seq();
-  HistoryState& h = hs_[s];
-  if (!len) {
-    if (!(hist_seen_ & letter_bit(s, 'a'))) record_history(s, tcp, len);
-  } else if ((hist_seen_ & letter_bit(s, 'd')) && bits_[s].base_set && bits_[s].data_seen &&
-             seq >= h.max_data_end) {
-    const TcpSeq end = seq + len;
-    // Not implied by seq >= max_data_end: near 2^31 beyond it, end wraps to behind it.
-    if (end > h.max_data_end) h.max_data_end = end;
-    const int32_t sz = end - h.data_base;
-    if (sz > 0) h.size = std::max(h.size, uint32_t(sz));
-  } else {
-    record_history(s, tcp, len);
-  }
-  if (ack > R.snd_una) R.snd_una = ack;
-  const TcpSeq end = seq + len;
-  // Before snd_nxt moves; the window test only for a newer TSval (as below).
-  const bool take_ts =
-      tsval && (!S.ts_seen || int32_t(*tsval - S.ts_recent) > 0) && in_window(s, r, seq);
-  if (end > S.snd_nxt) S.snd_nxt = end;
-  S.max_window = std::max(S.max_window, uint32_t(tcp.window()) << S.wscale);
-  if (take_ts) {
-    S.ts_recent = *tsval;
-    S.ts_seen = true;
-  }
-  return true;
-}
-
 // The time is not kept: the engine keeps per-side times (and exact counters) of its own.
-TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp /*ts*/,
-                                    SegmentMeta meta) {
+TcpResult TcpConnection::on_segment_general(FlowDir dir, const TcpView& tcp, uint32_t len,
+                                            Timestamp /*ts*/, const SegmentMeta& meta) {
   const bool syn = tcp.syn(), ack = tcp.has_ack(), fin = tcp.fin(), rst = tcp.rst();
   const bool first = !started_;
   if (first) {
@@ -400,8 +344,6 @@ TcpResult TcpConnection::on_segment(FlowDir dir, const TcpView& tcp, uint32_t le
   const size_t r = 1 - s;
   TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
-  if (!first && predicted(s, r, tcp, len, meta))
-    return {TcpOutcome::Ok, DropReason::None, /*predicted=*/true};
 
   // Reuse (RFC 9293 3.6.1, TIME-WAIT assassination aside): a fresh SYN after the end. After a
   // reset even the same ISN starts a new attempt (the application connected again, as Zeek
