@@ -107,33 +107,14 @@ std::optional<KeyedPacket> key_of(const PacketView& v, const FlowKeyOptions& opt
   return k;
 }
 
-bool key_into(const PacketView& v, const FlowKeyOptions& opt, KeyedPacket& out) {
+// Everything the inline fast path of key_into() leaves (flow_table.hpp).
+bool key_into_general(const PacketView& v, const FlowKeyOptions& opt, KeyedPacket& out) {
   const uint16_t vlan = opt.key_vlan && !v.vlan_ids().empty() ? v.vlan_ids().back() : 0;
   auto ips = v.ip_layers();
   if (ips.empty()) return false;
   const IpLayer& ip = ips.back();
   const FragmentInfo& f = v.fragment();
   if (f.is_fragment && f.offset_bytes != 0) return false;
-  if (ip.version == 4 && v.has_ports()) {
-    // perf: the key straight from the header's address words, as make_flow_key() builds it
-    // for two IPv4 endpoints (no IpAddr in between; l45 bench many-flows). Only a transport
-    // header the decoder accepted gives ports.
-    const uint16_t sp = v.src_port(), dp = v.dst_port();
-    const uint32_t s = load_be32(ip.header + 12), d = load_be32(ip.header + 16);
-    const bool src_first = s < d || (s == d && sp <= dp);
-    FlowKey& k = out.key;
-    k = FlowKey{};
-    std::memcpy(k.addr_a.data(), ip.header + (src_first ? 12 : 16), 4);
-    std::memcpy(k.addr_b.data(), ip.header + (src_first ? 16 : 12), 4);
-    k.port_a = src_first ? sp : dp;
-    k.port_b = src_first ? dp : sp;
-    k.vlan = vlan;
-    k.proto = ip.proto;
-    k.family = uint8_t(IpFamily::V4);
-    out.dir = src_first ? KeyDir::Forward : KeyDir::Reverse;
-    out.icmp_error = false;
-    return true;
-  }
   uint16_t sp = 0, dp = 0;
   switch (ip.proto) {
     case ip_proto::kTcp:
@@ -263,37 +244,6 @@ void FlowTableCore::index_erase(uint32_t i) {
   }
 }
 
-void FlowTableCore::link_tail(uint32_t i) {
-  Record& r = recs_[i];
-  List& l = lists_[r.cls];
-  // Keep the list sorted by last-seen time even when the caller's time steps back.
-  if (l.tail != kNil && recs_[l.tail].last_seen > r.last_seen)
-    r.last_seen = recs_[l.tail].last_seen;
-  if (const Duration t = cfg_.timeouts[r.cls]; t.ns > 0)
-    min_deadline_ns_ = std::min(min_deadline_ns_, r.last_seen.ns + t.ns);
-  r.prev = l.tail;
-  r.next = kNil;
-  if (l.tail != kNil)
-    recs_[l.tail].next = i;
-  else
-    l.head = i;
-  l.tail = i;
-}
-
-void FlowTableCore::unlink(uint32_t i) {
-  Record& r = recs_[i];
-  List& l = lists_[r.cls];
-  if (r.prev != kNil)
-    recs_[r.prev].next = r.next;
-  else
-    l.head = r.next;
-  if (r.next != kNil)
-    recs_[r.next].prev = r.prev;
-  else
-    l.tail = r.prev;
-  r.prev = r.next = kNil;
-}
-
 void FlowTableCore::release(uint32_t i) {
   Record& r = recs_[i];
   L45_CHECK(r.live);
@@ -330,16 +280,7 @@ uint32_t FlowTableCore::scan_expired(Timestamp now) const {
   return best;
 }
 
-void FlowTableCore::touch(uint32_t i, Timestamp now) {
-  Record& r = recs_[i];
-  if (now > r.last_seen) r.last_seen = now;
-  if (lists_[r.cls].tail == i) return;
-  unlink(i);
-  link_tail(i);
-}
-
-void FlowTableCore::set_class(uint32_t i, uint8_t cls) {
-  if (recs_[i].cls == cls) return;
+void FlowTableCore::change_class(uint32_t i, uint8_t cls) {
   unlink(i);
   recs_[i].cls = cls;
   link_tail(i);
