@@ -288,6 +288,7 @@ class TcpConnection {
   void letter(size_t i, char c);                 // once per connection and side
   void repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq);
   void record_history(size_t i, const TcpView& tcp, uint32_t len);
+  void record_history_inline(size_t i, const TcpView& tcp, uint32_t len);
   TcpResult refuse(DropReason r, const TcpView& tcp, size_t peer);
   bool rst_in_window(size_t s, size_t r, const TcpView& tcp) const;
   bool in_window(size_t s, size_t r, TcpSeq seq) const;
