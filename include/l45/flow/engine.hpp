@@ -333,7 +333,7 @@ class Engine {
   void handle(const PacketView& v, const Ahead* ahead);
   void track(const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
-  void tcp_segment(Flow& f, FlowDir dir, const PacketView& v);
+  void tcp_segment(Flow& f, FlowDir dir, const TcpView& t, Bytes payload);
   void close_flow(Flow& f, FlowEnd why);
   void restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp, uint64_t hash);
   void report_tcp_states(const Flow& f, const TcpEndpointState before[2]);
