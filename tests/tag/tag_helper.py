@@ -18,6 +18,11 @@
                                             one
   tag_helper.py LIB forge_signed            the daemon's own option (mark signed) on a socket of
                                             ours; prints {"errno": errno, "tags": [...]}
+  tag_helper.py LIB plan MAPFD HOST PORT COUNT APP:VALUE
+                                            a tagged UDP socket sends COUNT datagrams to HOST;
+                                            prints its egress plan as the storage map MAPFD (an
+                                            inherited descriptor of l45_tags) holds it: the
+                                            sequence (2 per write), family, matched rules
   tag_helper.py LIB inherit APP:VALUE       a tagged listener on 127.0.0.1 accepts one
                                             connection; prints the tags of both ends
   tag_helper.py LIB udp HOST PORT[,PORT...] COUNT APP:VALUE...
@@ -234,6 +239,29 @@ elif mode == "forge_signed":
     t = make("3:1")
     lib.l45_tag_add(s.fileno(), ctypes.byref(t))
     print(json.dumps({"errno": try_opt(s, 16, bytes(t)), "tags": tags_of(s)}))
+elif mode == "plan":
+    import struct
+    map_fd, host, port, count = int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    for spec in sys.argv[7:]:
+        t = make(spec)
+        lib.l45_tag_add(s.fileno(), ctypes.byref(t))
+    for _ in range(count):
+        s.sendto(b"p" * 100, (host, port))
+    # BPF_MAP_LOOKUP_ELEM on the socket-storage map, keyed by the socket's descriptor. The
+    # egress plan (struct l45_sk_cache) is 56 bytes into struct l45_sk_tags (bpf_abi.h).
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = ctypes.c_int(s.fileno())
+    val = ctypes.create_string_buffer(1024)
+    attr = ctypes.create_string_buffer(
+        struct.pack("=IIQQQ", map_fd, 0, ctypes.addressof(key), ctypes.addressof(val), 0), 128)
+    if libc.syscall(321, 1, attr, 128) != 0:  # bpf(BPF_MAP_LOOKUP_ELEM)
+        print(json.dumps({"errno": ctypes.get_errno()}))
+        sys.exit(0)
+    seq, _, gen, family, proto = struct.unpack_from("=IIQBB", val.raw, 56)
+    matched = struct.unpack_from("=I", val.raw, 56 + 32)[0]
+    print(json.dumps({"seq": seq, "gen": gen, "family": family, "proto": proto,
+                      "matched": matched}))
 elif mode == "inherit":
     ls = socket.socket()
     t = make(sys.argv[3])

@@ -107,6 +107,20 @@ def rules(text):
     return tag("rules", "load", path)
 
 
+def bpf_obj_get(path):
+    """A descriptor of a pinned eBPF object (bpf(BPF_OBJ_GET)), for a helper to inherit: inside
+    `ip netns exec` the bpffs under /sys is not mounted."""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    name = ctypes.create_string_buffer(path.encode())
+    attr = ctypes.create_string_buffer(struct.pack("=QII", ctypes.addressof(name), 0, 0), 128)
+    fd = libc.syscall(321, 7, attr, 128)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), f"bpf(BPF_OBJ_GET) {path}")
+    return fd
+
+
 def rule_stat(st, line):
     for r in st.get("rules", []):
         if r["line"] == line:
@@ -487,6 +501,27 @@ try:
           "(proto, dport, dst)",
           r.returncode == 0 and p2.returncode == 0 and rule_stat(st, 1).get("packets") == 10,
           f"{r.stderr} {p2.stderr} {st.get('rules')}")
+
+    # the plan: a tagged socket's packets after the first skip the rule walk, IPv4 and IPv6
+    # alike. Each walk writes the plan again (its sequence goes up by 2), so after 20
+    # datagrams a sequence of 2 means 19 hits.
+    r = rules("out app 11 proto udp dport 9003 count\n")
+    map_fd = bpf_obj_get(f"{PIN}/l45_tags")
+    plans = {}
+    for host in ("198.51.100.1", "fd00:45::1"):
+        p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "plan", str(map_fd),
+                             host, "9003", "20", "11:1"], capture_output=True, text=True,
+                            timeout=20, preexec_fn=in_cgroup(CG), pass_fds=(map_fd,))
+        plans[host] = json.loads(p2.stdout or "{}") if p2.returncode == 0 else p2.stderr
+    os.close(map_fd)
+    time.sleep(0.3)
+    st = stats()
+    check("the plan: 20 tagged datagrams, IPv4 and IPv6, each walk the rules once and hit the "
+          "plan 19 times (sequence 2, family 4 and 6, rule 1 matched); all 40 counted",
+          r.returncode == 0
+          and [(pl.get("seq"), pl.get("family"), pl.get("matched")) if isinstance(pl, dict) else pl
+               for pl in plans.values()] == [(2, 4, 1), (2, 6, 1)]
+          and rule_stat(st, 1).get("packets") == 40, f"{r.stderr} {plans} {st.get('rules')}")
 
     # priority: HTB picks the class whose id equals skb->priority (1:1 for tagged, default 1:2)
     htb = [("qdisc", "add", "dev", "vc", "root", "handle", "1:", "htb", "default", "2"),
