@@ -238,7 +238,8 @@ elif mode == "forge_signed":
     s = socket.socket()
     t = make("3:1")
     lib.l45_tag_add(s.fileno(), ctypes.byref(t))
-    print(json.dumps({"errno": try_opt(s, 16, bytes(t)), "tags": tags_of(s)}))
+    L45_SO_TAG_SIGNED = 16  # include/l45/tag/bpf_abi.h: the daemon's option, root only
+    print(json.dumps({"errno": try_opt(s, L45_SO_TAG_SIGNED, bytes(t)), "tags": tags_of(s)}))
 elif mode == "plan":
     import struct
     map_fd, host, port, count = int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
@@ -249,7 +250,8 @@ elif mode == "plan":
     for _ in range(count):
         s.sendto(b"p" * 100, (host, port))
     # BPF_MAP_LOOKUP_ELEM on the socket-storage map, keyed by the socket's descriptor. The
-    # egress plan (struct l45_sk_cache) is 56 bytes into struct l45_sk_tags (bpf_abi.h).
+    # egress plan (struct l45_sk_cache) is 56 bytes into struct l45_sk_tags (bpf_abi.h; a
+    # _Static_assert in tag.bpf.c holds it there), its `matched` 32 bytes into the plan.
     libc = ctypes.CDLL(None, use_errno=True)
     key = ctypes.c_int(s.fileno())
     val = ctypes.create_string_buffer(1024)
