@@ -101,17 +101,25 @@ EngineConfig live_engine_config(const EngineArgs& a) {
 Result<void> run_engine(Source& src, Engine& engine, const std::function<void(Timestamp)>& tick,
                         bool finish, bool live_clock) {
   SystemClock wall;
+  auto after_read = [&] {
+    if (!live_clock) return;
+    engine.advance(wall.now());
+    if (tick) tick(wall.now());
+  };
+  // perf: without a tick between packets, whole batches (l45 conn -r, l45 follow).
+  if (!tick) {
+    auto r = for_each_batch(
+        src, [&](std::span<const Packet> b) { engine.process(b); }, after_read);
+    if (finish) engine.finish();
+    return r;
+  }
   auto r = for_each_packet(
       src, 0,
       [&](const Packet& p) {
         if (tick && !live_clock && engine.now() < p.meta().ts) tick(p.meta().ts);
         engine.process(p);
       },
-      [&] {
-        if (!live_clock) return;
-        engine.advance(wall.now());
-        if (tick) tick(wall.now());
-      });
+      after_read);
   if (finish) engine.finish();
   return r;
 }

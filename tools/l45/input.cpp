@@ -72,6 +72,20 @@ Result<void> for_each_packet(Source& src, uint64_t limit,
   return {};
 }
 
+Result<void> for_each_batch(Source& src, const std::function<void(std::span<const Packet>)>& f,
+                            const std::function<void()>& after_read) {
+  catch_stop_signals();
+  PacketBatch batch(64);
+  while (!g_stop) {
+    auto n = src.read(batch);
+    if (!batch.empty()) f(std::span<const Packet>(batch.packets()));
+    if (!n.ok()) return n.error();
+    if (after_read) after_read();
+    if (*n == 0 && src.at_end()) break;
+  }
+  return {};
+}
+
 void print_source_stats(const Source& src) {
   const auto& s = src.stats();
   std::fprintf(stderr, "l45: %s: %llu packets, %llu bytes read", src.name().c_str(),

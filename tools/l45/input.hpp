@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "l45/io/source.hpp"
@@ -29,6 +30,11 @@ std::unique_ptr<Source> open_input(const InputArgs& in);
 Result<void> for_each_packet(Source& src, uint64_t limit,
                              const std::function<void(const Packet&)>& f,
                              const std::function<void()>& after_read = {});
+// The same loop a batch at a time (as the source read it, up to 64 packets, never empty): for
+// the flow engine's batch path (Engine::process(span): decode, key and prefetch a batch before
+// its packets are worked on). No limit.
+Result<void> for_each_batch(Source& src, const std::function<void(std::span<const Packet>)>& f,
+                            const std::function<void()>& after_read = {});
 void print_source_stats(const Source& src);
 // Ctrl-C and SIGTERM end a command's loop cleanly: catch them (clears an earlier request), then
 // poll stop_requested().
