@@ -554,6 +554,7 @@ void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPack
 [[gnu::always_inline]] inline void Engine::tcp_segment(Flow& f, FlowDir dir, const TcpView& t,
                                                        Bytes payload) {
   if (!cfg_.reassemble) return;
+  f.flushed_ = false;
   Flow::Tcp& tcp = *f.tcp_;
   const Side from = tcp.side_of(dir);
   const size_t s = size_t(from), r = 1 - s;
@@ -622,10 +623,11 @@ void Engine::flush_streams(Flow& f, bool release) {
     f.tcp_->streams[s].flush(sink);
     if (release) f.tcp_->streams[s].release_buffers();
   }
+  f.flushed_ = release;
 }
 
 void Engine::close_flow(Flow& f, FlowEnd why) {
-  flush_streams(f, false);
+  if (!f.flushed_) flush_streams(f, false);
   if (!f.stopped_) obs_->on_close(f, why);
   ++stats_.flows_closed[size_t(why)];
   free_tcp(f);
