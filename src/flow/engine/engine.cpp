@@ -554,7 +554,12 @@ void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPack
 [[gnu::always_inline]] inline void Engine::tcp_segment(Flow& f, FlowDir dir, const TcpView& t,
                                                        Bytes payload) {
   if (!cfg_.reassemble) return;
-  f.flushed_ = false;
+  // perf: a pure ACK after both sides closed (the last one of a close) leaves nothing to
+  // flush, so the flow's expiry need not flush again (l45 bench many-flows: the expiry's flush
+  // missed the cache on the flow's TCP state).
+  if (f.flushed_) [[unlikely]]
+    f.flushed_ =
+        payload.empty() && !(t.flags() & (tcp_flag::kSyn | tcp_flag::kFin | tcp_flag::kRst));
   Flow::Tcp& tcp = *f.tcp_;
   const Side from = tcp.side_of(dir);
   const size_t s = size_t(from), r = 1 - s;
@@ -585,6 +590,7 @@ void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPack
     if (limit - ack < 0) ack = limit;
     if (ack - peer.next_seq() > 0) {
       if (!tcp.hole_ms[r]) {
+        f.flushed_ = false;
         const int64_t ms = std::max<int64_t>(0, (now_ - f.first_).ns / 1000000);
         tcp.hole_ms[r] = uint32_t(std::min<int64_t>(ms, UINT32_MAX - 1)) + 1;
         tcp.hole_ack[r] = ack;

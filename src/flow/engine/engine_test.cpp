@@ -405,6 +405,25 @@ TEST(Engine, DataAfterAnAcceptedRstIsCountedAndDeliveredOnlyForTheWireView) {
   }
 }
 
+// The RST closes both sides, so the streams are flushed and released there; data the server
+// still sends arrives out of order after that, and the flow's expiry must flush it again (a
+// flow whose streams were flushed skips the expiry's flush only while nothing came since).
+TEST(Engine, DataBufferedAfterTheStreamsWereFlushedAtTheCloseIsFlushedAtTheExpiry) {
+  Rig r;
+  Conv cv;
+  handshake(r, cv);
+  r.send(cv.srv(kPA, 5001, 1001, "head"), ms(10));
+  r.send(cv.cli(kRA, 1001, 5005), ms(11));
+  r.send(cv.cli(kAck, 1001, 5005), ms(12));         // a pure ACK leaves nothing to flush
+  r.send(cv.srv(kPA, 5009, 1001, "late"), ms(13));  // "tail" (5005..5008) never seen
+  FlowLog& l = r.rec.nth(0);
+  EXPECT_EQ(l.data[1], "head");
+  r.engine.advance(ms(5014));
+  EXPECT_EQ(l.closes, 1);
+  EXPECT_EQ(l.data[1], "head####late");
+  EXPECT_EQ(l.gaps[1], (std::vector<Gap>{{4, 4}}));
+}
+
 TEST(Engine, RstInWindowResetsBothSidesAndClosesAfterTheCloseDelay) {
   Rig r;
   Conv cv;
