@@ -223,8 +223,9 @@ size_t Engine::memory_bytes() const {
   FlowKeyOptions ko;
   ko.key_vlan = cfg_.key_vlan;
   a.done = true;
-  a.keyed = key_into(v, ko, a.kp);
-  if (a.keyed) a.hash = table_.hash(a.kp.key);
+  FlowKeyWords w;
+  a.keyed = key_into(v, ko, a.kp, w);
+  if (a.keyed) a.hash = table_.hash(a.kp.key, w);
   return a.keyed;
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -242,6 +243,48 @@ TEST(FlowKey, NonFirstFragmentAndNonIpPacketsHaveNoKey) {
                    .arp_request(kMacA, ip("10.0.0.1"), ip("10.0.0.2"))
                    .build();
   EXPECT_FALSE(key_of_packet(arp));
+}
+
+// key_into()'s inline IPv4 path builds the key's words itself: they must be make_flow_key()'s
+// key, byte for byte, and hash as that key does.
+TEST(FlowKey, InlineIpv4KeyAndItsWordsAreMakeFlowKeysKeyAndHash) {
+  struct Case {
+    const char *src, *dst;
+    uint16_t sp, dp, vlan;
+    bool udp;
+  };
+  const Case cases[] = {
+      {"192.0.2.10", "198.51.100.1", 40000, 80, 0, false},
+      {"198.51.100.1", "192.0.2.10", 80, 40000, 0, false},  // the higher address sends
+      {"10.0.0.1", "10.0.0.1", 2000, 1000, 0, false},       // same address: by port
+      {"203.0.113.255", "0.0.0.1", 1, 65535, 0, true},
+      {"10.1.2.3", "10.3.2.1", 53, 5353, 4094, true},
+  };
+  FlowKeyHasher hasher(7);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.src) + " -> " + c.dst);
+    PacketBuilder b;
+    b.ethernet(kMacA, kMacB);
+    if (c.vlan) b.vlan(c.vlan);
+    b.ipv4(ip(c.src), ip(c.dst));
+    if (c.udp)
+      b.udp(c.sp, c.dp).payload("x");
+    else
+      b.tcp(c.sp, c.dp).flags(tcp_flag::kSyn);
+    Packet p = b.build();
+    const PacketView v = PacketView::decode(p);
+    KeyedPacket kp;
+    FlowKeyWords w{};
+    ASSERT_TRUE(key_into(v, FlowKeyOptions{.key_vlan = true}, kp, w));
+    const KeyedPacket want = make_flow_key(c.udp ? ip_proto::kUdp : ip_proto::kTcp, ip(c.src), c.sp,
+                                           ip(c.dst), c.dp, c.vlan);
+    EXPECT_EQ(std::memcmp(&kp.key, &want.key, sizeof(FlowKey)), 0);
+    EXPECT_EQ(kp.dir, want.dir);
+    FlowKey from_words;
+    w.store(from_words);
+    EXPECT_EQ(std::memcmp(&from_words, &want.key, sizeof(FlowKey)), 0);
+    EXPECT_EQ(hasher.words(w), hasher(want.key));
+  }
 }
 
 TEST(FlowKey, HashDependsOnSeedAndEveryField) {
