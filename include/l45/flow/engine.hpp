@@ -327,6 +327,7 @@ class Engine {
     uint64_t hash;
   };
   static constexpr size_t kBatch = 16;
+  static constexpr size_t kHistoryAhead = 4;  // packets: see process(span)
   // The batch driver's work space (perf: allocated once, not built on each call).
   struct Batch {
     alignas(PacketView) std::byte views[kBatch][sizeof(PacketView)];

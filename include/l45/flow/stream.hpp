@@ -235,6 +235,16 @@ class TcpStream {
   bool finished() const { return fin_seen() && next_ >= fin_off_; }
   StreamCounters counters() const { return {next_ - gap_bytes_, gap_bytes_, gaps_, mismatches_}; }
   const StreamConfig& config() const { return *cfg_; }
+  // A hint: the history is wanted soon (a batch driver a few packets ahead). The lines of a
+  // first-size block of held segments (88 bytes, 16-byte aligned: up to three lines); the
+  // start of a larger one.
+  void prefetch_history() const {
+    if (!history_) return;
+    const std::byte* p = history_.get();
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+    __builtin_prefetch(p + 87);
+  }
 
  private:
   static constexpr uint64_t kNoFin = ~uint64_t{0};

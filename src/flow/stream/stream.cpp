@@ -59,7 +59,7 @@ struct TcpStream::Held {
   uint32_t n = 0;
   uint64_t copied = 0;  // the copies' bytes, reserved from the budget
 
-  static size_t bytes_for(uint32_t cap) { return sizeof(Held) + cap * sizeof(Segment); }
+  static constexpr size_t bytes_for(uint32_t cap) { return sizeof(Held) + cap * sizeof(Segment); }
   // perf: the header and its slots in one allocation (one malloc per stream, not two).
   // `mem`: bytes_for(cap) bytes (TcpStream::make_held() takes a spare one when it can).
   static void init(std::byte* mem, uint32_t cap) {
@@ -102,6 +102,8 @@ StreamBlocks::~StreamBlocks() {
 }
 
 std::unique_ptr<std::byte[]> TcpStream::make_held(uint32_t cap) const {
+  static_assert(Held::bytes_for(Held::kFirst) == 88,
+                "prefetch_history() (stream.hpp) fetches the lines of an 88-byte first block");
   std::unique_ptr<std::byte[]> mem;
   StreamBlocks* spare = cap == Held::kFirst ? cfg_->blocks : nullptr;
   if (spare && spare->head_) {
