@@ -1,6 +1,5 @@
 #include "l45/packet/packet.hpp"
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,39 +9,27 @@
 
 namespace l45 {
 
-// One allocation: this header followed by `capacity` bytes, or (borrowed) a pointer to
-// external bytes plus the handle that keeps them alive.
-struct Packet::Buffer {
-  std::atomic<uint32_t> refs{1};
-  uint32_t capacity = 0;
-  const std::byte* external = nullptr;
-  std::shared_ptr<const void> keepalive;
+Packet::Buffer* Packet::Buffer::allocate(size_t capacity) {
+  L45_CHECK(capacity <= UINT32_MAX);
+  void* mem = std::malloc(sizeof(Buffer) + capacity);
+  if (!mem) throw std::bad_alloc();
+  auto* b = new (mem) Buffer();
+  b->capacity = static_cast<uint32_t>(capacity);
+  return b;
+}
 
-  std::byte* storage() { return reinterpret_cast<std::byte*>(this + 1); }
+Packet::Buffer* Packet::Buffer::wrap(Bytes data, std::shared_ptr<const void> keepalive) {
+  auto* b = allocate(0);
+  b->external = data.data();
+  b->capacity = static_cast<uint32_t>(data.size());
+  b->keepalive = std::move(keepalive);
+  return b;
+}
 
-  static Buffer* allocate(size_t capacity) {
-    L45_CHECK(capacity <= UINT32_MAX);
-    void* mem = std::malloc(sizeof(Buffer) + capacity);
-    if (!mem) throw std::bad_alloc();
-    auto* b = new (mem) Buffer();
-    b->capacity = static_cast<uint32_t>(capacity);
-    return b;
-  }
-  static Buffer* wrap(Bytes data, std::shared_ptr<const void> keepalive) {
-    auto* b = allocate(0);
-    b->external = data.data();
-    b->capacity = static_cast<uint32_t>(data.size());
-    b->keepalive = std::move(keepalive);
-    return b;
-  }
-  void retain() { refs.fetch_add(1, std::memory_order_relaxed); }
-  void release() {
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      this->~Buffer();
-      std::free(this);
-    }
-  }
-};
+void Packet::Buffer::destroy(Buffer* b) {
+  b->~Buffer();
+  std::free(b);
+}
 
 Packet::~Packet() {
   if (buf_) buf_->release();
@@ -125,17 +112,6 @@ Packet Packet::slice(const Packet& whole, size_t offset, size_t len, PacketMeta 
 
 bool Packet::is_borrowed() const {
   return buf_ && buf_->external;
-}
-
-void Packet::Hold::release(Buffer* b) {
-  b->release();
-}
-
-Packet::Hold Packet::hold() const {
-  Hold h;
-  if (buf_) buf_->retain();
-  h.buf_ = buf_;
-  return h;
 }
 
 bool Packet::is_unique() const {

@@ -9,6 +9,7 @@
 // borrowed: Click's uniqueify.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,7 +38,26 @@ struct PacketMeta {
 };
 
 class Packet {
-  struct Buffer;  // the reference-counted bytes (packet.cpp)
+  // One allocation: this header followed by `capacity` bytes, or (borrowed) a pointer to
+  // external bytes plus the handle that keeps them alive. perf: defined here so that the
+  // reference counting of hold() and of Hold's destructor and moves is inline (l45 bench
+  // bench-small and many-flows, callgrind); allocating and freeing stay in packet.cpp.
+  struct Buffer {
+    std::atomic<uint32_t> refs{1};
+    uint32_t capacity = 0;
+    const std::byte* external = nullptr;
+    std::shared_ptr<const void> keepalive;
+
+    std::byte* storage() { return reinterpret_cast<std::byte*>(this + 1); }
+    static Buffer* allocate(size_t capacity);
+    static Buffer* wrap(Bytes data, std::shared_ptr<const void> keepalive);
+    // Frees a buffer whose last reference went.
+    static void destroy(Buffer* b);
+    void retain() { refs.fetch_add(1, std::memory_order_relaxed); }
+    void release() {
+      if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+    }
+  };
 
  public:
   static constexpr size_t kDefaultHeadroom = 64;
@@ -90,18 +110,17 @@ class Packet {
   // retransmission with the bytes it delivered, instead of a copy of them. Move-only.
   class Hold {
    public:
-    // perf: the null checks inline, the reference count out of line (Buffer is private to
-    // packet.cpp): a reassembler moves and drops mostly empty holds once a segment, and the
-    // out-of-line move and destructor were ~40 instructions a data segment (l45 bench
-    // bench-small, callgrind).
+    // perf: inline, reference count included: a reassembler moves and drops mostly empty
+    // holds once a segment, and the out-of-line move and destructor were ~40 instructions a
+    // data segment (l45 bench bench-small, callgrind).
     Hold() = default;
     ~Hold() {
-      if (buf_) release(buf_);
+      if (buf_) buf_->release();
     }
     Hold(Hold&& o) noexcept : buf_(o.buf_) { o.buf_ = nullptr; }
     Hold& operator=(Hold&& o) noexcept {
       if (this != &o) {
-        if (buf_) release(buf_);
+        if (buf_) buf_->release();
         buf_ = o.buf_;
         o.buf_ = nullptr;
       }
@@ -115,10 +134,14 @@ class Packet {
 
    private:
     friend class Packet;
-    static void release(Buffer* b);
     Buffer* buf_ = nullptr;
   };
-  Hold hold() const;
+  Hold hold() const {
+    Hold h;
+    if (buf_) buf_->retain();
+    h.buf_ = buf_;
+    return h;
+  }
 
  private:
   std::byte* base() const;
