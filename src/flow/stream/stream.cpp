@@ -104,25 +104,35 @@ StreamBlocks::~StreamBlocks() {
 std::unique_ptr<std::byte[]> TcpStream::make_held(uint32_t cap) const {
   static_assert(Held::bytes_for(Held::kFirst) == 88,
                 "prefetch_history() (stream.hpp) fetches the lines of an 88-byte first block");
-  std::unique_ptr<std::byte[]> mem;
   StreamBlocks* spare = cap == Held::kFirst ? cfg_->blocks : nullptr;
   if (spare && spare->head_) {
-    mem.reset(spare->head_);
+    std::unique_ptr<std::byte[]> mem(spare->head_);
     std::memcpy(&spare->head_, mem.get(), sizeof spare->head_);
     --spare->n_;
-  } else {
-    mem = std::make_unique_for_overwrite<std::byte[]>(Held::bytes_for(cap));
+    // perf: free_held() left every slot empty, so only the header is made again.
+    new (mem.get()) Held(cap);
+    return mem;
   }
+  auto mem = std::make_unique_for_overwrite<std::byte[]>(Held::bytes_for(cap));
   Held::init(mem.get(), cap);
   return mem;
 }
 
 void TcpStream::free_held(std::unique_ptr<std::byte[]> mem) const {
   Held* h = reinterpret_cast<Held*>(mem.get());
-  const uint32_t cap = h->cap;
-  h->~Held();
-  StreamBlocks* spare = cap == Held::kFirst ? cfg_->blocks : nullptr;
-  if (!spare || spare->n_ == StreamBlocks::kMax) return;  // freed here
+  StreamBlocks* spare = h->cap == Held::kFirst ? cfg_->blocks : nullptr;
+  if (!spare || spare->n_ == StreamBlocks::kMax) {
+    h->~Held();
+    return;  // freed here
+  }
+  // The slots outside [head, head + n) are empty already (pop() and the moves in hold() leave
+  // them so). The ones inside still hold this stream's segments, or are what a bigger block
+  // moved them out of and keep their count of a copy: both go before another stream takes it.
+  for (uint32_t i = 0; i < h->n; ++i) {
+    Held::Segment& g = h->at(i);
+    g.hold = Packet::Hold();
+    g.copied = 0;
+  }
   std::memcpy(mem.get(), &spare->head_, sizeof spare->head_);
   spare->head_ = mem.release();
   ++spare->n_;
@@ -203,7 +213,7 @@ void TcpStream::disable() {
   disabled_ = true;
 }
 
-void TcpStream::release_buffers() {
+void TcpStream::release_rest() {
   free_buffer();
   free_history();
 }
@@ -694,7 +704,7 @@ void TcpStream::skip_to(TcpSeq seq, StreamSink& sink) {
   drain(sink);
 }
 
-void TcpStream::flush(StreamSink& sink) {
+void TcpStream::flush_rest(StreamSink& sink) {
   if (!initialized_ || disabled_) return;
   while (ooo_)
     release_next_chunk(sink);
