@@ -259,6 +259,7 @@ class TcpStream {
   struct OutOfOrder;
   struct Held;
 
+  DropReason add_in_order(Bytes payload, StreamSink& sink, const Packet* owner);
   DropReason add_rest(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink,
                       const Packet* owner);
   void flush_rest(StreamSink& sink);
