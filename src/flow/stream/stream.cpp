@@ -570,7 +570,7 @@ void TcpStream::grow_history(uint64_t want) {
           (n == 1 || uint64_t{fill - old.len} - hd.slots()[(head + 1) & mask].len + len < limit)) {
         const uint32_t rest = fill - old.len;
         Held::Segment& g = hd.slots()[(head + n) & mask];
-        g.hold = std::move(old.hold);
+        g.hold.swap(old.hold);  // g is empty, or is old
         g.off = next_;
         g.data = data.data();
         g.len = static_cast<uint32_t>(len);
@@ -629,10 +629,12 @@ void TcpStream::hold_rest(Bytes data, const Packet* owner) {
   g.off = at;
   g.data = data.data();
   g.len = static_cast<uint32_t>(len);
+  // g is a free slot: its hold is empty.
   if (owner && freed.holds(*owner)) {
-    g.hold = std::move(freed);
+    g.hold.swap(freed);
   } else if (owner && owner->is_borrowed()) {
-    g.hold = owner->hold();
+    Packet::Hold h = owner->hold();
+    g.hold.swap(h);
   } else {
     // Bytes from the out-of-order store or a packet of its own: a copy, counted.
     if (budget && !budget->reserve(len)) {
