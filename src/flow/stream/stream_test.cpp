@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <new>
 #include <random>
 #include <sstream>
@@ -669,6 +670,97 @@ TEST(TcpStream, HeldHistoryInOneMappedBufferMatchesSegmentsInBuffersOfTheirOwn) 
     EXPECT_EQ(a.st.rexmit_bytes, b.st.rexmit_bytes);
     EXPECT_EQ(a.history_bytes, b.history_bytes);
     EXPECT_EQ(a.used, b.used);
+  }
+}
+
+// A history block goes back to StreamConfig::blocks when its stream lets it go and the next
+// stream takes it as it is, without making its slots again. So the slots the last stream still
+// used must be emptied on the way back: a hold left in one keeps that stream's packet (and its
+// bytes) alive, and a slot's count of a copy would be given back to the budget a second time
+// when the next stream lets that slot go.
+TEST(TcpStream, SpareHistoryBlockComesBackWithoutTheCopiesOfItsLastStream) {
+  StreamBudget budget(1 << 20);
+  StreamBlocks blocks;
+  StreamConfig cfg;
+  cfg.budget = &budget;
+  cfg.blocks = &blocks;
+  cfg.history = 8;
+  // Five-byte segments, each in a buffer of its own, through both slots of a first block and
+  // round again: the history lets go of every slot once.
+  auto feed = [](TcpStream& c, Collect& out) {
+    add_held(c, 6, "67890", out);
+    add_held(c, 11, "ABCDE", out);
+    add_held(c, 16, "FGHIJ", out);
+    add_held(c, 21, "KLMNO", out);
+  };
+  // What the history holds after them in a block of its own: its records, no copies.
+  uint64_t own_block = 0;
+  {
+    StreamConfig own = cfg;
+    own.budget = nullptr;
+    own.blocks = nullptr;
+    TcpStream c(own);
+    Collect out;
+    c.init(TcpSeq(0));
+    add_held(c, 1, "12345", out);
+    feed(c, out);
+    own_block = c.history_bytes();
+  }
+  auto check_next_stream = [&](const char* what) {
+    SCOPED_TRACE(what);
+    TcpStream c(cfg);
+    Collect out;
+    c.init(TcpSeq(0));
+    g_allocations = 0;
+    g_counting = true;
+    add_held(c, 1, "12345", out);
+    g_counting = false;
+    EXPECT_EQ(g_allocations, 0u) << "the block must come from the spare list";
+    feed(c, out);
+    EXPECT_EQ(out.data, "1234567890ABCDEFGHIJKLMNO");
+    EXPECT_EQ(c.history_bytes(), own_block);
+    EXPECT_EQ(budget.used(), own_block) << "a copy's count came back with the block";
+    EXPECT_EQ(add_held(c, 16, "FGHIJKLxNO", out), DropReason::StreamRexmitMismatch);
+    ASSERT_EQ(out.mismatches.size(), 1u);
+    EXPECT_EQ(out.mismatches[0].original, "FGHIJKLMNO");
+    c.release_buffers();
+    EXPECT_EQ(budget.used(), 0u);
+  };
+
+  {
+    // The block grows while it holds a copy (bytes that came from the out-of-order store): the
+    // small block goes back with the slot its copy was moved out of.
+    TcpStream a(cfg);
+    Collect out;
+    a.init(TcpSeq(0));
+    add_held(a, 4, "def", out);  // ahead: buffered
+    add_held(a, 1, "abc", out);  // held; "def" drains as a copy into the second slot
+    add_held(a, 7, "ghi", out);  // a third segment: a bigger block
+    EXPECT_EQ(out.data, "abcdefghi");
+    a.release_buffers();
+    EXPECT_EQ(budget.used(), 0u);
+  }
+  check_next_stream("after a block that grew");
+
+  {
+    // The block goes back while its slots hold a packet and a copy.
+    auto alive = std::make_shared<int>(0);
+    const std::string held = "xyz12";
+    TcpStream b(cfg);
+    Collect out;
+    b.init(TcpSeq(0));
+    add_held(b, 6, "67", out);  // ahead: buffered
+    {
+      const Packet p = Packet::borrow(text(held), alive);
+      b.add(TcpSeq(1), 0, p.data(), out, &p);  // held; "67" drains as a copy
+    }
+    EXPECT_EQ(out.data, "xyz1267");
+    EXPECT_EQ(alive.use_count(), 2) << "the history holds the packet";
+    b.release_buffers();
+    EXPECT_EQ(budget.used(), 0u);
+    EXPECT_EQ(alive.use_count(), 1) << "the spare block still holds the packet";
+    check_next_stream("after a block that held a packet and a copy");
+    EXPECT_EQ(alive.use_count(), 1);
   }
 }
 
