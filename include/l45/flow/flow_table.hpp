@@ -285,6 +285,14 @@ class FlowTableCore {
     }
     return kNil;
   }
+  // perf: hints for closing slot i soon (expiry): its index bucket, and the record after it
+  // in its list, the next to expire there. Returns that slot, or kNil.
+  uint32_t prefetch_release(uint32_t i) const {
+    const Record& r = recs_[i];
+    __builtin_prefetch(&buckets_[uint32_t(hash(r.key)) & mask_]);
+    if (r.next != kNil) __builtin_prefetch(&recs_[r.next]);
+    return r.next;
+  }
   // Unlinks and frees slot i; its generation moves on, so handles to it go stale.
   void release(uint32_t i);
   // Oldest last-seen flow over all classes (kNil when empty).
@@ -542,6 +550,10 @@ class FlowTable {
     while (n < budget) {
       uint32_t i = core_.oldest_expired(now);
       if (i == detail::FlowTableCore::kNil) break;
+      // perf: what closing i and the flow after it will read, while on_close works (l45 bench
+      // many-flows: flows expire 5 s after their close, long out of the cache).
+      if (const uint32_t next = core_.prefetch_release(i); next != detail::FlowTableCore::kNil)
+        prefetch_value(values_[next]);
       on_close(core_.handle(i), CloseReason::IdleTimeout, values_[i]);
       close(i, CloseReason::IdleTimeout);
       ++n;
@@ -597,6 +609,12 @@ class FlowTable {
     values_[i] = T{};  // drops what the value owned before the slot is reused
     core_.count_close(r);
     core_.release(i);
+  }
+
+  static void prefetch_value(const T& v) {
+    const char* p = reinterpret_cast<const char*>(&v);
+    for (size_t b = 0; b < sizeof(T); b += 64)
+      __builtin_prefetch(p + b);
   }
 
   detail::FlowTableCore core_;

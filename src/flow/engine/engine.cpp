@@ -651,6 +651,12 @@ void Engine::close_flow(Flow& f, FlowEnd why) {
 
 void Engine::expire() {
   table_.expire(now_, [this](FlowHandle, CloseReason, Flow& f) {
+    // perf: the TCP state free_tcp() will read, while the observer sees the close.
+    if (f.tcp_) {
+      const char* t = reinterpret_cast<const char*>(f.tcp_);
+      for (size_t b = 0; b < sizeof(Flow::Tcp); b += 64)
+        __builtin_prefetch(t + b);
+    }
     close_flow(f, timeout_class(f) == kTcpClosed ? FlowEnd::Closed : FlowEnd::IdleTimeout);
   });
 }
