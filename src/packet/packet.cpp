@@ -53,11 +53,6 @@ Packet& Packet::operator=(Packet&& o) noexcept {
   return *this;
 }
 
-std::byte* Packet::base() const {
-  if (!buf_) return nullptr;
-  return buf_->external ? const_cast<std::byte*>(buf_->external) : buf_->storage();
-}
-
 Packet Packet::copy_of(Bytes data, PacketMeta meta, size_t headroom) {
   Packet p;
   p.buf_ = Buffer::allocate(headroom + data.size());
@@ -108,10 +103,6 @@ Packet Packet::slice(const Packet& whole, size_t offset, size_t len, PacketMeta 
   p.meta_ = meta;
   if (p.meta_.wire_len < p.len_) p.meta_.wire_len = p.len_;
   return p;
-}
-
-bool Packet::is_borrowed() const {
-  return buf_ && buf_->external;
 }
 
 bool Packet::is_unique() const {
