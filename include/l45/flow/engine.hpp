@@ -349,6 +349,13 @@ class Engine {
   uint8_t timeout_class(const Flow& f) const;
   uint32_t intern_tunnel(const PacketView& v);
   void free_tcp(Flow& f);
+  // A hint: every line of f's TCP state (none without one) is wanted soon.
+  static void prefetch_tcp(const Flow& f) {
+    if (!f.tcp_) return;
+    const char* t = reinterpret_cast<const char*>(f.tcp_);
+    for (size_t b = 0; b < sizeof(Flow::Tcp); b += 64)
+      __builtin_prefetch(t + b);
+  }
 
   // perf: Flow::Tcp blocks are carved from chunks the engine keeps until it is destroyed, and
   // a closed flow's block goes on a free list threaded through the unused blocks: no malloc

@@ -314,12 +314,8 @@ void Engine::process(std::span<const Packet> pkts) {
     }
     for (size_t i = 0; i < n; ++i)
       guess[i] = ahead[i].done && ahead[i].keyed ? table_.prefetch_flow(ahead[i].hash) : nullptr;
-    for (size_t i = 0; i < n; ++i) {
-      if (!guess[i] || !guess[i]->tcp_) continue;
-      const char* t = reinterpret_cast<const char*>(guess[i]->tcp_);
-      for (size_t b = 0; b < sizeof(Flow::Tcp); b += 64)
-        __builtin_prefetch(t + b);
-    }
+    for (size_t i = 0; i < n; ++i)
+      if (guess[i]) prefetch_tcp(*guess[i]);
     for (size_t i = 0; i < n; ++i) {
       // perf: the streams' history a few packets ahead, once their TCP state has arrived: a
       // data segment adds to it, and the close releases it (l45 bench many-flows: the release
@@ -651,12 +647,7 @@ void Engine::close_flow(Flow& f, FlowEnd why) {
 
 void Engine::expire() {
   table_.expire(now_, [this](FlowHandle, CloseReason, Flow& f) {
-    // perf: the TCP state free_tcp() will read, while the observer sees the close.
-    if (f.tcp_) {
-      const char* t = reinterpret_cast<const char*>(f.tcp_);
-      for (size_t b = 0; b < sizeof(Flow::Tcp); b += 64)
-        __builtin_prefetch(t + b);
-    }
+    prefetch_tcp(f);  // perf: what free_tcp() will read, while the observer sees the close
     close_flow(f, timeout_class(f) == kTcpClosed ? FlowEnd::Closed : FlowEnd::IdleTimeout);
   });
 }
