@@ -38,6 +38,7 @@
 import ctypes
 import json
 import os
+import select
 import socket
 import sys
 
@@ -200,9 +201,11 @@ elif mode == "signing":
     lib.l45_tag_add(c.fileno(), ctypes.byref(t1))
     go_r, go_w = os.pipe()
     out_r, out_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(go_w)
+        os.close(ready_r)
         os.set_blocking(go_r, False)
         n = lost = 0
         for _ in range(2000000):
@@ -215,10 +218,17 @@ elif mode == "signing":
             if lib.l45_tag_remove(c.fileno(), ctypes.byref(t2)) != 0:
                 lost += 1
             n += 1
+            if n == 1:
+                os.write(ready_w, b"r")  # toggling: the parent may start signing
         os.write(out_w, json.dumps({"toggles": n, "lost": lost}).encode())
         os._exit(0)
     os.close(go_r)
     os.close(out_w)
+    os.close(ready_w)
+    # On a loaded machine the child may not have run yet: the signings wait (at most 10 s) for
+    # its first toggle, or the race would be run against nothing.
+    select.select([ready_r], [], [], 10)
+    os.close(ready_r)
     signs = [sign_lib(c, k3, "3:1") for _ in range(50)]
     os.close(go_w)
     got = json.loads(os.read(out_r, 4096) or b"{}")
