@@ -12,6 +12,13 @@
 # which no program avoids (a clock read per run; in a VM that is tens of ns). "net" is a program
 # minus its reference in the same round, median of the rounds: the load of a shared machine
 # moves both, so the difference varies less than either.
+# Each round also runs both modes once more with a third pair attached ahead of l45's programs
+# (BPF_F_BEFORE, Linux 6.16+; without it those runs are left out, with one line saying so):
+# l45sto_egress and l45sto_ingress call bpf_sk_storage_get() on the daemon's socket-storage map
+# and do nothing else. That is the lookup any program keeping state per socket makes on every
+# packet, timed where l45's own is made (first, on what the stack left in the caches), so the
+# last table splits l45's net cost into that lookup and the rest. Those runs count towards
+# neither the throughput nor l45's figures, which always come from the runs without them.
 #
 #   bench/tag_overhead.sh [ROUNDS=7] [SECONDS=3]       as root; L45=path/to/l45 to pick the binary
 #
@@ -47,7 +54,7 @@ cleanup() {
   # Child cgroups `tag exec` made, then ours (only empty cgroups can go).
   find "$CG" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
   rmdir "$CG" 2>/dev/null || true
-  rm -rf "$PIN" "$tmp"
+  rm -rf "$PIN" "$PIN-sto" "$tmp"
 }
 trap cleanup EXIT
 
@@ -95,11 +102,72 @@ for attach_type, name in ((1, b"l45ref_egress"), (0, b"l45ref_ingress")):
         sys.exit(f"tag_overhead: attaching {name.decode()}: {os.strerror(ctypes.get_errno())}")
     os.close(fd)  # the cgroup holds it
 PY
+# The storage probes: r6 = ctx; r2 = skb->sk; if r2 == 0 goto out; r1 = &l45_tags (the daemon's
+# pinned map); r3 = r4 = 0; call bpf_sk_storage_get; out: r0 = 1; exit. Pinned, so the rounds
+# attach them first (BPF_F_BEFORE) and detach them again.
+mkdir "$PIN-sto"
+/usr/bin/python3 - "$PIN/l45_tags" "$PIN-sto" <<'PY'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_BPF, PROG_LOAD, OBJ_PIN, OBJ_GET, CGROUP_SKB = 321, 5, 6, 7, 8
+def bpf(cmd, attr, what):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(SYS_BPF, cmd, buf, 128)
+    if r < 0:
+        sys.exit(f"tag_overhead: {what}: {os.strerror(ctypes.get_errno())}")
+    return r
+path = ctypes.create_string_buffer(sys.argv[1].encode())
+map_fd = bpf(OBJ_GET, struct.pack("=QII", ctypes.addressof(path), 0, 0), f"opening {sys.argv[1]}")
+insns = (bytes.fromhex("bf16000000000000" "7962a80000000000" "1502050000000000") +
+         bytes.fromhex("1811000000000000")[:4] + struct.pack("<I", map_fd) +
+         bytes.fromhex("0000000000000000" "b703000000000000" "b704000000000000"
+                       "850000006b000000" "b700000001000000" "9500000000000000"))
+license_ = ctypes.create_string_buffer(b"GPL")
+code = ctypes.create_string_buffer(insns, len(insns))
+for attach_type, name in ((1, b"l45sto_egress"), (0, b"l45sto_ingress")):
+    attr = struct.pack("=IIQQIIQII16sII", CGROUP_SKB, len(insns) // 8, ctypes.addressof(code),
+                       ctypes.addressof(license_), 0, 0, 0, 0, 0, name, 0, attach_type)
+    fd = bpf(PROG_LOAD, attr, f"loading {name.decode()}")
+    pin = ctypes.create_string_buffer(f"{sys.argv[2]}/{name.decode()}".encode())
+    bpf(OBJ_PIN, struct.pack("=QII", ctypes.addressof(pin), fd, 0), f"pinning {name.decode()}")
+PY
+# probes on|off: the storage probes attached first on the cgroup, or detached.
+probes() {
+  /usr/bin/python3 - "$1" "$CG" "$PIN-sto" <<'PY'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_BPF, OBJ_GET, PROG_ATTACH, PROG_DETACH, ALLOW_MULTI, BEFORE = 321, 7, 8, 9, 2, 8
+def bpf(cmd, attr, what):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(SYS_BPF, cmd, buf, 128)
+    if r < 0:
+        sys.exit(f"tag_overhead: {what}: {os.strerror(ctypes.get_errno())}")
+    return r
+cg = os.open(sys.argv[2], os.O_RDONLY | os.O_DIRECTORY)
+for attach_type, name in ((1, "l45sto_egress"), (0, "l45sto_ingress")):
+    path = ctypes.create_string_buffer(f"{sys.argv[3]}/{name}".encode())
+    fd = bpf(OBJ_GET, struct.pack("=QII", ctypes.addressof(path), 0, 0), f"opening {name}")
+    if sys.argv[1] == "on":  # relative_fd 0 with BPF_F_BEFORE: ahead of every program there
+        bpf(PROG_ATTACH, struct.pack("=IIIIIIQ", cg, fd, attach_type, ALLOW_MULTI | BEFORE, 0, 0,
+                                     0), f"attaching {name} first (BPF_F_BEFORE, Linux 6.16+)")
+    else:
+        bpf(PROG_DETACH, struct.pack("=III", cg, fd, attach_type), f"detaching {name}")
+PY
+}
+modes="untagged tagged untagged+sto tagged+sto"
+if probes on 2>"$tmp/probes.err"; then
+  probes off
+else
+  echo "tag_overhead: no lookup figures: $(cat "$tmp/probes.err")" >&2
+  modes="untagged tagged"
+fi
 sysctl -qw kernel.bpf_stats_enabled=1
 # The ids of the programs on our cgroup: another tagd on the machine has programs of the same
 # names, which must not mix into these figures.
 export IDS
-IDS=$(bpftool cgroup show "$CG" -j | /usr/bin/python3 -c '
+IDS=$( (bpftool cgroup show "$CG" -j; bpftool prog show pinned "$PIN-sto/l45sto_egress" -j;
+        bpftool prog show pinned "$PIN-sto/l45sto_ingress" -j) | jq -s -c '[.[] | arrays[], objects]' |
+  /usr/bin/python3 -c '
 import json, sys
 print(",".join(str(p["id"]) for p in json.load(sys.stdin)))')
 
@@ -114,14 +182,16 @@ run() {
   esac | jq -r '.end.sum_received.bits_per_second'
 }
 
-echo "tag_overhead: $ROUNDS rounds of untagged and tagged ($SECS s iperf3 each, 5 rules)"
+echo "tag_overhead: $ROUNDS rounds of: $modes ($SECS s iperf3 each, 5 rules)"
 : >"$tmp/results"
 for ((r = 1; r <= ROUNDS; r++)); do
-  for mode in untagged tagged; do
+  for mode in $modes; do
+    [ "$mode" = "${mode%+sto}" ] || probes on
     bpftool prog show -j >"$tmp/before.json"
-    bps=$(run "$mode")
+    bps=$(run "${mode%+sto}")
     bpftool prog show -j >"$tmp/after.json"
-    echo "$mode $bps" >>"$tmp/results"
+    [ "$mode" = "${mode%+sto}" ] || probes off
+    [ "$mode" = "${mode%+sto}" ] && echo "$mode $bps" >>"$tmp/results"
     /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" "$r" >>"$tmp/perround" <<'PY'
 import json, os, sys
 ids = {int(i) for i in os.environ["IDS"].split(",")}
@@ -129,12 +199,12 @@ before = {p["id"]: p for p in json.load(open(sys.argv[2]))}
 for p in json.load(open(sys.argv[3])):
     b = before.get(p["id"], {})
     if p["id"] in ids and p.get("name") in ("l45_egress", "l45_ingress", "l45ref_egress",
-                                            "l45ref_ingress"):
+                                            "l45ref_ingress", "l45sto_egress", "l45sto_ingress"):
         runs = p.get("run_cnt", 0) - b.get("run_cnt", 0)
         ns = p.get("run_time_ns", 0) - b.get("run_time_ns", 0)
         print(sys.argv[1], sys.argv[4], p["name"], runs, ns)
 PY
-    awk -v r="$r" -v m="$mode" -v b="$bps" 'BEGIN { printf "  round %d %-9s %8.0f Mbit/s\n", r, m, b / 1e6 }'
+    awk -v r="$r" -v m="$mode" -v b="$bps" 'BEGIN { printf "  round %d %-12s %8.0f Mbit/s\n", r, m, b / 1e6 }'
   done
 done
 # The tagged flow really matched: the first rule counted its packets.
@@ -172,11 +242,27 @@ for line in open(sys.argv[4]):
 net = {}
 for (_, mode), progs in rnd.items():
     for d in ("egress", "ingress"):
-        if f"l45_{d}" in progs and f"l45ref_{d}" in progs:
-            net.setdefault((f"l45_{d}", mode), []).append(progs[f"l45_{d}"] - progs[f"l45ref_{d}"])
-print(f"{'program':24} {'mode':10} {'median ns/run of the rounds':>28} {'net of l45ref_*':>16}")
+        for name in (f"l45_{d}", f"l45sto_{d}"):
+            if name in progs and f"l45ref_{d}" in progs:
+                net.setdefault((name, mode), []).append(progs[name] - progs[f"l45ref_{d}"])
+print(f"{'program':24} {'mode':12} {'median ns/run of the rounds':>26} {'net of l45ref_*':>16}")
 for (name, mode), v in sorted(per.items()):
     n = net.get((name, mode))
-    print(f"{name:24} {mode:10} {statistics.median(v):28.0f} "
+    print(f"{name:24} {mode:12} {statistics.median(v):26.0f} "
           f"{statistics.median(n) if n else float('nan'):16.0f}")
+# What of l45's net cost is the socket-storage lookup alone, run first (the +sto runs), and what
+# is l45's own work above it. l45's figures in the +sto runs are not used: the probe warmed
+# what they would have paid for.
+parts = []
+for d in ("egress", "ingress"):
+    for mode in ("untagged", "tagged"):
+        l, k = net.get((f"l45_{d}", mode)), net.get((f"l45sto_{d}", mode + "+sto"))
+        if l and k:
+            l, k = statistics.median(l), statistics.median(k)
+            parts.append(f"{'l45_' + d:24} {mode:12} {l:8.0f} {k:8.0f} {l - k:8.0f}")
+if parts:
+    print("of l45's net ns/run: the lookup of the socket's storage alone (l45sto_*, run first), "
+          "and the rest")
+    print(f"{'program':24} {'mode':12} {'l45 net':>8} {'lookup':>8} {'rest':>8}")
+    print("\n".join(parts))
 PY
