@@ -254,8 +254,8 @@ class TcpConnection {
   uint64_t payload_size(Side s) const { return hs_[index(s)].size; }
   const TcpHistory& history() const { return history_; }
   ZeekConnState conn_state() const;
-  // Tests and fuzzing: every segment takes the general path (header prediction off), so the
-  // two can be compared.
+  // Tests and fuzzing: every segment takes the general path (header prediction and the
+  // control segments' fast path off), so the paths can be compared.
   void disable_prediction_for_test() { no_prediction_ = true; }
 
  private:
@@ -300,9 +300,15 @@ class TcpConnection {
   void on_ack(size_t s, size_t r, const TcpView& tcp);
   void on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len);
   bool predicted(size_t s, size_t r, const TcpView& tcp, uint32_t len, const SegmentMeta& meta);
-  // Every segment header prediction did not take (and a connection's first).
+  // Every segment header prediction did not take (and a connection's first): control() when
+  // it takes the segment, else full_path().
   TcpResult on_segment_general(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp ts,
                                const SegmentMeta& meta);
+  template <size_t s, uint8_t kFlags>
+  bool control(const TcpView& tcp);
+  template <size_t s>
+  bool control_by_flags(const TcpView& tcp);
+  TcpResult full_path(FlowDir dir, const TcpView& tcp, uint32_t len, const SegmentMeta& meta);
   // letter_bit(0, 'a') and letter_bit(0, 'd') (checked in tcp_state.cpp), for predicted().
   static constexpr uint32_t kSeenA = 1u << 2, kSeenD = 1u << 3;
 

@@ -783,6 +783,102 @@ TEST(TcpState, HeaderPredictionAgreesWhenASegmentEndWrapsBehindTheHighestByte) {
   EXPECT_EQ(general.history(), "Da");
 }
 
+// The control segments' fast path (TcpConnection::control()) takes segments without payload
+// with Linux's SYN options or NOP, NOP, timestamps; it must leave what the general path leaves,
+// and hand over whatever it does not take (refusals, reuse, PAWS, gaps, zero windows).
+TEST(TcpState, ControlSegmentsFastPathAgreesWithTheGeneralPath) {
+  struct Ctl {
+    FlowDir dir;
+    uint8_t flags;
+    uint32_t seq, ack, tsval, tsecr;
+    uint16_t win = 500;
+    uint8_t wscale = 7;
+  };
+  auto build_ctl = [](const Ctl& s) {
+    auto a = *IpAddr::parse("10.0.0.1");
+    auto b = *IpAddr::parse("10.0.0.2");
+    PacketBuilder pb;
+    if (s.dir == F)
+      pb.ipv4(a, b).tcp(40000, 80);
+    else
+      pb.ipv4(b, a).tcp(80, 40000);
+    pb.seq(TcpSeq(s.seq)).ack(TcpSeq(s.ack)).flags(s.flags).window(s.win);
+    if (s.flags & kSyn)  // Linux's layout: MSS, SACK permitted, timestamps, NOP, window scale
+      pb.mss(1460).sack_permitted().timestamps(s.tsval, s.tsecr).nop().wscale(s.wscale);
+    else
+      pb.nop().nop().timestamps(s.tsval, s.tsecr);
+    return pb.build();
+  };
+  const std::vector<std::vector<Ctl>> conns = {
+      // Handshake, the client closes first, the last ACK.
+      {{F, kSyn, 1000, 0, 10, 0},
+       {R, kSA, 5000, 1001, 90, 10},
+       {F, kAck, 1001, 5001, 11, 90},
+       {F, kFA, 1001, 5001, 12, 90},
+       {R, kFA, 5001, 1002, 91, 12},
+       {F, kAck, 1002, 5002, 13, 91}},
+      // The server closes first, a retransmitted FIN, a FIN-ACK crossing it, a duplicate ACK.
+      {{F, kSyn, 1000, 0, 10, 0},
+       {R, kSA, 5000, 1001, 90, 10},
+       {F, kAck, 1001, 5001, 11, 90},
+       {R, kFA, 5001, 1001, 91, 11},
+       {R, kFA, 5001, 1001, 92, 11},
+       {F, kFA, 1001, 5001, 12, 91},
+       {R, kAck, 5002, 1002, 93, 12},
+       {R, kAck, 5002, 1002, 93, 12}},
+      // Simultaneous close; a stale FIN (PAWS) and one out of the window are the general path's.
+      {{F, kSyn, 1000, 0, 10, 0},
+       {R, kSA, 5000, 1001, 90, 10},
+       {F, kAck, 1001, 5001, 11, 90},
+       {F, kFA, 900000, 5001, 12, 90},
+       {F, kFA, 1001, 5001, 5, 90},
+       {F, kFA, 1001, 5001, 12, 90},
+       {R, kFA, 5001, 1001, 91, 11},
+       {F, kAck, 1002, 5002, 13, 91},
+       {R, kAck, 5002, 1002, 92, 13}},
+      // Simultaneous open, a retransmitted SYN, a window scale above 14, a zero window, an ACK
+      // of bytes never seen ('g').
+      {{F, kSyn, 1000, 0, 10, 0},
+       {R, kSyn, 5000, 0, 90, 0, 500, 15},
+       {F, kSA, 1000, 5001, 11, 90},
+       {F, kSA, 1000, 5001, 11, 90},
+       {R, kSA, 5000, 1001, 91, 11},
+       {F, kAck, 1001, 5001, 12, 91, 0},
+       {R, kAck, 5001, 1500, 92, 12}},
+      // A SYN-ACK first (roles flipped), then a reuse of the tuple after the close.
+      {{R, kSA, 5000, 1001, 90, 10},
+       {F, kAck, 1001, 5001, 11, 90},
+       {F, kFA, 1001, 5001, 12, 90},
+       {R, kFA, 5001, 1002, 91, 12},
+       {F, kAck, 1002, 5002, 13, 91},
+       {F, kSyn, 7000, 0, 20, 0}},
+      // An ACK first (picked up mid-stream), a FIN towards a side still in SYN-SENT.
+      {{F, kAck, 1001, 5001, 11, 90}, {F, kFA, 1001, 5001, 12, 90}},
+      {{F, kSyn, 1000, 0, 10, 0}, {R, kFA, 5000, 1001, 90, 10}, {R, kSA, 5000, 1001, 91, 10}},
+  };
+  for (size_t i = 0; i < conns.size(); ++i) {
+    TcpConnection fast, general;
+    general.disable_prediction_for_test();
+    for (const Ctl& sg : conns[i]) {
+      Packet p = build_ctl(sg);
+      auto v = PacketView::decode(p);
+      auto t = v.tcp();
+      ASSERT_TRUE(t.has_value());
+      auto a = fast.on_segment(sg.dir, *t, v.payload_len(), Timestamp{});
+      auto b = general.on_segment(sg.dir, *t, v.payload_len(), Timestamp{});
+      EXPECT_EQ(a.outcome, b.outcome) << "connection " << i << " seq " << sg.seq;
+      EXPECT_EQ(a.anomaly, b.anomaly) << "connection " << i << " seq " << sg.seq;
+      for (Side sd : {Side::Client, Side::Server})
+        EXPECT_TRUE(fast.endpoint(sd) == general.endpoint(sd))
+            << "connection " << i << " seq " << sg.seq;
+      EXPECT_EQ(fast.history(), general.history()) << "connection " << i << " seq " << sg.seq;
+      EXPECT_EQ(fast.conn_state(), general.conn_state()) << "connection " << i;
+      EXPECT_EQ(fast.simultaneous_open(), general.simultaneous_open()) << "connection " << i;
+      if (a.outcome == TcpOutcome::NewConnection) break;
+    }
+  }
+}
+
 TEST(TcpStateOracle, HeaderPredictionChangesNothingOnEveryCapture) {
   auto root = testing::shared_pcaps_dir();
   if (!root) GTEST_SKIP() << "no ../shared/pcaps (set L45_PCAPS to point at it)";
