@@ -629,7 +629,8 @@ void Engine::settle_holes(Flow& f, bool all) {
 
 void Engine::flush_streams(Flow& f, bool release) {
   if (!f.tcp_ || f.stopped_ || !cfg_.reassemble) return;
-  settle_holes(f, true);
+  // perf: the call only for a hole (l45 bench many-flows: ~30 instructions a connection).
+  if (f.tcp_->hole_ms[0] | f.tcp_->hole_ms[1]) settle_holes(f, true);
   for (int s = 0; s < 2; ++s) {
     Sink sink(*this, f, Side(s));
     f.tcp_->streams[s].flush(sink);

@@ -118,7 +118,10 @@ std::unique_ptr<std::byte[]> TcpStream::make_held(uint32_t cap) const {
   return mem;
 }
 
-void TcpStream::free_held(std::unique_ptr<std::byte[]> mem) const {
+// perf: inline in free_history() and hold_rest(), as free_history() is in release_rest(): a
+// connection's close let go of each stream through four calls (l45 bench many-flows,
+// callgrind: ~130 instructions a stream).
+[[gnu::always_inline]] inline void TcpStream::free_held(std::unique_ptr<std::byte[]> mem) const {
   Held* h = reinterpret_cast<Held*>(mem.get());
   StreamBlocks* spare = h->cap == Held::kFirst ? cfg_->blocks : nullptr;
   if (!spare || spare->n_ == StreamBlocks::kMax) {
@@ -216,18 +219,13 @@ void TcpStream::disable() {
   disabled_ = true;
 }
 
-void TcpStream::release_rest() {
-  free_buffer();
-  free_history();
-}
-
 void TcpStream::free_buffer() {
   if (!ooo_) return;
   if (cfg_->budget && ooo_->bytes) cfg_->budget->release(ooo_->bytes);
   ooo_.reset();
 }
 
-void TcpStream::free_history() {
+[[gnu::always_inline]] inline void TcpStream::free_history() {
   if (!history_) return;
   uint64_t bytes = hist_cap_;
   if (hist_held_) {
@@ -239,6 +237,11 @@ void TcpStream::free_history() {
   history_.reset();
   hist_cap_ = 0;
   hist_fill_ = 0;
+}
+
+void TcpStream::release_rest() {
+  if (ooo_) free_buffer();
+  free_history();
 }
 
 DropReason TcpStream::add(TcpSeq seq, uint8_t flags, Bytes payload, StreamSink& sink,
