@@ -291,8 +291,9 @@ class TcpConnection {
   static uint32_t letter_bit(size_t i, char c);  // in hist_seen_
   void letter(size_t i, char c);                 // once per connection and side
   void repeatable(size_t i, char c, TcpSeq& last, TcpSeq seq);
-  void record_history(size_t i, const TcpView& tcp, uint32_t len);
   void record_history_inline(size_t i, const TcpView& tcp, uint32_t len);
+  void record_data(size_t i, TcpSeq seq, uint32_t len);
+  void record_predicted(size_t i, TcpSeq seq, uint32_t len);
   TcpResult refuse(DropReason r, const TcpView& tcp, size_t peer);
   bool rst_in_window(size_t s, size_t r, const TcpView& tcp) const;
   bool in_window(size_t s, size_t r, TcpSeq seq) const;
@@ -332,10 +333,10 @@ class TcpConnection {
 
 // perf: header prediction (Van Jacobson's, as TCP stacks do it): an ACK or data segment
 // between two established endpoints, with no option but timestamps, changes only the fields
-// updated here (and the history, through the general record_history() unless its letter is
-// already there). Every test below is one the general path makes; when one fails, the general
-// path runs. tcp_state_fuzz runs both paths on the same segments and compares them (l45 bench:
-// on_segment went from 470 to ~150 instructions a packet; taking each side's first data and
+// updated here (and the history: the general record's steps for such a segment unless its
+// letter is already there). Every test below is one the general path makes; when one fails, the
+// general path runs. tcp_state_fuzz runs both paths on the same segments and compares them (l45
+// bench: on_segment went from 470 to ~150 instructions a packet; taking each side's first data and
 // first ACK here too doubled the segments predicted on many-flows' short connections). Inlined
 // into on_segment(), its one caller, itself inline in the caller's loop.
 [[gnu::always_inline]] inline bool TcpConnection::predicted(size_t s, size_t r, const TcpView& tcp,
@@ -360,12 +361,13 @@ class TcpConnection {
 
   if (S.packets != UINT32_MAX) ++S.packets;
   // History: inline when this kind of segment's letter is there and data goes beyond what the
-  // side sent before; otherwise (its first data or ACK, a retransmission) the general record.
+  // side sent before; otherwise (its first data or ACK, a retransmission) the general record's
+  // steps for an ACK with a window and no SYN, FIN or RST.
   const TcpSeq seq = tcp.seq();
   HistoryState& h = hs_[s];
   const int side_shift = s ? 16 : 0;
   if (!len) {
-    if (!(hist_seen_ & (kSeenA << side_shift))) record_history(s, tcp, len);
+    if (!(hist_seen_ & (kSeenA << side_shift))) record_predicted(s, seq, len);
   } else if ((hist_seen_ & (kSeenD << side_shift)) && bits_[s].base_set && bits_[s].data_seen &&
              seq >= h.max_data_end) {
     const TcpSeq end = seq + len;
@@ -374,7 +376,7 @@ class TcpConnection {
     const int32_t sz = end - h.data_base;
     if (sz > 0) h.size = std::max(h.size, uint32_t(sz));
   } else {
-    record_history(s, tcp, len);
+    record_predicted(s, seq, len);
   }
   if (ack > R.snd_una) R.snd_una = ack;
   const TcpSeq end = seq + len;
