@@ -48,6 +48,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -368,11 +369,19 @@ class Engine {
   // (HugeAlloc; l45 bench many-flows: the blocks are read at random).
   class TcpSlab {
    public:
-    void* take();
+    // perf: the free list's pop inline (l45 bench many-flows: the call was ~25 instructions a
+    // TCP flow).
+    void* take() {
+      if (!free_) return take_fresh();
+      void* b = free_;
+      std::memcpy(&free_, b, sizeof free_);
+      return b;
+    }
     void give(void* block);
     size_t bytes() const;
 
    private:
+    void* take_fresh();  // a block never used yet (a new chunk when the last one is used up)
     static constexpr size_t kChunkBytes = detail::kHugePage;
     static constexpr size_t kBlocksPerChunk = kChunkBytes / sizeof(Flow::Tcp);
     struct Free {
