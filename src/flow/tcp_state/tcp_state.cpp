@@ -51,6 +51,74 @@ static_assert(kLetters.find('a') == 2 && kLetters.find('d') == 3, "TcpConnection
   return between(seq, lo, ref + wnd);
 }
 
+// What sender S's ACK of `ack` tells of both endpoints' states: on_ack() after its gap letters,
+// and the control segments' fast path (control()), which excluded those letters first.
+[[gnu::always_inline]] inline void ack_states(TcpEndpoint& S, TcpEndpoint& R, TcpSeq ack,
+                                              bool syn) {
+  if (!R.peer_acked || ack > R.snd_una) R.snd_una = ack;
+  R.peer_acked = true;
+  if (!R.isn_known && (R.state == TS::Listen || R.state == TS::SynSent) && !R.seen) {
+    // One-sided capture: the peer's SYN(-ACK) went another way; its ISN is what is acked.
+    R.isn = ack - 1;
+    R.isn_known = true;
+  }
+  const bool acks_syn = R.isn_known && ack >= R.isn + 1;
+  if (!syn && S.state == TS::SynSent && acks_syn) {
+    // The final ACK of the three-way handshake (RFC 9293 3.5 figure 6).
+    S.state = TS::Established;
+    if (R.state == TS::Listen) R.state = TS::Established;  // its SYN-ACK was not seen
+  }
+  if (R.state == TS::SynRcvd && acks_syn) R.state = TS::Established;
+  if (R.fin_sent && ack >= R.fin_seq + 1) {
+    // RFC 9293 3.10.7.4: the ACK of our FIN moves FIN-WAIT-1, CLOSING and LAST-ACK on.
+    if (R.state == TS::FinWait1)
+      R.state = TS::FinWait2;
+    else if (R.state == TS::Closing)
+      R.state = TS::TimeWait;
+    else if (R.state == TS::LastAck)
+      R.state = TS::Closed;
+  }
+}
+
+// What sender S's FIN at `fin` does to both endpoints' states (on_fin() and control()); `ack`
+// is read only when `has_ack`.
+[[gnu::always_inline]] inline void fin_states(TcpEndpoint& S, TcpEndpoint& R, TcpSeq fin,
+                                              bool has_ack, TcpSeq ack) {
+  if (S.fin_sent && fin == S.fin_seq) return;  // retransmitted FIN
+  S.fin_sent = true;
+  S.fin_seq = fin;
+  const bool acks_peer_fin = R.fin_sent && has_ack && ack >= R.fin_seq + 1;
+  switch (S.state) {
+    case TS::CloseWait:
+      // Its FIN crossed the peer's (the ACK does not cover it): simultaneous close, RFC 9293
+      // 3.6 figure 13, both go through CLOSING.
+      S.state = (R.fin_sent && !acks_peer_fin) ? TS::Closing : TS::LastAck;
+      break;
+    case TS::SynSent:
+    case TS::SynRcvd:
+    case TS::Established:
+    case TS::Listen:
+      S.state = TS::FinWait1;
+      break;
+    default:
+      break;
+  }
+  switch (R.state) {
+    case TS::SynRcvd:
+    case TS::Established:
+      R.state = TS::CloseWait;
+      break;
+    case TS::FinWait1:
+      R.state = TS::Closing;
+      break;
+    case TS::FinWait2:
+      R.state = TS::TimeWait;
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace
 
 std::string_view tcp_endpoint_state_name(TcpEndpointState s) {
@@ -252,7 +320,6 @@ bool TcpConnection::rst_in_window(size_t s, size_t r, const TcpView& tcp) const 
 }
 
 [[gnu::always_inline]] inline void TcpConnection::on_ack(size_t s, size_t r, const TcpView& tcp) {
-  TcpEndpoint& S = ep_[s];
   TcpEndpoint& R = ep_[r];
   const TcpSeq ack = tcp.ack();
   // Content gap: the receiver acknowledges bytes of the other side that were never seen.
@@ -263,69 +330,13 @@ bool TcpConnection::rst_in_window(size_t s, size_t r, const TcpView& tcp) const 
     letter(r, 'g');
     bits_[r].has_uncaptured = false;
   }
-  if (!R.peer_acked || ack > R.snd_una) R.snd_una = ack;
-  R.peer_acked = true;
-  if (!R.isn_known && (R.state == TS::Listen || R.state == TS::SynSent) && !R.seen) {
-    // One-sided capture: the peer's SYN(-ACK) went another way; its ISN is what is acked.
-    R.isn = ack - 1;
-    R.isn_known = true;
-  }
-  const bool acks_syn = R.isn_known && ack >= R.isn + 1;
-  if (!tcp.syn() && S.state == TS::SynSent && acks_syn) {
-    // The final ACK of the three-way handshake (RFC 9293 3.5 figure 6).
-    S.state = TS::Established;
-    if (R.state == TS::Listen) R.state = TS::Established;  // its SYN-ACK was not seen
-  }
-  if (R.state == TS::SynRcvd && acks_syn) R.state = TS::Established;
-  if (R.fin_sent && ack >= R.fin_seq + 1) {
-    // RFC 9293 3.10.7.4: the ACK of our FIN moves FIN-WAIT-1, CLOSING and LAST-ACK on.
-    if (R.state == TS::FinWait1)
-      R.state = TS::FinWait2;
-    else if (R.state == TS::Closing)
-      R.state = TS::TimeWait;
-    else if (R.state == TS::LastAck)
-      R.state = TS::Closed;
-  }
+  ack_states(ep_[s], R, ack, tcp.syn());
 }
 
 [[gnu::always_inline]] inline void TcpConnection::on_fin(size_t s, size_t r, const TcpView& tcp,
                                                          uint32_t len) {
-  TcpEndpoint& S = ep_[s];
-  TcpEndpoint& R = ep_[r];
-  const TcpSeq fin = tcp.seq() + len;
-  if (S.fin_sent && fin == S.fin_seq) return;  // retransmitted FIN
-  S.fin_sent = true;
-  S.fin_seq = fin;
-  const bool acks_peer_fin = R.fin_sent && tcp.has_ack() && tcp.ack() >= R.fin_seq + 1;
-  switch (S.state) {
-    case TS::CloseWait:
-      // Its FIN crossed the peer's (the ACK does not cover it): simultaneous close, RFC 9293
-      // 3.6 figure 13, both go through CLOSING.
-      S.state = (R.fin_sent && !acks_peer_fin) ? TS::Closing : TS::LastAck;
-      break;
-    case TS::SynSent:
-    case TS::SynRcvd:
-    case TS::Established:
-    case TS::Listen:
-      S.state = TS::FinWait1;
-      break;
-    default:
-      break;
-  }
-  switch (R.state) {
-    case TS::SynRcvd:
-    case TS::Established:
-      R.state = TS::CloseWait;
-      break;
-    case TS::FinWait1:
-      R.state = TS::Closing;
-      break;
-    case TS::FinWait2:
-      R.state = TS::TimeWait;
-      break;
-    default:
-      break;
-  }
+  const bool has_ack = tcp.has_ack();
+  fin_states(ep_[s], ep_[r], tcp.seq() + len, has_ack, has_ack ? tcp.ack() : TcpSeq());
 }
 
 // Zeek's TCP endpoint model (analyzer/protocol/tcp/TCP.cc, UpdateStateMachine), kept only to
@@ -435,66 +446,14 @@ template <size_t s, uint8_t kFlags>
     }
   }
   if constexpr (ack) {
-    // on_ack() without its 'g' cases (excluded above).
-    if (!R.peer_acked || ackn > R.snd_una) R.snd_una = ackn;
-    R.peer_acked = true;
-    if (!R.isn_known && (R.state == TS::Listen || R.state == TS::SynSent) && !R.seen) {
-      R.isn = ackn - 1;
-      R.isn_known = true;
-    }
-    const bool acks_syn = R.isn_known && ackn >= R.isn + 1;
-    if (!syn && S.state == TS::SynSent && acks_syn) {
-      S.state = TS::Established;
-      if (R.state == TS::Listen) R.state = TS::Established;
-    }
-    if (R.state == TS::SynRcvd && acks_syn) R.state = TS::Established;
-    if (R.fin_sent && ackn >= R.fin_seq + 1) {
-      if (R.state == TS::FinWait1)
-        R.state = TS::FinWait2;
-      else if (R.state == TS::Closing)
-        R.state = TS::TimeWait;
-      else if (R.state == TS::LastAck)
-        R.state = TS::Closed;
-    }
+    ack_states(S, R, ackn, syn);  // on_ack() without its 'g' cases (excluded above)
   }
   if constexpr (fin) {
     if (S.state == TS::SynRcvd) {
       S.state = TS::Established;
       if (R.state == TS::SynSent) R.state = TS::Established;
     }
-    // on_fin() on the header's fields read above.
-    if (!(S.fin_sent && seq == S.fin_seq)) {
-      S.fin_sent = true;
-      S.fin_seq = seq;
-      const bool acks_peer_fin = R.fin_sent && ack && ackn >= R.fin_seq + 1;
-      switch (S.state) {
-        case TS::CloseWait:
-          S.state = (R.fin_sent && !acks_peer_fin) ? TS::Closing : TS::LastAck;
-          break;
-        case TS::SynSent:
-        case TS::SynRcvd:
-        case TS::Established:
-        case TS::Listen:
-          S.state = TS::FinWait1;
-          break;
-        default:
-          break;
-      }
-      switch (R.state) {
-        case TS::SynRcvd:
-        case TS::Established:
-          R.state = TS::CloseWait;
-          break;
-        case TS::FinWait1:
-          R.state = TS::Closing;
-          break;
-        case TS::FinWait2:
-          R.state = TS::TimeWait;
-          break;
-        default:
-          break;
-      }
-    }
+    fin_states(S, R, seq, ack, ackn);  // on_fin() on the header's fields read above
   }
   const TcpSeq end = seq + (syn ? 1 : 0) + (fin ? 1 : 0);
   const bool take_ts = (!S.ts_seen || int32_t(tsval - S.ts_recent) > 0) && in_window;
