@@ -103,57 +103,52 @@ for attach_type, name in ((1, b"l45ref_egress"), (0, b"l45ref_ingress")):
     os.close(fd)  # the cgroup holds it
 PY
 # The storage probes: r6 = ctx; r2 = skb->sk; if r2 == 0 goto out; r1 = &l45_tags (the daemon's
-# pinned map); r3 = r4 = 0; call bpf_sk_storage_get; out: r0 = 1; exit. Pinned, so the rounds
-# attach them first (BPF_F_BEFORE) and detach them again.
+# pinned map); r3 = r4 = 0; call bpf_sk_storage_get; out: r0 = 1; exit. `probes load` pins
+# them, `probes on` attaches them ahead of every program on the cgroup (BPF_F_BEFORE with
+# relative_fd 0), `probes off` detaches them.
 mkdir "$PIN-sto"
-/usr/bin/python3 - "$PIN/l45_tags" "$PIN-sto" <<'PY'
+cat >"$tmp/probes.py" <<'PY'
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-SYS_BPF, PROG_LOAD, OBJ_PIN, OBJ_GET, CGROUP_SKB = 321, 5, 6, 7, 8
-def bpf(cmd, attr, what):
+SYS_BPF, PROG_LOAD, OBJ_PIN, OBJ_GET, PROG_ATTACH, PROG_DETACH = 321, 5, 6, 7, 8, 9
+CGROUP_SKB, ALLOW_MULTI, BEFORE = 8, 2, 8
+cmd, cgroup, pins, tags_map = sys.argv[1:5]
+def bpf(op, attr, what):
     buf = ctypes.create_string_buffer(attr, 128)
-    r = libc.syscall(SYS_BPF, cmd, buf, 128)
+    r = libc.syscall(SYS_BPF, op, buf, 128)
     if r < 0:
         sys.exit(f"tag_overhead: {what}: {os.strerror(ctypes.get_errno())}")
     return r
-path = ctypes.create_string_buffer(sys.argv[1].encode())
-map_fd = bpf(OBJ_GET, struct.pack("=QII", ctypes.addressof(path), 0, 0), f"opening {sys.argv[1]}")
-insns = (bytes.fromhex("bf16000000000000" "7962a80000000000" "1502050000000000") +
-         bytes.fromhex("1811000000000000")[:4] + struct.pack("<I", map_fd) +
-         bytes.fromhex("0000000000000000" "b703000000000000" "b704000000000000"
-                       "850000006b000000" "b700000001000000" "9500000000000000"))
-license_ = ctypes.create_string_buffer(b"GPL")
-code = ctypes.create_string_buffer(insns, len(insns))
-for attach_type, name in ((1, b"l45sto_egress"), (0, b"l45sto_ingress")):
-    attr = struct.pack("=IIQQIIQII16sII", CGROUP_SKB, len(insns) // 8, ctypes.addressof(code),
-                       ctypes.addressof(license_), 0, 0, 0, 0, 0, name, 0, attach_type)
-    fd = bpf(PROG_LOAD, attr, f"loading {name.decode()}")
-    pin = ctypes.create_string_buffer(f"{sys.argv[2]}/{name.decode()}".encode())
-    bpf(OBJ_PIN, struct.pack("=QII", ctypes.addressof(pin), fd, 0), f"pinning {name.decode()}")
-PY
-# probes on|off: the storage probes attached first on the cgroup, or detached.
-probes() {
-  /usr/bin/python3 - "$1" "$CG" "$PIN-sto" <<'PY'
-import ctypes, os, struct, sys
-libc = ctypes.CDLL(None, use_errno=True)
-SYS_BPF, OBJ_GET, PROG_ATTACH, PROG_DETACH, ALLOW_MULTI, BEFORE = 321, 7, 8, 9, 2, 8
-def bpf(cmd, attr, what):
-    buf = ctypes.create_string_buffer(attr, 128)
-    r = libc.syscall(SYS_BPF, cmd, buf, 128)
-    if r < 0:
-        sys.exit(f"tag_overhead: {what}: {os.strerror(ctypes.get_errno())}")
-    return r
-cg = os.open(sys.argv[2], os.O_RDONLY | os.O_DIRECTORY)
+def obj_get(path):
+    p = ctypes.create_string_buffer(path.encode())
+    return bpf(OBJ_GET, struct.pack("=QII", ctypes.addressof(p), 0, 0), f"opening {path}")
+cg = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
+if cmd == "load":
+    map_fd = obj_get(tags_map)
+    insns = (bytes.fromhex("bf16000000000000" "7962a80000000000" "1502050000000000") +
+             bytes.fromhex("18110000") + struct.pack("<I", map_fd) +
+             bytes.fromhex("0000000000000000" "b703000000000000" "b704000000000000"
+                           "850000006b000000" "b700000001000000" "9500000000000000"))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    code = ctypes.create_string_buffer(insns, len(insns))
 for attach_type, name in ((1, "l45sto_egress"), (0, "l45sto_ingress")):
-    path = ctypes.create_string_buffer(f"{sys.argv[3]}/{name}".encode())
-    fd = bpf(OBJ_GET, struct.pack("=QII", ctypes.addressof(path), 0, 0), f"opening {name}")
-    if sys.argv[1] == "on":  # relative_fd 0 with BPF_F_BEFORE: ahead of every program there
-        bpf(PROG_ATTACH, struct.pack("=IIIIIIQ", cg, fd, attach_type, ALLOW_MULTI | BEFORE, 0, 0,
-                                     0), f"attaching {name} first (BPF_F_BEFORE, Linux 6.16+)")
+    if cmd == "load":
+        attr = struct.pack("=IIQQIIQII16sII", CGROUP_SKB, len(insns) // 8, ctypes.addressof(code),
+                           ctypes.addressof(license_), 0, 0, 0, 0, 0, name.encode(), 0,
+                           attach_type)
+        fd = bpf(PROG_LOAD, attr, f"loading {name}")
+        pin = ctypes.create_string_buffer(f"{pins}/{name}".encode())
+        bpf(OBJ_PIN, struct.pack("=QII", ctypes.addressof(pin), fd, 0), f"pinning {name}")
+    elif cmd == "on":
+        bpf(PROG_ATTACH, struct.pack("=IIIIIIQ", cg, obj_get(f"{pins}/{name}"), attach_type,
+                                     ALLOW_MULTI | BEFORE, 0, 0, 0),
+            f"attaching {name} first (BPF_F_BEFORE, Linux 6.16+)")
     else:
-        bpf(PROG_DETACH, struct.pack("=III", cg, fd, attach_type), f"detaching {name}")
+        bpf(PROG_DETACH, struct.pack("=III", cg, obj_get(f"{pins}/{name}"), attach_type),
+            f"detaching {name}")
 PY
-}
+probes() { /usr/bin/python3 "$tmp/probes.py" "$1" "$CG" "$PIN-sto" "$PIN/l45_tags"; }
+probes load
 modes="untagged tagged untagged+sto tagged+sto"
 if probes on 2>"$tmp/probes.err"; then
   probes off
