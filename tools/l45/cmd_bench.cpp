@@ -165,6 +165,7 @@ Trace load_trace(const std::string& path, uint64_t limit) {
 // mid-stream), counted when they end.
 class Counter final : public FlowObserver {
  public:
+  uint32_t callbacks() const override { return 0; }  // neither on_packet nor on_tcp_state
   void on_data(const Flow&, Side from, uint64_t, Bytes d) override {
     (from == Side::Client ? c2s : s2c) += d.size();
   }

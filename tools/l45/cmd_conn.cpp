@@ -38,6 +38,7 @@ std::string zeek_now() {
 class ConnLog final : public FlowObserver {
  public:
   explicit ConnLog(bool json) : json_(json) {}
+  uint32_t callbacks() const override { return 0; }  // neither on_packet nor on_tcp_state
   void set_engine(const Engine* e) { e_ = e; }
 
   void header() {

@@ -39,6 +39,7 @@ std::string hex(Bytes b) {
 class Follower final : public FlowObserver {
  public:
   Follower(fs::path dir, bool json) : dir_(std::move(dir)), json_(json) {}
+  uint32_t callbacks() const override { return 0; }  // neither on_packet nor on_tcp_state
 
   void on_open(const Flow& f) override {
     if (!f.is_tcp()) return;

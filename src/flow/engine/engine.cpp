@@ -123,6 +123,9 @@ Engine::Engine(const EngineConfig& cfg, FlowObserver* observer)
   cfg_.stream.totals = &stream_totals_;
   cfg_.stream.blocks = &stream_blocks_;
   bounds_ = obs_->packet_bounds();
+  const uint32_t cb = observer ? obs_->callbacks() : 0;
+  want_packet_ = cb & FlowObserver::kOnPacket;
+  want_tcp_state_ = cb & FlowObserver::kOnTcpState;
 }
 
 // Flows still open (no finish()) give their TCP state back; finish() would report them.
@@ -498,7 +501,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
     } else if (res.outcome == TcpOutcome::Ok) {
       tcp_segment(*f, dir, t, payload);
     }
-    obs_->on_packet(*f, from, v);
+    if (want_packet_) obs_->on_packet(*f, from, v);
     // perf: a predicted segment changed neither endpoint's state, so neither did the class.
     if (res.predicted) return;
     const uint8_t cls = timeout_class(*f);
@@ -523,7 +526,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
   const bool icmp = f->proto() == ip_proto::kIcmp || f->proto() == ip_proto::kIcmpv6;
   const uint32_t len = v.payload_len();
   c.payload_bytes += icmp ? (len > IcmpView::kHeaderLen ? len - IcmpView::kHeaderLen : 0) : len;
-  if (!f->stopped_) obs_->on_packet(*f, from, v);
+  if (!f->stopped_ && want_packet_) obs_->on_packet(*f, from, v);
 }
 
 // State changes of either endpoint (the caller saw one), then the handshake's completion
@@ -536,7 +539,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
   const TcpConnection& t = *f.tcp_;
   const TcpEndpointState after[2] = {t.endpoint(Side::Client).state,
                                      t.endpoint(Side::Server).state};
-  for (size_t i = 0; i < 2; ++i)
+  for (size_t i = 0; i < 2 && want_tcp_state_; ++i)
     if (after[i] != before[i]) obs_->on_tcp_state(f, Side(i), before[i], after[i]);
   constexpr auto kEst = TcpEndpointState::Established;
   if (after[0] == kEst && after[1] == kEst && !(before[0] == kEst && before[1] == kEst) &&

@@ -1102,6 +1102,45 @@ TEST(Engine, AFlowPickedUpMidstreamHasNoHandshake) {
     EXPECT_NE(l, "handshake");
 }
 
+// Counts on_packet and on_tcp_state, and declares only the callbacks it is given.
+struct Declared : FlowObserver {
+  explicit Declared(uint32_t cb) : cb_(cb) {}
+  uint32_t callbacks() const override { return cb_; }
+  void on_packet(const Flow&, Side, const PacketView&) override { ++packets; }
+  void on_tcp_state(const Flow&, Side, ES, ES) override { ++states; }
+  void on_handshake(const Flow&) override { ++handshakes; }
+  uint32_t cb_;
+  int packets = 0, states = 0, handshakes = 0;
+};
+
+TEST(Engine, DeclaredCallbacksAreCalledAndUndeclaredOnesAreSkipped) {
+  auto run = [](Declared& d) {
+    Engine e({}, &d);
+    Conv cv;
+    Packet p[] = {cv.cli(kSyn, 1000, 0), cv.srv(kSA, 5000, 1001), cv.cli(kAck, 1001, 5001),
+                  cv.cli(kPA, 1001, 5001, "hello")};
+    for (Packet& q : p)
+      e.process(q);
+    Packet u = udp(ip("10.0.0.1"), 53, ip("10.0.0.2"), 53, "q");  // a non-TCP flow too
+    e.process(u);
+  };
+  Declared all(FlowObserver::kAllCallbacks), packet(FlowObserver::kOnPacket),
+      state(FlowObserver::kOnTcpState), none(0);
+  for (Declared* d : {&all, &packet, &state, &none})
+    run(*d);
+  EXPECT_EQ(all.packets, 5);
+  EXPECT_EQ(all.states, 4);
+  EXPECT_EQ(packet.packets, 5);
+  EXPECT_EQ(packet.states, 0);
+  EXPECT_EQ(state.packets, 0);
+  EXPECT_EQ(state.states, 4);
+  EXPECT_EQ(none.packets, 0);
+  EXPECT_EQ(none.states, 0);
+  // A callback without a bit is called whatever the observer declares.
+  for (Declared* d : {&all, &packet, &state, &none})
+    EXPECT_EQ(d->handshakes, 1);
+}
+
 TEST(Engine, OrphanAndMalformedPacketsAreReportedWithTheirReason) {
   EventLog ev;
   EngineConfig cfg;
