@@ -231,11 +231,21 @@ class TcpConnection {
   // frame of the general path's size (l45 bench many-flows: ~35 instructions on each of them).
   [[gnu::always_inline]] TcpResult on_segment(FlowDir dir, const TcpView& tcp, uint32_t payload_len,
                                               Timestamp ts, SegmentMeta meta) {
-    if (started_) {
-      const size_t s = index(side_of(dir));
-      if (predicted(s, 1 - s, tcp, payload_len, meta))
-        return {.outcome = TcpOutcome::Ok, .predicted = true};
-    }
+    if (predict(dir, tcp, payload_len, meta)) return {.outcome = TcpOutcome::Ok, .predicted = true};
+    return on_unpredicted(dir, tcp, payload_len, ts, meta);
+  }
+  // on_segment() in two steps, for a caller that looks at the endpoints before a segment only
+  // when it may change their state: predict() is header prediction (true: it took the segment,
+  // which changed neither endpoint's state, and on_segment() would have returned {Ok,
+  // predicted}; false: it changed nothing), on_unpredicted() is the rest of on_segment().
+  [[gnu::always_inline]] bool predict(FlowDir dir, const TcpView& tcp, uint32_t payload_len,
+                                      SegmentMeta meta) {
+    if (!started_) return false;
+    const size_t s = index(side_of(dir));
+    return predicted(s, 1 - s, tcp, payload_len, meta);
+  }
+  TcpResult on_unpredicted(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts,
+                           SegmentMeta meta) {
     return on_segment_general(dir, tcp, payload_len, ts, meta);
   }
   TcpResult on_segment(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts) {
