@@ -544,8 +544,11 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
   const TcpConnection& t = *f.tcp_;
   const TcpEndpointState after[2] = {t.endpoint(Side::Client).state,
                                      t.endpoint(Side::Server).state};
-  for (size_t i = 0; i < 2 && want_tcp_state_; ++i)
-    if (after[i] != before[i]) obs_->on_tcp_state(f, Side(i), before[i], after[i]);
+  // perf: the flag tested once, not in the loop's condition (l45 bench many-flows: ~5
+  // instructions a packet).
+  if (want_tcp_state_)
+    for (size_t i = 0; i < 2; ++i)
+      if (after[i] != before[i]) obs_->on_tcp_state(f, Side(i), before[i], after[i]);
   constexpr auto kEst = TcpEndpointState::Established;
   if (after[0] == kEst && after[1] == kEst && !(before[0] == kEst && before[1] == kEst) &&
       !t.partial())
