@@ -502,9 +502,9 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
     if (res.outcome == TcpOutcome::Ok && was_reset && v.payload_len()) {
       stats_.drops.add(DropReason::StreamAfterReset);
       obs_->on_anomaly(*f, from, DropReason::StreamAfterReset);
-      if (cfg_.deliver_after_reset) tcp_segment(*f, dir, t, payload);
+      if (cfg_.deliver_after_reset) tcp_segment(*f, from, t, payload);
     } else if (res.outcome == TcpOutcome::Ok) {
-      tcp_segment(*f, dir, t, payload);
+      tcp_segment(*f, from, t, payload);
     }
     if (want_packet_) obs_->on_packet(*f, from, v);
     // perf: a predicted segment changed neither endpoint's state, so neither did the class.
@@ -566,7 +566,7 @@ void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPack
   track(v, kp, hash);
 }
 
-[[gnu::always_inline]] inline void Engine::tcp_segment(Flow& f, FlowDir dir, const TcpView& t,
+[[gnu::always_inline]] inline void Engine::tcp_segment(Flow& f, Side from, const TcpView& t,
                                                        Bytes payload) {
   if (!cfg_.reassemble) return;
   // perf: a pure ACK after both sides closed (the last one of a close) leaves nothing to
@@ -576,7 +576,6 @@ void Engine::restart(FlowHandle h, Flow& f, const PacketView& v, const KeyedPack
     f.flushed_ =
         payload.empty() && !(t.flags() & (tcp_flag::kSyn | tcp_flag::kFin | tcp_flag::kRst));
   Flow::Tcp& tcp = *f.tcp_;
-  const Side from = tcp.side_of(dir);
   const size_t s = size_t(from), r = 1 - s;
   if (!f.disabled_[s]) {
     Sink sink(*this, f, from);
