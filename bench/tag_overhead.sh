@@ -181,12 +181,12 @@ echo "tag_overhead: $ROUNDS rounds of: $modes ($SECS s iperf3 each, 5 rules)"
 : >"$tmp/results"
 for ((r = 1; r <= ROUNDS; r++)); do
   for mode in $modes; do
-    [ "$mode" = "${mode%+sto}" ] || probes on
+    base=${mode%+sto}  # the mode without the probes; "+sto": with them
+    if [ "$mode" != "$base" ]; then probes on; fi
     bpftool prog show -j >"$tmp/before.json"
-    bps=$(run "${mode%+sto}")
+    bps=$(run "$base")
     bpftool prog show -j >"$tmp/after.json"
-    [ "$mode" = "${mode%+sto}" ] || probes off
-    [ "$mode" = "${mode%+sto}" ] && echo "$mode $bps" >>"$tmp/results"
+    if [ "$mode" != "$base" ]; then probes off; else echo "$mode $bps" >>"$tmp/results"; fi
     /usr/bin/python3 - "$mode" "$tmp/before.json" "$tmp/after.json" "$r" >>"$tmp/perround" <<'PY'
 import json, os, sys
 ids = {int(i) for i in os.environ["IDS"].split(",")}

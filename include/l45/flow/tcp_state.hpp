@@ -244,10 +244,10 @@ class TcpConnection {
     const size_t s = index(side_of(dir));
     return predicted(s, 1 - s, tcp, payload_len, meta);
   }
+  // Every segment header prediction did not take (and a connection's first): control() when
+  // it takes the segment, else full_path().
   TcpResult on_unpredicted(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts,
-                           SegmentMeta meta) {
-    return on_segment_general(dir, tcp, payload_len, ts, meta);
-  }
+                           const SegmentMeta& meta);
   TcpResult on_segment(FlowDir dir, const TcpView& tcp, uint32_t payload_len, Timestamp ts) {
     return on_segment(dir, tcp, payload_len, ts, SegmentMeta{});
   }
@@ -311,10 +311,6 @@ class TcpConnection {
   void on_ack(size_t s, size_t r, const TcpView& tcp);
   void on_fin(size_t s, size_t r, const TcpView& tcp, uint32_t len);
   bool predicted(size_t s, size_t r, const TcpView& tcp, uint32_t len, const SegmentMeta& meta);
-  // Every segment header prediction did not take (and a connection's first): control() when
-  // it takes the segment, else full_path().
-  TcpResult on_segment_general(FlowDir dir, const TcpView& tcp, uint32_t len, Timestamp ts,
-                               const SegmentMeta& meta);
   template <size_t s, uint8_t kFlags>
   bool control(const TcpView& tcp);
   template <size_t s>

@@ -332,9 +332,16 @@ void Engine::process(std::span<const Packet> pkts) {
   }
 }
 
+namespace {
+// A packet carried in a tunnel: a VLAN tag, an MPLS label or more than one IP header.
+bool tunnelled(const PacketView& v) {
+  return !v.vlan_ids().empty() || !v.mpls_labels().empty() || v.ip_layers().size() > 1;
+}
+}  // namespace
+
+// Only for a tunnelled() flow (start_flow(); others have path id 0).
 uint32_t Engine::intern_tunnel(const PacketView& v) {
   auto ips = v.ip_layers();
-  if (v.vlan_ids().empty() && v.mpls_labels().empty() && ips.size() <= 1) return 0;
   std::string path;
   auto add = [&path](const std::string& s) {
     if (!path.empty()) path += ' ';
@@ -381,9 +388,7 @@ void Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
   f.serial_ = ++serial_;
   f.first_ = f.last_ = pkt_ts_;
   // perf: the call only for a tunnelled flow (l45 bench many-flows: ~30 instructions a flow).
-  const bool tunnelled =
-      !v.vlan_ids().empty() || !v.mpls_labels().empty() || v.ip_layers().size() > 1;
-  f.tunnel_ = tunnelled ? intern_tunnel(v) : 0;
+  f.tunnel_ = tunnelled(v) ? intern_tunnel(v) : 0;
   if (f.proto() == ip_proto::kTcp) {
     f.tcp_ = new (tcp_slab_.take()) Flow::Tcp(cfg_.stream);
   }

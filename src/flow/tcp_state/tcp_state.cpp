@@ -383,9 +383,7 @@ template <size_t s, uint8_t kFlags>
   constexpr bool syn = kFlags & tcp_flag::kSyn, ack = kFlags & tcp_flag::kAck;
   constexpr bool fin = kFlags & tcp_flag::kFin;
   // A connection's first segment here is a SYN (no roles to flip, not picked up mid-stream).
-  if (!syn || ack) {
-    if (!started_) return false;
-  }
+  if ((!syn || ack) && !started_) return false;
   const Bytes ob = tcp.option_bytes();
   uint32_t tsval;
   uint8_t shift = kNoWscale;
@@ -506,8 +504,8 @@ template <size_t s>
   }
 }
 
-TcpResult TcpConnection::on_segment_general(FlowDir dir, const TcpView& tcp, uint32_t len,
-                                            Timestamp /*ts*/, const SegmentMeta& meta) {
+TcpResult TcpConnection::on_unpredicted(FlowDir dir, const TcpView& tcp, uint32_t len,
+                                        Timestamp /*ts*/, const SegmentMeta& meta) {
   if (!no_prediction_ && len == 0 && !meta.bad_checksum) {
     const bool done =
         index(side_of(dir)) == 0 ? control_by_flags<0>(tcp) : control_by_flags<1>(tcp);

@@ -809,33 +809,31 @@ TEST(TcpState, ControlSegmentsFastPathAgreesWithTheGeneralPath) {
       pb.nop().nop().timestamps(s.tsval, s.tsecr);
     return pb.build();
   };
+  // The three-way handshake, then `rest`.
+  auto after_handshake = [](std::vector<Ctl> rest) {
+    std::vector<Ctl> c = {
+        {F, kSyn, 1000, 0, 10, 0}, {R, kSA, 5000, 1001, 90, 10}, {F, kAck, 1001, 5001, 11, 90}};
+    c.insert(c.end(), rest.begin(), rest.end());
+    return c;
+  };
   const std::vector<std::vector<Ctl>> conns = {
-      // Handshake, the client closes first, the last ACK.
-      {{F, kSyn, 1000, 0, 10, 0},
-       {R, kSA, 5000, 1001, 90, 10},
-       {F, kAck, 1001, 5001, 11, 90},
-       {F, kFA, 1001, 5001, 12, 90},
-       {R, kFA, 5001, 1002, 91, 12},
-       {F, kAck, 1002, 5002, 13, 91}},
+      // The client closes first, the last ACK.
+      after_handshake({{F, kFA, 1001, 5001, 12, 90},
+                       {R, kFA, 5001, 1002, 91, 12},
+                       {F, kAck, 1002, 5002, 13, 91}}),
       // The server closes first, a retransmitted FIN, a FIN-ACK crossing it, a duplicate ACK.
-      {{F, kSyn, 1000, 0, 10, 0},
-       {R, kSA, 5000, 1001, 90, 10},
-       {F, kAck, 1001, 5001, 11, 90},
-       {R, kFA, 5001, 1001, 91, 11},
-       {R, kFA, 5001, 1001, 92, 11},
-       {F, kFA, 1001, 5001, 12, 91},
-       {R, kAck, 5002, 1002, 93, 12},
-       {R, kAck, 5002, 1002, 93, 12}},
+      after_handshake({{R, kFA, 5001, 1001, 91, 11},
+                       {R, kFA, 5001, 1001, 92, 11},
+                       {F, kFA, 1001, 5001, 12, 91},
+                       {R, kAck, 5002, 1002, 93, 12},
+                       {R, kAck, 5002, 1002, 93, 12}}),
       // Simultaneous close; a stale FIN (PAWS) and one out of the window are the general path's.
-      {{F, kSyn, 1000, 0, 10, 0},
-       {R, kSA, 5000, 1001, 90, 10},
-       {F, kAck, 1001, 5001, 11, 90},
-       {F, kFA, 900000, 5001, 12, 90},
-       {F, kFA, 1001, 5001, 5, 90},
-       {F, kFA, 1001, 5001, 12, 90},
-       {R, kFA, 5001, 1001, 91, 11},
-       {F, kAck, 1002, 5002, 13, 91},
-       {R, kAck, 5002, 1002, 92, 13}},
+      after_handshake({{F, kFA, 900000, 5001, 12, 90},
+                       {F, kFA, 1001, 5001, 5, 90},
+                       {F, kFA, 1001, 5001, 12, 90},
+                       {R, kFA, 5001, 1001, 91, 11},
+                       {F, kAck, 1002, 5002, 13, 91},
+                       {R, kAck, 5002, 1002, 92, 13}}),
       // Simultaneous open, a retransmitted SYN, a window scale above 14, a zero window, an ACK
       // of bytes never seen ('g').
       {{F, kSyn, 1000, 0, 10, 0},
