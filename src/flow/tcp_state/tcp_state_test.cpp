@@ -46,6 +46,9 @@ struct Seg {
   uint16_t win = 8192;
   std::optional<uint8_t> wscale = std::nullopt;
   std::optional<TcpTimestamps> ts = std::nullopt;
+  // A SYN's options in Linux's layout (MSS, SACK permitted, timestamps, NOP, window scale):
+  // needs wscale and ts.
+  bool linux_syn = false;
 };
 
 Packet build(const Seg& s) {
@@ -57,8 +60,12 @@ Packet build(const Seg& s) {
   else
     pb.ipv4(b, a).tcp(80, 40000);
   pb.seq(TcpSeq(s.seq)).ack(TcpSeq(s.ack)).flags(s.flags).window(s.win);
-  if (s.wscale) pb.wscale(*s.wscale);
-  if (s.ts) pb.nop().nop().timestamps(s.ts->value, s.ts->echo);
+  if (s.linux_syn) {
+    pb.mss(1460).sack_permitted().timestamps(s.ts->value, s.ts->echo).nop().wscale(*s.wscale);
+  } else {
+    if (s.wscale) pb.wscale(*s.wscale);
+    if (s.ts) pb.nop().nop().timestamps(s.ts->value, s.ts->echo);
+  }
   if (s.len) pb.payload(std::string(s.len, 'x'));
   return pb.build();
 }
@@ -794,20 +801,17 @@ TEST(TcpState, ControlSegmentsFastPathAgreesWithTheGeneralPath) {
     uint16_t win = 500;
     uint8_t wscale = 7;
   };
-  auto build_ctl = [](const Ctl& s) {
-    auto a = *IpAddr::parse("10.0.0.1");
-    auto b = *IpAddr::parse("10.0.0.2");
-    PacketBuilder pb;
-    if (s.dir == F)
-      pb.ipv4(a, b).tcp(40000, 80);
-    else
-      pb.ipv4(b, a).tcp(80, 40000);
-    pb.seq(TcpSeq(s.seq)).ack(TcpSeq(s.ack)).flags(s.flags).window(s.win);
-    if (s.flags & kSyn)  // Linux's layout: MSS, SACK permitted, timestamps, NOP, window scale
-      pb.mss(1460).sack_permitted().timestamps(s.tsval, s.tsecr).nop().wscale(s.wscale);
-    else
-      pb.nop().nop().timestamps(s.tsval, s.tsecr);
-    return pb.build();
+  // A SYN with Linux's options, anything else with NOP, NOP, timestamps.
+  auto build_ctl = [](const Ctl& c) {
+    const bool syn = c.flags & kSyn;
+    return build(Seg{.dir = c.dir,
+                     .flags = c.flags,
+                     .seq = c.seq,
+                     .ack = c.ack,
+                     .win = c.win,
+                     .wscale = syn ? std::optional<uint8_t>(c.wscale) : std::nullopt,
+                     .ts = TcpTimestamps{c.tsval, c.tsecr},
+                     .linux_syn = syn});
   };
   // The three-way handshake, then `rest`.
   auto after_handshake = [](std::vector<Ctl> rest) {
