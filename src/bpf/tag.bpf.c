@@ -917,50 +917,134 @@ static __noinline int walk_skb(struct __sk_buff* skb, __u32 focus, struct l45_sk
   return w.verdict;
 }
 
-static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus) {
-  struct bpf_sock* sk = skb->sk;
-  if (!sk) return 1;
-  /* perf: no bpf_sk_fullsock(): these hooks run with a full socket in skb->sk (the kernel's
-   * BPF_CGROUP_RUN_PROG_INET_EGRESS/INGRESS), and bpf_sk_storage_get() checks it again */
-  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
-  if (!st || st->count == 0) {
-    __u32 key = 0;
-    struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
-    /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
-    if (!cfg || !cfg->untagged[cfg->active & 1]) return 1;
-    return walk_skb(skb, focus, 0, 0);
-  }
+/* ---- the socket's tags, read in place --------------------------------------------------- */
+
+/* perf: bpf_sk_storage_get() costs a packet about 35 ns on the test machine, most of it the
+ * helper's calls and returns (bench/tag_overhead.sh's l45sto_* probes). The first thing that
+ * helper does is read one slot of the socket's storage cache (the map's cache_idx) and check
+ * the slot holds this map's data; the packet programs read that slot themselves, read only
+ * (bpf_rdonly_cast() to plain memory: Linux 6.17 or newer; the kernel's field offsets come
+ * from its BTF). What they read: the socket's plan, when it holds. Anything else (no plan, one
+ * with per-packet rules, the slot holding another map's data) goes to the helper, as before.
+ * l45_egress_old and l45_ingress_old, which never read in place, are loaded instead where the
+ * kernel refuses these (src/tag/programs.cpp). */
+struct bpf_local_storage_map___l45 {
+  __u16 cache_idx;
+} __attribute__((preserve_access_index));
+struct bpf_local_storage_data___l45 {
+  void* smap;
+  __u8 data[0];
+} __attribute__((preserve_access_index));
+struct bpf_local_storage___l45 {
+  void* cache[16]; /* BPF_LOCAL_STORAGE_CACHE_SIZE */
+} __attribute__((preserve_access_index));
+struct sock___l45 {
+  struct bpf_local_storage___l45* sk_bpf_storage;
+} __attribute__((preserve_access_index));
+struct sk_buff___l45 {
+  struct sock___l45* sk;
+} __attribute__((preserve_access_index));
+
+extern void* bpf_cast_to_kern_ctx(void* obj) __ksym __weak;
+extern void* bpf_rdonly_cast(const void* obj, __u32 btf_id) __ksym __weak;
+
+enum { TAGS_NONE, TAGS_HERE, TAGS_ASK };
+
+/* TAGS_NONE: the socket has no local storage at all (so no tags); TAGS_HERE: *st is its tags,
+ * read only; TAGS_ASK: the cache slot holds something else, bpf_sk_storage_get() must look. */
+static __always_inline int tags_in_place(struct __sk_buff* skb, const struct l45_sk_tags** st) {
+  struct sk_buff___l45* k = bpf_cast_to_kern_ctx(skb);
+  struct sock___l45* sk = k->sk;
+  if (!sk) return TAGS_ASK;
+  struct bpf_local_storage___l45* ls = sk->sk_bpf_storage;
+  if (!ls) return TAGS_NONE;
+  __u32 idx = ((struct bpf_local_storage_map___l45*)&l45_tags)->cache_idx;
+  void* const* cache = bpf_rdonly_cast(ls, 0);
+  const struct bpf_local_storage_data___l45* sd = bpf_rdonly_cast(cache[idx & 15], 0);
+  if (!sd || sd->smap != (void*)&l45_tags) return TAGS_ASK;
+  *st = (const struct l45_sk_tags*)sd->data;
+  return TAGS_HERE;
+}
+
+/* A packet of a tagged socket whose plan holds: its verdict. -1: no plan holds, or (with no
+ * writable `rw`, the tags read in place) the plan has rules that act per packet. */
+static __always_inline int planned(struct __sk_buff* skb, __u8 focus, const struct l45_sk_tags* st,
+                                   struct l45_sk_tags* rw) {
   /* perf: a packet whose socket's plan holds reads its headers in place, the plan and the
    * counters, and nothing else: for IPv4 and one tag, one cache line of the storage value
    * (bench/tag_overhead.sh) */
   __u32 version = *(volatile const __u32*)&st->version;
   __u32 key = 0;
   __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
-  if (!genp) return 1;
+  if (!genp) return -1;
   __u64 gen = *(volatile const __u64*)genp;
   barrier();
   struct plan pl;
   __u32 payload = 0;
   const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
   const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
-  if (!gen || !cache_get(c, m, skb, gen, version, &pl, &payload))
-    return walk_skb(skb, focus, st, 0);
+  if (!gen || !cache_get(c, m, skb, gen, version, &pl, &payload)) return -1;
+  if ((pl.flags & L45_PLAN_SLOW) && !rw) return -1;
   count_tags(pl.slots, pl.nslots, focus, skb->len, payload);
-  if (pl.flags & L45_PLAN_SLOW) return walk_skb(skb, focus, st, &pl);
+  if (pl.flags & L45_PLAN_SLOW) return walk_skb(skb, focus, rw, &pl);
   return apply_plan(skb, &pl, payload);
 }
 
-SEC("cgroup_skb/egress")
-int l45_egress(struct __sk_buff* skb) {
-  int v = handle_skb(skb, L45_FOCUS_OUT);
+/* A packet of a socket without tags: only rules that match untagged sockets see it. */
+static __always_inline int untagged(struct __sk_buff* skb, __u8 focus) {
+  __u32 key = 0;
+  struct l45_config* cfg = bpf_map_lookup_elem(&l45_config, &key);
+  /* perf: an untagged socket skips the rules unless one of them matches untagged sockets */
+  if (!cfg || !cfg->untagged[cfg->active & 1]) return 1;
+  return walk_skb(skb, focus, 0, 0);
+}
+
+static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus, const int in_place) {
+  struct bpf_sock* sk = skb->sk;
+  if (!sk) return 1;
+  if (in_place) {
+    const struct l45_sk_tags* ro = 0;
+    int where = tags_in_place(skb, &ro);
+    if (where == TAGS_NONE) return untagged(skb, focus);
+    if (where == TAGS_HERE) {
+      if (ro->count == 0) return untagged(skb, focus);
+      int v = planned(skb, focus, ro, 0);
+      if (v >= 0) return v;
+    }
+  }
+  /* perf: no bpf_sk_fullsock(): these hooks run with a full socket in skb->sk (the kernel's
+   * BPF_CGROUP_RUN_PROG_INET_EGRESS/INGRESS), and bpf_sk_storage_get() checks it again */
+  struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
+  if (!st || st->count == 0) return untagged(skb, focus);
+  int v = planned(skb, focus, st, st);
+  return v >= 0 ? v : walk_skb(skb, focus, st, 0);
+}
+
+static __always_inline int egress_verdict(int v) {
   if (v == 0) return 0;
   if (v == 2) return 2;
   return v == 3 ? 3 : 1;
 }
 
+SEC("cgroup_skb/egress")
+int l45_egress(struct __sk_buff* skb) {
+  return egress_verdict(handle_skb(skb, L45_FOCUS_OUT, 1));
+}
+
 SEC("cgroup_skb/ingress")
 int l45_ingress(struct __sk_buff* skb) {
-  return handle_skb(skb, L45_FOCUS_IN) ? 1 : 0;
+  return handle_skb(skb, L45_FOCUS_IN, 1) ? 1 : 0;
+}
+
+/* The same without reading the tags in place, for kernels before 6.17. */
+SEC("cgroup_skb/egress")
+int l45_egress_old(struct __sk_buff* skb) {
+  return egress_verdict(handle_skb(skb, L45_FOCUS_OUT, 0));
+}
+
+SEC("cgroup_skb/ingress")
+int l45_ingress_old(struct __sk_buff* skb) {
+  return handle_skb(skb, L45_FOCUS_IN, 0) ? 1 : 0;
 }
 
 /* Policy routing: the first `out ... mark N` rule a tagged socket matches sets SO_MARK before

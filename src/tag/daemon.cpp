@@ -257,6 +257,7 @@ json Daemon::handle(const json& req, const ucred& peer, int* send_fd) {
             {"pid", ::getpid()},
             {"cgroup", cgroup_},
             {"pin_dir", cfg_.pin_dir},
+            {"tags_in_place", progs_->in_place()},
             {"rules", c.ok() ? c->count[c->active & 1] : 0}};
   }
   if (cmd == "rules-load") {
@@ -596,7 +597,7 @@ int run_daemon(const DaemonConfig& cfg) {
     }
     sign_fd = *s;
   }
-  auto progs = TagPrograms::open({cgroup, cfg.pin_dir});
+  auto progs = TagPrograms::open({cgroup, cfg.pin_dir, cfg.no_in_place});
   if (!progs.ok()) {
     ::close(*listen_fd);
     ::unlink(cfg.socket_path.c_str());

@@ -90,9 +90,29 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
 
   self->reused_ = exists(cfg.pin_dir + "/l45_tags");
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = im.pin_dir.c_str());
-  im.skel = l45_tag_bpf__open_opts(&opts);
-  if (!im.skel) return Error::from_errno("opening the tag eBPF object");
-  if (int err = l45_tag_bpf__load(im.skel)) {
+  // The packet programs that read the sockets' tags in place (Linux 6.17 or newer) first; where
+  // the kernel refuses them, the ones that ask bpf_sk_storage_get() (src/bpf/tag.bpf.c).
+  int load_err = 0;
+  for (bool in_place : {true, false}) {
+    if (in_place && cfg.no_in_place) continue;
+    if (im.skel) l45_tag_bpf__destroy(im.skel);
+    im.skel = l45_tag_bpf__open_opts(&opts);
+    if (!im.skel) return Error::from_errno("opening the tag eBPF object");
+    bpf_program__set_autoload(im.skel->progs.l45_egress, in_place);
+    bpf_program__set_autoload(im.skel->progs.l45_ingress, in_place);
+    bpf_program__set_autoload(im.skel->progs.l45_egress_old, !in_place);
+    bpf_program__set_autoload(im.skel->progs.l45_ingress_old, !in_place);
+    load_err = l45_tag_bpf__load(im.skel);
+    if (!load_err) {
+      self->in_place_ = in_place;
+      break;
+    }
+    if (in_place)
+      log::write(log::Level::Info,
+                 "the kernel refused the packet programs that read the sockets' tags in place "
+                 "(Linux 6.17 or newer); loading the ones that look them up");
+  }
+  if (int err = load_err) {
     if (self->reused_)
       return bpf_error(err, fmt::format("loading the tag eBPF programs with the maps pinned under "
                                         "{} (left by another l45 version? 'l45 tag stop --unload' "
@@ -110,14 +130,15 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
     bpf_program* prog;
     const char* name;
   };
-  const P progs[] = {{im.skel->progs.l45_setsockopt, "setsockopt"},
-                     {im.skel->progs.l45_getsockopt, "getsockopt"},
-                     {im.skel->progs.l45_sock_create, "sock_create"},
-                     {im.skel->progs.l45_connect4, "connect4"},
-                     {im.skel->progs.l45_connect6, "connect6"},
-                     {im.skel->progs.l45_egress, "egress"},
-                     {im.skel->progs.l45_ingress, "ingress"},
-                     {im.skel->progs.l45_sockops, "sockops"}};
+  const P progs[] = {
+      {im.skel->progs.l45_setsockopt, "setsockopt"},
+      {im.skel->progs.l45_getsockopt, "getsockopt"},
+      {im.skel->progs.l45_sock_create, "sock_create"},
+      {im.skel->progs.l45_connect4, "connect4"},
+      {im.skel->progs.l45_connect6, "connect6"},
+      {self->in_place_ ? im.skel->progs.l45_egress : im.skel->progs.l45_egress_old, "egress"},
+      {self->in_place_ ? im.skel->progs.l45_ingress : im.skel->progs.l45_ingress_old, "ingress"},
+      {im.skel->progs.l45_sockops, "sockops"}};
   for (const auto& p : progs) {
     std::string pin = fmt::format("{}/link_{}", im.pin_dir, p.name);
     bpf_link* link = nullptr;

@@ -18,8 +18,12 @@ for this test (never the root cgroup), real nginx, curl and TCP peers.
   - the daemon survives garbage on its socket and refuses non-root users;
   - a daemon restart keeps live sockets' tags and the active rules (pinned maps).
 
+The packet programs read each socket's tags in place (Linux 6.17+); with --no-in-place the
+daemon loads the ones that look them up (bpf_sk_storage_get(), as on older kernels) and every
+check runs against those.
+
 Needs root, cgroup v2, bpffs, nginx, curl, nft; otherwise exits 77 with one line.
-Usage: tag_live_test.py L45_BINARY LIBL45TAG
+Usage: tag_live_test.py L45_BINARY LIBL45TAG [--no-in-place]
 """
 import json
 import os
@@ -37,6 +41,7 @@ import live  # noqa: E402
 from live import check, procs, results, sh, start, wait_listen  # noqa: E402
 
 L45, LIB = sys.argv[1], sys.argv[2]
+NO_IN_PLACE = "--no-in-place" in sys.argv[3:]
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = os.path.join(HERE, "tag_helper.py")
 PY = sys.executable or "/usr/bin/python3"
@@ -203,7 +208,7 @@ def log_lines(prefix):
 def start_daemon(log_rate="0"):
     d = start([L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
                f"{tmp}/state", "--log", LOG, "--log-rate", log_rate, "--sign-socket", SIGN_SOCK,
-               "--trust-store", f"{tmp}/trust"],
+               "--trust-store", f"{tmp}/trust"] + (["--no-in-place"] if NO_IN_PLACE else []),
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and d.poll() is None:
@@ -234,6 +239,14 @@ try:
     check("l45 tagd starts, attaches to the test cgroup, pins under bpffs",
           os.path.exists(f"{PIN}/l45_tags") and os.path.exists(f"{PIN}/link_egress"),
           os.listdir(PIN) if os.path.isdir(PIN) else "no pin dir")
+    status = tag("status").stdout
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    if NO_IN_PLACE:
+        check("with --no-in-place the packet programs look the sockets' tags up",
+              "sockets' tags looked up" in status, status)
+    elif release >= (6, 17):
+        check(f"on Linux {release[0]}.{release[1]} the packet programs read the sockets' tags "
+              "in place", "sockets' tags read in place" in status, status)
 
     # -- malformed setsockopt: EINVAL each, the one good tag stays alone
     p = subprocess.run([PY, HELPER, LIB, "malformed"], capture_output=True, text=True, timeout=20,

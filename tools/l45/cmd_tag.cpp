@@ -115,9 +115,10 @@ void stats(const TagArgs& a) {
 
 void status(const TagArgs& a) {
   json reply = call(a, {{"cmd", "ping"}});
-  std::printf("tagd pid %d, cgroup %s, pinned under %s, %u rule(s) active\n", reply.value("pid", 0),
-              reply.value("cgroup", std::string()).c_str(),
-              reply.value("pin_dir", std::string()).c_str(), reply.value("rules", 0u));
+  std::printf("tagd pid %d, cgroup %s, pinned under %s, %u rule(s) active, sockets' tags %s\n",
+              reply.value("pid", 0), reply.value("cgroup", std::string()).c_str(),
+              reply.value("pin_dir", std::string()).c_str(), reply.value("rules", 0u),
+              reply.value("tags_in_place", false) ? "read in place" : "looked up");
 }
 
 void stop(const TagArgs& a) {

@@ -29,6 +29,10 @@ void setup(CLI::App& app) {
   app.add_option("--sign-socket", c->sign_socket,
                  "socket for signed-tag requests, open to every user ('' for none)")
       ->capture_default_str();
+  app.add_flag("--no-in-place", c->no_in_place,
+               "packet programs look each socket's tags up (bpf_sk_storage_get) instead of "
+               "reading them in place (the default on Linux 6.17 and newer; older kernels get "
+               "the lookup anyway): for comparison");
   app.footer(R"(Examples:
   l45 tagd --rules /etc/l45/tag.rules --log /var/log/l45-tag.log &
   l45 tag rules load my.rules ; l45 tag stats

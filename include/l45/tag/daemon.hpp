@@ -38,6 +38,7 @@ struct DaemonConfig {
   std::vector<uint32_t> trusted_uids{0};
   std::string trust_store = "/etc/l45/trust";      // app-<ID>.pub, root's
   std::string sign_socket = "/run/l45/sign.sock";  // any user; empty: no signing
+  bool no_in_place = false;                        // ProgramsConfig::no_in_place
 };
 
 // Runs until SIGINT/SIGTERM or a stop request. Returns the exit code (2 with one line on

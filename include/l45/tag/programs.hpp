@@ -24,6 +24,9 @@ namespace l45::tag {
 struct ProgramsConfig {
   std::string cgroup;   // the cgroup v2 directory to attach to
   std::string pin_dir;  // on bpffs
+  // Load the packet programs that look each socket's tags up (bpf_sk_storage_get()), as on
+  // kernels before 6.17, even where the ones that read them in place would load.
+  bool no_in_place = false;
 };
 
 struct RuleCounters {
@@ -44,6 +47,9 @@ class TagPrograms {
 
   // True when open() found pinned maps and links from an earlier run.
   bool reused() const { return reused_; }
+  // Whether the packet programs read the sockets' tags in place (l45_egress, l45_ingress) or
+  // look them up (l45_egress_old, l45_ingress_old).
+  bool in_place() const { return in_place_; }
 
   // Writes the staged set (its counters and state zeroed), then makes it the active one.
   // Returns the set index now active.
@@ -75,6 +81,7 @@ class TagPrograms {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   bool reused_ = false;
+  bool in_place_ = false;
 };
 
 }  // namespace l45::tag
