@@ -10,7 +10,9 @@
  *                       before the route lookup, so policy routing sees the SYN already.
  *  - cgroup_skb/egress, cgroup_skb/ingress  l45_egress/l45_ingress: every packet of a socket
  *                       goes through the active rule set (log, mark, count, drop, throttle,
- *                       priority); counters per rule and per (app, tag).
+ *                       priority); counters per rule and per (app, tag). They read the
+ *                       socket's tags in place (Linux 6.17+); l45_egress_old/l45_ingress_old
+ *                       look them up, for older kernels.
  *  - sockops            l45_sockops: a socket an `export` rule matches writes its tag into every
  *                       TCP segment (an RFC 6994 experimental option).
  *  - tc                 l45_forward: on a forwarding host's interface (ingress), reads that
