@@ -957,7 +957,7 @@ enum { TAGS_NONE, TAGS_HERE, TAGS_ASK };
 static __always_inline int tags_in_place(struct __sk_buff* skb, const struct l45_sk_tags** st) {
   struct sk_buff___l45* k = bpf_cast_to_kern_ctx(skb);
   struct sock___l45* sk = k->sk;
-  if (!sk) return TAGS_ASK;
+  if (!sk) return TAGS_ASK; /* skb->sk was checked; the verifier asks again */
   struct bpf_local_storage___l45* ls = sk->sk_bpf_storage;
   if (!ls) return TAGS_NONE;
   __u32 idx = ((struct bpf_local_storage_map___l45*)&l45_tags)->cache_idx;
@@ -969,7 +969,10 @@ static __always_inline int tags_in_place(struct __sk_buff* skb, const struct l45
 }
 
 /* A packet of a tagged socket whose plan holds: its verdict. -1: no plan holds, or (with no
- * writable `rw`, the tags read in place) the plan has rules that act per packet. */
+ * writable `rw`, the tags read in place) the plan has rules that act per packet: the caller
+ * looks the tags up and comes again. (Looking them up here instead puts walk_skb() under the
+ * in-place path too: the verifier then refuses l45_egress, 528 bytes of stack, 907k
+ * instructions.) */
 static __always_inline int planned(struct __sk_buff* skb, __u8 focus, const struct l45_sk_tags* st,
                                    struct l45_sk_tags* rw) {
   /* perf: a packet whose socket's plan holds reads its headers in place, the plan and the

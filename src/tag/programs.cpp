@@ -110,7 +110,7 @@ Result<std::unique_ptr<TagPrograms>> TagPrograms::open(const ProgramsConfig& cfg
     if (in_place)
       log::write(log::Level::Info,
                  "the kernel refused the packet programs that read the sockets' tags in place "
-                 "(Linux 6.17 or newer); loading the ones that look them up");
+                 "(Linux 6.17 or newer; -vv shows why); loading the ones that look them up");
   }
   if (int err = load_err) {
     if (self->reused_)
