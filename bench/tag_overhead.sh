@@ -26,11 +26,11 @@
 #   TAGD_ARGS="--no-in-place" bench/tag_overhead.sh    the daemon's programs that look tags up
 #   SERVER_CPU=0 CLIENT_CPU=1 bench/tag_overhead.sh    iperf3's server and client pinned
 #
-# Unpinned, runs fall into one of two cases on ingress: the lookup alone costs about 40 ns and
-# l45's untagged ingress about 11, or about 50 and 18. With server and client pinned to
-# different CPUs (either way round), every run gave the second. The likely cause: the ACKs
-# processed on the client's CPU, the socket's storage in its caches, or on the server's,
-# reading the storage from the other core's.
+# Runs fall into one of two cases on ingress: the lookup alone costs about 40 ns and l45's
+# untagged ingress about 12, or about 50 and 18; the tagged figures move with them. Pinning
+# does not choose the case: runs with server and client on different CPUs gave either. (A
+# guess: which CPU processes the tagged socket's ACKs, the one whose caches hold its storage
+# or the other.)
 #
 # Addresses 198.51.100.1 and .2 inside the namespaces only; processes run under timeout and are
 # stopped by PID; the namespaces, the cgroup, the daemon's pins and its files go on exit.
