@@ -50,6 +50,8 @@ _Static_assert(sizeof(struct l45_sk_cache) == 48, "a plan's first part is one ca
 _Static_assert(__builtin_offsetof(struct l45_sk_tags, version) == 0 &&
                    __builtin_offsetof(struct l45_sk_tags, count) == 4,
                "handle_skb() reads the version and the count in one 8-byte load");
+_Static_assert(__builtin_offsetof(struct l45_sk_cache_more, slots) % 4 == 0 && L45_TAG_MAX == 8,
+               "cache_get() reads the other tags' slots in 4-byte loads");
 _Static_assert(__builtin_offsetof(struct l45_sk_tags, in) == 8 &&
                    __builtin_offsetof(struct l45_sk_tags, out) == 56,
                "the kernel's storage data start 8 bytes into a cache line");
@@ -806,7 +808,18 @@ static __always_inline int cache_get(const struct l45_sk_cache* c,
   pl->top = cc->top;
   pl->nslots = cc->nslots;
   pl->slots[0] = cc->slot;
-  if (pl->nslots > 1) __builtin_memcpy(&pl->slots[1], m->slots, sizeof(m->slots));
+  if (pl->nslots > 1) {
+    /* the other tags' slots in three 4-byte loads and one 2-byte, not seven (as above) */
+    union {
+      __u16 s[L45_TAG_MAX];
+      __u32 w[L45_TAG_MAX / 2];
+    } v;
+    const volatile __u32* w = (const volatile __u32*)m->slots;
+    for (int i = 0; i < L45_TAG_MAX / 2 - 1; i++)
+      v.w[i] = w[i];
+    v.s[L45_TAG_MAX - 2] = *(volatile const __u16*)&m->slots[L45_TAG_MAX - 2];
+    __builtin_memcpy(&pl->slots[1], v.s, sizeof(m->slots));
+  }
   pl->logs = pl->flags & L45_PLAN_SLOW ? m->logs : 0;
   barrier();
   return *(volatile const __u32*)&c->seq == seq;

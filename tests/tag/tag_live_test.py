@@ -382,6 +382,12 @@ try:
           f"{rem} before {p1} after {p2} server {got2}")
     check("the other tag (6:1) still matches after the removal: all 60000 bytes",
           app6 == 60000, app6)
+    # per-tag counters of a socket with two tags: the second tag's slot is read from the plan's
+    # second part (l45_sk_cache_more.slots) until the removal makes 6:1 the first
+    t6, ta = tag_stat(st, "6:1"), tag_stat(st, '5:"tenant-a"')
+    check("per-tag payload of a two-tag socket: 6:1 all 60000 bytes, tenant-a 200000 + the "
+          "30000 before its removal", t6.get("out_payload") == 60000
+          and ta.get("out_payload") == 230000, f"6:1 {t6}, tenant-a {ta}")
 
     # -- the cached matches (struct l45_sk_cache): what invalidates them. Two loads with no packet
     # between bring the first load's set index back; a match cached under it must not be used.
