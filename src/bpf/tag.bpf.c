@@ -784,7 +784,8 @@ static __always_inline int key_match(const struct l45_sk_cache* c,
  * generation, tags version, protocol, addresses and ports.
  * perf: the plan is copied whole (six 8-byte loads) and read from the copy. Read in place
  * (tags_in_place()), every load from the socket's storage is one the JIT checks (about seven
- * instructions each): field by field, that was twenty checked loads a packet. */
+ * instructions each): read field by field, an IPv4 packet of a socket with one tag made 21
+ * checked loads in all, now 11 (counted in the JIT's code). */
 static __always_inline int cache_get(const struct l45_sk_cache* c,
                                      const struct l45_sk_cache_more* m, struct __sk_buff* skb,
                                      __u64 gen, __u32 version, struct plan* pl, __u32* payload) {
