@@ -26,11 +26,10 @@
 #   TAGD_ARGS="--no-in-place" bench/tag_overhead.sh    the daemon's programs that look tags up
 #   SERVER_CPU=0 CLIENT_CPU=1 bench/tag_overhead.sh    iperf3's server and client pinned
 #
-# Runs fall into one of two cases on ingress: the lookup alone costs about 40 ns and l45's
-# untagged ingress about 12, or about 50 and 18; the tagged figures move with them. Pinning
-# does not choose the case: runs with server and client on different CPUs gave either. (A
-# guess: which CPU processes the tagged socket's ACKs, the one whose caches hold its storage
-# or the other.)
+# On ingress, runs spread between two ends: the lookup alone about 40 ns and l45's untagged
+# ingress about 12, or about 50 and 18; the tagged figures move with them. Pinning does not
+# choose: runs with server and client on different CPUs gave either end. (A guess: which CPU
+# processes the tagged socket's ACKs, the one whose caches hold its storage or the other.)
 #
 # Addresses 198.51.100.1 and .2 inside the namespaces only; processes run under timeout and are
 # stopped by PID; the namespaces, the cgroup, the daemon's pins and its files go on exit.
