@@ -797,7 +797,7 @@ static __always_inline int cache_get(const struct l45_sk_cache* c,
     __u64 w[sizeof(struct l45_sk_cache) / 8];
   } u;
   /* volatile: else the compiler reads the copy's fields one by one from *c again */
-  for (int i = 0; i < sizeof(u.w) / 8; i++)
+  for (int i = 0; i < sizeof(u.w) / sizeof(u.w[0]); i++)
     u.w[i] = ((volatile const __u64*)c)[i];
   const struct l45_sk_cache* cc = &u.c;
   if (cc->gen != gen || cc->version != version || !key_match(cc, m, skb, payload)) return 0;
