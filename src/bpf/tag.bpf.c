@@ -11,8 +11,9 @@
  *  - cgroup_skb/egress, cgroup_skb/ingress  l45_egress/l45_ingress: every packet of a socket
  *                       goes through the active rule set (log, mark, count, drop, throttle,
  *                       priority); counters per rule and per (app, tag). They read the
- *                       socket's tags in place (Linux 6.17+); l45_egress_old/l45_ingress_old
- *                       look them up, for older kernels.
+ *                       socket's tags in place (Linux 6.17+), and first this CPU's copy of
+ *                       the socket's plan (l45_recent); l45_egress_old/l45_ingress_old look
+ *                       the tags up, for older kernels.
  *  - sockops            l45_sockops: a socket an `export` rule matches writes its tag into every
  *                       TCP segment (an RFC 6994 experimental option).
  *  - tc                 l45_forward: on a forwarding host's interface (ingress), reads that
@@ -147,6 +148,38 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_generation SEC(".maps");
 
+/* The tags epoch: a socket's tags change (tags_changed()) adds one when a plan of that socket
+ * may be among the CPUs' recent plans (l45_recent), which are then stale, all of them. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_tags_epoch SEC(".maps");
+
+/* A CPU's recent plans (perf): copies of sockets' plans, by socket cookie, so a packet of a
+ * socket this CPU handled lately reads neither the socket's storage nor the struct sock line
+ * that points to it (bench/tag_overhead.sh: those were the cold lines of an ACK). Index:
+ * focus * L45_RECENT + the cookie's low bits. `seq` is odd while a program writes the entry: a
+ * program on the same CPU that interrupts it neither writes it nor takes it. */
+#define L45_RECENT 16
+struct recent {
+  __u32 seq;
+  __u32 pad;
+  __u64 epoch;  /* l45_tags_epoch when copied */
+  __u64 cookie; /* the socket's cookie; 0: empty */
+  struct l45_sk_cache c;
+  struct l45_sk_cache_more m; /* addrs6 and slots only */
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 2 * L45_RECENT);
+  __type(key, __u32);
+  __type(value, struct recent);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} l45_recent SEC(".maps");
+
 /* The tag read from a forwarded packet's option (per CPU scratch, too big for the stack). */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -234,6 +267,14 @@ static __always_inline __u16 owner_flags(__u32 uid) {
 /* After the tags changed: cached matches made before are stale. */
 static __always_inline void tags_changed(struct l45_sk_tags* st) {
   __sync_fetch_and_add(&st->version, 1);
+  /* Only a socket that has a plan can have a copy in l45_recent: one tagged before its first
+   * packet (the usual order) leaves the other sockets' copies alone. A plan being made now
+   * was made under the old version, so it is never copied. */
+  if (st->in.gen | st->out.gen) {
+    __u32 key = 0;
+    __u64* e = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+    if (e) __sync_fetch_and_add(e, 1);
+  }
 }
 
 static __always_inline int set_error(int err) {
@@ -786,20 +827,21 @@ static __always_inline int key_match(const struct l45_sk_cache* c,
  * (tags_in_place()), every load from the socket's storage is one the JIT checks (about seven
  * instructions each): read field by field, an IPv4 packet of a socket with one tag made 21
  * checked loads in all, now 11 (counted in the JIT's code). */
+union cache_words {
+  struct l45_sk_cache c;
+  __u64 w[sizeof(struct l45_sk_cache) / 8];
+};
 static __always_inline int cache_get(const struct l45_sk_cache* c,
                                      const struct l45_sk_cache_more* m, struct __sk_buff* skb,
-                                     __u64 gen, __u32 version, struct plan* pl, __u32* payload) {
+                                     __u64 gen, __u32 version, struct plan* pl, __u32* payload,
+                                     union cache_words* u) {
   __u32 seq = *(volatile const __u32*)&c->seq;
   if (seq & 1) return 0; /* being written */
   barrier();
-  union {
-    struct l45_sk_cache c;
-    __u64 w[sizeof(struct l45_sk_cache) / 8];
-  } u;
   /* volatile: else the compiler reads the copy's fields one by one from *c again */
-  for (int i = 0; i < sizeof(u.w) / sizeof(u.w[0]); i++)
-    u.w[i] = ((volatile const __u64*)c)[i];
-  const struct l45_sk_cache* cc = &u.c;
+  for (int i = 0; i < sizeof(u->w) / sizeof(u->w[0]); i++)
+    u->w[i] = ((volatile const __u64*)c)[i];
+  const struct l45_sk_cache* cc = &u->c;
   if (cc->gen != gen || cc->version != version || !key_match(cc, m, skb, payload)) return 0;
   pl->matched = cc->matched;
   pl->mark = cc->mark;
@@ -968,7 +1010,14 @@ struct bpf_local_storage_data___l45 {
 struct bpf_local_storage___l45 {
   void* cache[16]; /* BPF_LOCAL_STORAGE_CACHE_SIZE */
 } __attribute__((preserve_access_index));
+struct atomic64___l45 {
+  __s64 counter;
+} __attribute__((preserve_access_index));
+struct sock_common___l45 {
+  struct atomic64___l45 skc_cookie;
+} __attribute__((preserve_access_index));
 struct sock___l45 {
+  struct sock_common___l45 __sk_common;
   struct bpf_local_storage___l45* sk_bpf_storage;
 } __attribute__((preserve_access_index));
 struct sk_buff___l45 {
@@ -996,30 +1045,132 @@ static __always_inline int tags_in_place(struct __sk_buff* skb, const struct l45
   return TAGS_HERE;
 }
 
+/* ---- a CPU's recent plans (l45_recent) ------------------------------------------------------ */
+
+static __always_inline __u32 recent_index(__u8 focus, __u64 cookie) {
+  return (focus & 1) * L45_RECENT + (__u32)(cookie & (L45_RECENT - 1));
+}
+
+/* The verdict for a packet of the socket with this cookie when this CPU has a copy of its plan
+ * for `focus`, made under this tags epoch and the current rules generation, and the packet has
+ * the plan's key; else -1. Reads no socket memory. */
+static __always_inline int recent_get(struct __sk_buff* skb, __u8 focus, __u64 cookie, __u64 epoch,
+                                      struct plan* pl) {
+  __u32 idx = recent_index(focus, cookie);
+  const struct recent* e = bpf_map_lookup_elem(&l45_recent, &idx);
+  if (!e) return -1;
+  __u32 seq = *(volatile const __u32*)&e->seq;
+  if (seq & 1) return -1;
+  barrier();
+  __u32 key = 0;
+  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+  if (!genp || e->cookie != cookie || e->epoch != epoch || e->c.gen != *genp) return -1;
+  __u32 payload = 0;
+  if (!key_match(&e->c, &e->m, skb, &payload)) return -1;
+  pl->matched = e->c.matched;
+  pl->mark = e->c.mark;
+  pl->prio = e->c.prio;
+  pl->flags = e->c.flags;
+  pl->set = e->c.set;
+  pl->top = e->c.top;
+  pl->nslots = e->c.nslots;
+  pl->slots[0] = e->c.slot;
+  __builtin_memcpy(&pl->slots[1], e->m.slots, sizeof(e->m.slots));
+  pl->logs = 0;
+  barrier();
+  if (*(volatile const __u32*)&e->seq != seq) return -1;
+  count_tags(pl->slots, pl->nslots, focus, skb->len, payload);
+  return apply_plan(skb, pl, payload);
+}
+
+/* The plan of this socket and direction, as cache_get() takes it, copied on the way to this
+ * CPU's recent plans (perf: the copy goes straight there, not through the stack, which is near
+ * the verifier's limit). Not a plan with per-packet rules: those need the tags. 0: no plan
+ * holds, or another program on this CPU is writing that entry (this one interrupted it).
+ * The epoch is read before the tags version is read again: a copy of a plan made for tags
+ * that changed has either another version (no copy) or an epoch the change moved past (a copy
+ * never taken). */
+static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_sk_tags* st,
+                                       __u8 focus, __u32 version, struct plan* pl) {
+  __u32 key = 0;
+  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+  if (!genp) return 0;
+  __u64 gen = *(volatile const __u64*)genp;
+  barrier();
+  if (!gen) return 0;
+  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
+  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  __u32 idx = recent_index(focus, cookie);
+  struct recent* e = bpf_map_lookup_elem(&l45_recent, &idx);
+  if (!e) return 0;
+  __u32 seq = e->seq;
+  if (seq & 1) return 0;
+  e->seq = seq + 1;
+  barrier();
+  __u32 payload = 0;
+  int ok = cache_get(c, m, skb, gen, version, pl, &payload, (union cache_words*)&e->c);
+  e->cookie = 0;
+  const __u64* ep = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+  if (ep) e->epoch = *(volatile const __u64*)ep;
+  barrier();
+  if (ok && ep && *(volatile const __u32*)&st->version == version && !(pl->flags & L45_PLAN_SLOW)) {
+    e->cookie = cookie;
+    __builtin_memcpy(e->m.slots, &pl->slots[1], sizeof(e->m.slots));
+    if (e->c.family == 6) {
+      /* the rest of the key as the packet has it: it matched */
+      const __u8* h = (void*)(long)skb->data;
+      if ((void*)(h + 40) <= (void*)(long)skb->data_end)
+        __builtin_memcpy(e->m.addrs6, h + 16, sizeof(e->m.addrs6));
+      else
+        e->cookie = 0;
+    }
+  }
+  barrier();
+  e->seq = seq + 2;
+  return ok ? payload + 1 : 0;
+}
+
+/* The socket's cookie as the kernel keeps it: 0 until someone asks for it
+ * (bpf_get_socket_cookie(), SO_COOKIE, sock_diag). */
+static __always_inline __u64 cookie_in_place(struct __sk_buff* skb) {
+  struct sk_buff___l45* k = bpf_cast_to_kern_ctx(skb);
+  struct sock___l45* sk = k->sk;
+  if (!sk) return 0;
+  return sk->__sk_common.skc_cookie.counter;
+}
+
 /* A packet of a tagged socket whose plan holds: its verdict. -1: no plan holds, or (with no
  * writable `rw`, the tags read in place) the plan has rules that act per packet: the caller
  * looks the tags up and comes again. (Looking them up here instead puts walk_skb() under the
  * in-place path too: the verifier then refuses l45_egress, 528 bytes of stack, 907k
  * instructions.) */
 static __always_inline int planned(struct __sk_buff* skb, __u8 focus, const struct l45_sk_tags* st,
-                                   struct l45_sk_tags* rw, __u32 version) {
+                                   struct l45_sk_tags* rw, __u32 version, const int recent,
+                                   struct plan* plp) {
   /* perf: a packet whose socket's plan holds reads its headers in place, the plan and the
    * counters, and nothing else: for IPv4 and one tag, one cache line of the storage value
    * (bench/tag_overhead.sh) */
-  __u32 key = 0;
-  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
-  if (!genp) return -1;
-  __u64 gen = *(volatile const __u64*)genp;
-  barrier();
-  struct plan pl;
   __u32 payload = 0;
-  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
-  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
-  if (!gen || !cache_get(c, m, skb, gen, version, &pl, &payload)) return -1;
-  if ((pl.flags & L45_PLAN_SLOW) && !rw) return -1;
-  count_tags(pl.slots, pl.nslots, focus, skb->len, payload);
-  if (pl.flags & L45_PLAN_SLOW) return walk_skb(skb, focus, rw, &pl);
-  return apply_plan(skb, &pl, payload);
+  if (recent) {
+    /* payload + 1, or 0 */
+    payload = cache_get_recent(skb, st, focus, version, plp);
+    if (!payload--) return -1;
+  } else {
+    __u32 key = 0;
+    __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+    if (!genp) return -1;
+    __u64 gen = *(volatile const __u64*)genp;
+    barrier();
+    const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
+    const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
+    union cache_words u;
+    if (!gen || !cache_get(c, m, skb, gen, version, plp, &payload, &u)) return -1;
+  }
+  if ((plp->flags & L45_PLAN_SLOW) && !rw) return -1;
+  count_tags(plp->slots, plp->nslots, focus, skb->len, payload);
+  if (plp->flags & L45_PLAN_SLOW) return walk_skb(skb, focus, rw, plp);
+  return apply_plan(skb, plp, payload);
 }
 
 /* A packet of a socket without tags: only rules that match untagged sockets see it. */
@@ -1034,7 +1185,18 @@ static __always_inline int untagged(struct __sk_buff* skb, __u8 focus) {
 static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus, const int in_place) {
   struct bpf_sock* sk = skb->sk;
   if (!sk) return 1;
+  struct plan pl; /* one for both ways to a plan (perf: the stack is near the verifier's limit) */
   if (in_place) {
+    /* perf: first this CPU's copy of the socket's plan (recent_get()) */
+    __u32 key = 0;
+    const __u64* e = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+    /* a socket whose cookie nobody asked for (0) has no copy: most untagged ones */
+    __u64 cookie = cookie_in_place(skb);
+    if (e && cookie) {
+      __u64 epoch = *(volatile const __u64*)e;
+      int v = recent_get(skb, focus, cookie, epoch, &pl);
+      if (v >= 0) return v;
+    }
     const struct l45_sk_tags* ro = 0;
     int where = tags_in_place(skb, &ro);
     if (where == TAGS_NONE) return untagged(skb, focus);
@@ -1042,7 +1204,7 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus, const i
       /* the version and the count in one load (each load in place is checked) */
       __u64 head = *(volatile const __u64*)ro;
       if (head >> 32 == 0) return untagged(skb, focus);
-      int v = planned(skb, focus, ro, 0, (__u32)head);
+      int v = planned(skb, focus, ro, 0, (__u32)head, in_place, &pl);
       if (v >= 0) return v;
     }
   }
@@ -1050,7 +1212,7 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus, const i
    * BPF_CGROUP_RUN_PROG_INET_EGRESS/INGRESS), and bpf_sk_storage_get() checks it again */
   struct l45_sk_tags* st = bpf_sk_storage_get(&l45_tags, sk, 0, 0);
   if (!st || st->count == 0) return untagged(skb, focus);
-  int v = planned(skb, focus, st, st, *(volatile const __u32*)&st->version);
+  int v = planned(skb, focus, st, st, *(volatile const __u32*)&st->version, in_place, &pl);
   return v >= 0 ? v : walk_skb(skb, focus, st, 0);
 }
 

@@ -29,6 +29,12 @@
                                             a tagged UDP socket (IPv6 when HOST has a colon,
                                             ::ffff:a.b.c.d included) sends COUNT datagrams of
                                             1000 bytes (sendto, no connect), to the ports in turn
+  tag_helper.py LIB many HOST PORT N APP
+                                            N UDP sockets bound to one port (SO_REUSEPORT), so
+                                            their datagrams have the same addresses and ports;
+                                            socket i (from 1) tagged APP:i. They send 100-byte
+                                            datagrams in rounds, one each a round, socket i in
+                                            the first i rounds: i datagrams
   tag_helper.py LIB client HOST PORT APP:VALUE...
                                             tags a socket, connects, then obeys stdin lines:
                                             "send N", "add APP:VALUE", "remove APP:VALUE", "list",
@@ -293,6 +299,24 @@ elif mode == "udp":
     for i in range(int(sys.argv[5])):
         s.sendto(b"u" * 1000, (host, ports[i % len(ports)]))
     print(json.dumps({"tags": tags_of(s)}))
+elif mode == "many":
+    host, port, n, app = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+    socks = []
+    for i in range(1, n + 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind(("0.0.0.0", socks[0].getsockname()[1] if socks else 0))
+        t = make(f"{app}:{i}")
+        if lib.l45_tag_add(s.fileno(), ctypes.byref(t)) != 0:
+            raise SystemExit(f"tagging socket {i}: {os.strerror(ctypes.get_errno())}")
+        socks.append(s)
+    sent = 0
+    for r in range(n):
+        for i, s in enumerate(socks, 1):
+            if r < i:
+                s.sendto(b"m" * 100, (host, port))
+                sent += 1
+    print(json.dumps({"sent": sent}))
 elif mode == "client":
     host, port = sys.argv[3], int(sys.argv[4])
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)

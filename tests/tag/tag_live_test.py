@@ -545,6 +545,23 @@ try:
                for pl in plans.values()] == [(2, 4, 1), (2, 6, 1)]
           and rule_stat(st, 1).get("packets") == 40, f"{r.stderr} {plans} {st.get('rules')}")
 
+    # the CPUs' copies of plans (l45_recent, by socket cookie, 16 a direction): 24 tagged sockets
+    # of one process, bound to one port, send to one peer in turn: their datagrams differ only
+    # in the socket, and sockets share entries and take each other's place; each tag must count
+    # its own datagrams, never another socket's
+    r = rules("out app 13 proto udp dport 9004 count\n")
+    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "many", "198.51.100.1",
+                         "9004", "24", "13"], capture_output=True, text=True, timeout=20,
+                        preexec_fn=in_cgroup(CG))
+    time.sleep(0.3)
+    st = stats()
+    per_tag = [tag_stat(st, f"13:{i}").get("out_payload") for i in range(1, 25)]
+    check("24 tagged sockets on one port sending to one peer in turn: each tag counts its own "
+          "datagrams (socket i: i of 100 bytes), 300 in all by the rule",
+          r.returncode == 0 and p2.returncode == 0 and per_tag == [100 * i for i in range(1, 25)]
+          and rule_stat(st, 1).get("packets") == 300,
+          f"{r.stderr} {p2.stderr} {per_tag} {rule_stat(st, 1)}")
+
     # priority: HTB picks the class whose id equals skb->priority (1:1 for tagged, default 1:2)
     htb = [("qdisc", "add", "dev", "vc", "root", "handle", "1:", "htb", "default", "2"),
            ("class", "add", "dev", "vc", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit"),
