@@ -27,9 +27,11 @@
 #   SERVER_CPU=0 CLIENT_CPU=1 bench/tag_overhead.sh    iperf3's server and client pinned
 #
 # On ingress, runs spread between two ends: the lookup alone about 40 ns and l45's untagged
-# ingress about 12, or about 50 and 18; the tagged figures move with them. Pinning does not
-# choose: runs with server and client on different CPUs gave either end. (A guess: which CPU
-# processes the tagged socket's ACKs, the one whose caches hold its storage or the other.)
+# ingress about 12, or about 50 and 18. Pinning does not choose: runs with server and client on
+# different CPUs gave either end. (A guess: which CPU processes the tagged socket's ACKs, the
+# one whose caches hold its storage or the other.) l45's tagged figures moved with them until
+# the programs read a CPU's copy of the socket's plan first (map l45_recent), which touches
+# neither the storage nor the socket line that points to it.
 #
 # Addresses 198.51.100.1 and .2 inside the namespaces only; processes run under timeout and are
 # stopped by PID; the namespaces, the cgroup, the daemon's pins and its files go on exit.
