@@ -3,11 +3,13 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -564,6 +566,22 @@ Result<int> listen_on(const std::string& path, bool open_to_all) {
   return fd;
 }
 
+// The capabilities the daemon's process lacks to load and attach the programs, by name:
+// CAP_SYS_ADMIN covers them all; without it, CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN. Empty
+// when it has them, or when capget() fails (loading then says what the kernel refused).
+std::vector<std::string> missing_capabilities() {
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3]{};
+  if (::syscall(SYS_capget, &h, d) != 0) return {};
+  auto has = [&d](int cap) { return (d[cap / 32].effective >> (cap % 32)) & 1; };
+  if (has(CAP_SYS_ADMIN)) return {};
+  std::vector<std::string> out;
+  for (auto [cap, name] : {std::pair{CAP_BPF, "CAP_BPF"}, std::pair{CAP_PERFMON, "CAP_PERFMON"},
+                           std::pair{CAP_NET_ADMIN, "CAP_NET_ADMIN"}})
+    if (!has(cap)) out.emplace_back(name);
+  return out;
+}
+
 }  // namespace
 
 int run_daemon(const DaemonConfig& cfg) {
@@ -572,6 +590,16 @@ int run_daemon(const DaemonConfig& cfg) {
     return 2;
   };
   if (::geteuid() != 0) return fail("l45 tagd needs root (it loads eBPF programs)");
+  if (auto missing = missing_capabilities(); !missing.empty()) {
+    const bool perfmon = std::find(missing.begin(), missing.end(), "CAP_PERFMON") != missing.end();
+    return fail(fmt::format(
+        "l45 tagd needs CAP_SYS_ADMIN, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; this process "
+        "lacks CAP_SYS_ADMIN, {}{}",
+        fmt::join(missing, ", "),
+        perfmon ? " (without CAP_SYS_ADMIN or CAP_PERFMON the verifier also follows speculative "
+                  "paths and refuses the setsockopt program as too complex)"
+                : ""));
+  }
   if (auto r = make_dirs(cfg.state_dir, 0700); !r.ok()) return fail(r.error().message());
   std::string cgroup = cfg.cgroup;
   if (cgroup.empty()) {

@@ -904,6 +904,15 @@ try:
                         "--socket", SOCK, "status"], capture_output=True, text=True, timeout=20)
     check("a non-root user gets no answer from the daemon (exit 2, one line)",
           p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr)
+    p = subprocess.run(["setpriv", "--bounding-set", "-sys_admin,-perfmon", L45, "tagd", "--cgroup",
+                        CG, "--pin", f"{PIN}-caps", "--socket", f"{tmp}/caps.sock", "--state",
+                        f"{tmp}/caps-state", "--sign-socket", ""],
+                       capture_output=True, text=True, timeout=20)
+    check("root without CAP_SYS_ADMIN and CAP_PERFMON: tagd says which capability it lacks "
+          "(exit 2, one line), loads nothing",
+          p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+          and "CAP_PERFMON" in p.stderr and "CAP_SYS_ADMIN" in p.stderr
+          and not os.path.exists(f"{PIN}-caps"), p.stderr)
 
     # -- restart: a live socket keeps its tag and the rules stay active (pinned)
     r = rules('out app 5 tag "tenant-a" count\n')

@@ -42,6 +42,7 @@ void setup(CLI::App& app) {
 A daemon started again reuses the pinned maps: live sockets keep their tags. The cgroup v2
 hierarchy is found in /proc/self/mountinfo (hybrid systems mount it at
 /sys/fs/cgroup/unified); bpffs is mounted at the pin directory's parent when absent.
+It runs as root with CAP_SYS_ADMIN, or with CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN.
 
 Exit status: 0 stopped, 2 cannot start (one line says why).)");
   app.callback([c] {
