@@ -193,6 +193,13 @@ def helper_client(ns, host, port, *tags):
     return p
 
 
+def helper_run(*args, timeout=20, **kw):
+    """tag_helper.py ARGS in the client namespace and the test cgroup, to its end."""
+    return subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=in_cgroup(CG), **kw)
+
+
 def ask(p, line):
     p.stdin.write(line + "\n")
     p.stdin.flush()
@@ -484,9 +491,7 @@ try:
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     for count, tags_ in (("50", ["11:1"]), ("20", [])):
-        p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "198.51.100.1", "9001",
-                            count, *tags_], capture_output=True, text=True, timeout=20,
-                           preexec_fn=in_cgroup(CG))
+        p = helper_run("udp", "198.51.100.1", "9001", count, *tags_)
     try:
         uout, _ = usink.communicate(timeout=10)  # it prints after 2 s of silence
     except subprocess.TimeoutExpired:
@@ -503,9 +508,7 @@ try:
     # match cached for one must not serve the other); an AF_INET6 socket's datagrams to a
     # v4-mapped address are IPv4 packets, read as such
     r = rules("out app 11 proto udp dport 9001 count\nout app 11 proto udp dport 9002 count\n")
-    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "198.51.100.1",
-                         "9001,9002", "40", "11:1"], capture_output=True, text=True, timeout=20,
-                        preexec_fn=in_cgroup(CG))
+    p2 = helper_run("udp", "198.51.100.1", "9001,9002", "40", "11:1")
     time.sleep(0.3)
     st = stats()
     check("UDP: one tagged socket's 40 datagrams to ports 9001 and 9002 in turn: 20 counted by "
@@ -514,9 +517,7 @@ try:
           and [rule_stat(st, i).get("packets") for i in (1, 2)] == [20, 20],
           f"{r.stderr} {p2.stderr} {st.get('rules')}")
     r = rules("out app 11 proto udp dport 9001 dst 198.51.100.1/32 count\n")
-    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "udp", "::ffff:198.51.100.1",
-                         "9001", "10", "11:1"], capture_output=True, text=True, timeout=20,
-                        preexec_fn=in_cgroup(CG))
+    p2 = helper_run("udp", "::ffff:198.51.100.1", "9001", "10", "11:1")
     time.sleep(0.3)
     st = stats()
     check("UDP: an AF_INET6 socket's 10 datagrams to ::ffff:198.51.100.1 match an IPv4 rule "
@@ -531,9 +532,7 @@ try:
     map_fd = bpf_obj_get(f"{PIN}/l45_tags")
     plans = {}
     for host in ("198.51.100.1", "fd00:45::1"):
-        p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "plan", str(map_fd),
-                             host, "9003", "20", "11:1"], capture_output=True, text=True,
-                            timeout=20, preexec_fn=in_cgroup(CG), pass_fds=(map_fd,))
+        p2 = helper_run("plan", str(map_fd), host, "9003", "20", "11:1", pass_fds=(map_fd,))
         plans[host] = json.loads(p2.stdout or "{}") if p2.returncode == 0 else p2.stderr
     os.close(map_fd)
     time.sleep(0.3)
@@ -550,9 +549,7 @@ try:
     # in the socket, and sockets share entries and take each other's place; each tag must count
     # its own datagrams, never another socket's
     r = rules("out app 13 proto udp dport 9004 count\n")
-    p2 = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "many", "198.51.100.1",
-                         "9004", "24", "13"], capture_output=True, text=True, timeout=20,
-                        preexec_fn=in_cgroup(CG))
+    p2 = helper_run("many", "198.51.100.1", "9004", "24", "13")
     time.sleep(0.3)
     st = stats()
     per_tag = [tag_stat(st, f"13:{i}").get("out_payload") for i in range(1, 25)]
@@ -628,11 +625,9 @@ try:
           and rule_stat(st, 1).get("payload") == 10000, f"{t.stderr} {hello} {st.get('rules')}")
     tag("trust", "--uid", "65534", "--untrust")
     # drop: the SYN of a socket tagged 8:1 never leaves
-    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "connect", "198.51.100.1", "80",
-                        "8:1"], capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    p = helper_run("connect", "198.51.100.1", "80", "8:1")
     dropped = json.loads(p.stdout or "{}")
-    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "connect", "198.51.100.1", "80",
-                        "9:1"], capture_output=True, text=True, timeout=20, preexec_fn=in_cgroup(CG))
+    p = helper_run("connect", "198.51.100.1", "80", "9:1")
     other = json.loads(p.stdout or "{}")
     st = stats()
     check("a 'drop' rule drops every packet of the tagged socket: connect() times out",
@@ -651,9 +646,8 @@ try:
     r = rules("out app 3 tag 1 signed count\nout app 3 tag 1 count\n")
     check("a rule with 'signed' loads", r.returncode == 0, r.stderr)
     srv = sink(NS_S, "198.51.100.1", 9000, 2)
-    p = subprocess.run(["ip", "netns", "exec", NS_C, PY, HELPER, LIB, "signing", SIGN_SOCK,
-                        f"{tmp}/app-3.key", f"{tmp}/app-4.key", "198.51.100.1", "9000"],
-                       capture_output=True, text=True, timeout=30, preexec_fn=in_cgroup(CG))
+    p = helper_run("signing", SIGN_SOCK, f"{tmp}/app-3.key", f"{tmp}/app-4.key", "198.51.100.1",
+                   "9000", timeout=30)
     stop(srv)
     sg = json.loads(p.stdout or "{}")
     check("a valid signature marks the tag signed (flags trusted|signed = 3)",
