@@ -1045,6 +1045,15 @@ static __always_inline int tags_in_place(struct __sk_buff* skb, const struct l45
   return TAGS_HERE;
 }
 
+/* The socket's cookie as the kernel keeps it: 0 until someone asks for it
+ * (bpf_get_socket_cookie(), SO_COOKIE, sock_diag). */
+static __always_inline __u64 cookie_in_place(struct __sk_buff* skb) {
+  struct sk_buff___l45* k = bpf_cast_to_kern_ctx(skb);
+  struct sock___l45* sk = k->sk;
+  if (!sk) return 0;
+  return sk->__sk_common.skc_cookie.counter;
+}
+
 /* ---- a CPU's recent plans (l45_recent) ------------------------------------------------------ */
 
 static __always_inline __u32 recent_index(__u8 focus, __u64 cookie) {
@@ -1100,7 +1109,10 @@ static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_s
   if (!gen) return 0;
   const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
   const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
-  __u64 cookie = bpf_get_socket_cookie(skb);
+  /* the helper only for a socket without a cookie yet (it gives it one): a socket whose plan
+   * has per-packet rules comes here on each packet, twice (tags read in place, then looked up) */
+  __u64 cookie = cookie_in_place(skb);
+  if (!cookie) cookie = bpf_get_socket_cookie(skb);
   __u32 idx = recent_index(focus, cookie);
   struct recent* e = bpf_map_lookup_elem(&l45_recent, &idx);
   if (!e) return 0;
@@ -1129,15 +1141,6 @@ static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_s
   barrier();
   e->seq = seq + 2;
   return ok ? payload + 1 : 0;
-}
-
-/* The socket's cookie as the kernel keeps it: 0 until someone asks for it
- * (bpf_get_socket_cookie(), SO_COOKIE, sock_diag). */
-static __always_inline __u64 cookie_in_place(struct __sk_buff* skb) {
-  struct sk_buff___l45* k = bpf_cast_to_kern_ctx(skb);
-  struct sock___l45* sk = k->sk;
-  if (!sk) return 0;
-  return sk->__sk_common.skc_cookie.counter;
 }
 
 /* A packet of a tagged socket whose plan holds: its verdict. -1: no plan holds, or (with no
