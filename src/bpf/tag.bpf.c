@@ -821,6 +821,25 @@ static __always_inline int key_match(const struct l45_sk_cache* c,
   return 1;
 }
 
+/* The rules generation (0: none loaded yet, or the map unreadable). */
+static __always_inline __u64 rules_gen(void) {
+  __u32 key = 0;
+  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
+  return genp ? *(volatile const __u64*)genp : 0;
+}
+
+/* A plan's scalar fields and its first tag's slot, from a copy of it. */
+static __always_inline void plan_from(const struct l45_sk_cache* c, struct plan* pl) {
+  pl->matched = c->matched;
+  pl->mark = c->mark;
+  pl->prio = c->prio;
+  pl->flags = c->flags;
+  pl->set = c->set;
+  pl->top = c->top;
+  pl->nslots = c->nslots;
+  pl->slots[0] = c->slot;
+}
+
 /* The plan of this packet's socket and direction, when it was made for the same rules
  * generation, tags version, protocol, addresses and ports.
  * perf: the plan is copied whole (six 8-byte loads) and read from the copy. Read in place
@@ -843,14 +862,7 @@ static __always_inline int cache_get(const struct l45_sk_cache* c,
     u->w[i] = ((volatile const __u64*)c)[i];
   const struct l45_sk_cache* cc = &u->c;
   if (cc->gen != gen || cc->version != version || !key_match(cc, m, skb, payload)) return 0;
-  pl->matched = cc->matched;
-  pl->mark = cc->mark;
-  pl->prio = cc->prio;
-  pl->flags = cc->flags;
-  pl->set = cc->set;
-  pl->top = cc->top;
-  pl->nslots = cc->nslots;
-  pl->slots[0] = cc->slot;
+  plan_from(cc, pl);
   if (pl->nslots > 1) {
     /* the other tags' slots in three 4-byte loads and one 2-byte, not seven (as above) */
     union {
@@ -866,6 +878,18 @@ static __always_inline int cache_get(const struct l45_sk_cache* c,
   pl->logs = pl->flags & L45_PLAN_SLOW ? m->logs : 0;
   barrier();
   return *(volatile const __u32*)&c->seq == seq;
+}
+
+/* cache_get() on the socket's plan for `focus`, under the current rules generation. */
+static __always_inline int socket_plan(struct __sk_buff* skb, const struct l45_sk_tags* st,
+                                       __u8 focus, __u32 version, struct plan* pl, __u32* payload,
+                                       union cache_words* u) {
+  __u64 gen = rules_gen();
+  barrier();
+  if (!gen) return 0;
+  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
+  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
+  return cache_get(c, m, skb, gen, version, pl, payload, u);
 }
 
 /* Keeps the plan just made, unless the generation or the active set changed meanwhile (the
@@ -1071,19 +1095,10 @@ static __always_inline int recent_get(struct __sk_buff* skb, __u8 focus, __u64 c
   __u32 seq = *(volatile const __u32*)&e->seq;
   if (seq & 1) return -1;
   barrier();
-  __u32 key = 0;
-  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
-  if (!genp || e->cookie != cookie || e->epoch != epoch || e->c.gen != *genp) return -1;
+  if (e->cookie != cookie || e->epoch != epoch || e->c.gen != rules_gen()) return -1;
   __u32 payload = 0;
   if (!key_match(&e->c, &e->m, skb, &payload)) return -1;
-  pl->matched = e->c.matched;
-  pl->mark = e->c.mark;
-  pl->prio = e->c.prio;
-  pl->flags = e->c.flags;
-  pl->set = e->c.set;
-  pl->top = e->c.top;
-  pl->nslots = e->c.nslots;
-  pl->slots[0] = e->c.slot;
+  plan_from(&e->c, pl);
   __builtin_memcpy(&pl->slots[1], e->m.slots, sizeof(e->m.slots));
   pl->logs = 0;
   barrier();
@@ -1101,14 +1116,6 @@ static __always_inline int recent_get(struct __sk_buff* skb, __u8 focus, __u64 c
  * never taken). */
 static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_sk_tags* st,
                                        __u8 focus, __u32 version, struct plan* pl) {
-  __u32 key = 0;
-  __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
-  if (!genp) return 0;
-  __u64 gen = *(volatile const __u64*)genp;
-  barrier();
-  if (!gen) return 0;
-  const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
-  const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
   /* the helper only for a socket without a cookie yet (it gives it one): a socket whose plan
    * has per-packet rules comes here on each packet, twice (tags read in place, then looked up) */
   __u64 cookie = cookie_in_place(skb);
@@ -1121,8 +1128,9 @@ static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_s
   e->seq = seq + 1;
   barrier();
   __u32 payload = 0;
-  int ok = cache_get(c, m, skb, gen, version, pl, &payload, (union cache_words*)&e->c);
+  int ok = socket_plan(skb, st, focus, version, pl, &payload, (union cache_words*)&e->c);
   e->cookie = 0;
+  __u32 key = 0;
   const __u64* ep = bpf_map_lookup_elem(&l45_tags_epoch, &key);
   if (ep) e->epoch = *(volatile const __u64*)ep;
   barrier();
@@ -1160,15 +1168,8 @@ static __always_inline int planned(struct __sk_buff* skb, __u8 focus, const stru
     payload = cache_get_recent(skb, st, focus, version, plp);
     if (!payload--) return -1;
   } else {
-    __u32 key = 0;
-    __u64* genp = bpf_map_lookup_elem(&l45_generation, &key);
-    if (!genp) return -1;
-    __u64 gen = *(volatile const __u64*)genp;
-    barrier();
-    const struct l45_sk_cache* c = focus == L45_FOCUS_IN ? &st->in : &st->out;
-    const struct l45_sk_cache_more* m = focus == L45_FOCUS_IN ? &st->in_more : &st->out_more;
     union cache_words u;
-    if (!gen || !cache_get(c, m, skb, gen, version, plp, &payload, &u)) return -1;
+    if (!socket_plan(skb, st, focus, version, plp, &payload, &u)) return -1;
   }
   if ((plp->flags & L45_PLAN_SLOW) && !rw) return -1;
   count_tags(plp->slots, plp->nslots, focus, skb->len, payload);
