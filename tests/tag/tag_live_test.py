@@ -212,8 +212,9 @@ def log_lines(prefix):
         return [l for l in fh if l.startswith(prefix + " ")]
 
 
-def start_daemon(log_rate="0"):
-    d = start([L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
+def start_daemon(log_rate="0", prefix=()):
+    """`prefix`: a command the daemon runs under (setpriv, to drop capabilities)."""
+    d = start([*prefix, L45, "-v", "tagd", "--cgroup", CG, "--pin", PIN, "--socket", SOCK, "--state",
                f"{tmp}/state", "--log", LOG, "--log-rate", log_rate, "--sign-socket", SIGN_SOCK,
                "--trust-store", f"{tmp}/trust"] + (["--no-in-place"] if NO_IN_PLACE else []),
               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -922,8 +923,10 @@ try:
     check("l45 tag stop ends the daemon, the pins stay", s.returncode == 0 and daemon.poll() == 0
           and os.path.exists(f"{PIN}/link_egress"), s.stderr)
     ask(cli, "send 10000")  # no daemon: the programs still count
-    daemon, err = start_daemon()
-    check("a second l45 tagd reuses the pinned programs and maps", daemon is not None, err)
+    # with only the capabilities README and --help name for a daemon without CAP_SYS_ADMIN
+    daemon, err = start_daemon(prefix=("setpriv", "--bounding-set", "-all,+bpf,+perfmon,+net_admin"))
+    check("a second l45 tagd, with only CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN, reuses the pinned "
+          "programs and maps", daemon is not None, err)
     lst = ask(cli, "list")
     ask(cli, "send 10000")
     time.sleep(0.3)
