@@ -215,7 +215,7 @@ struct l45_rule_state {
   __u32 log_count;
   __u64 log_window_ns;
   __u64 tokens;
-  __u64 last_ns; /* token bucket (in); earliest departure of the next packet (out, EDT) */
+  __u64 last_ns; /* token bucket: when credit was last added */
 };
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);

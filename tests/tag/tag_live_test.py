@@ -685,8 +685,10 @@ try:
     wait_listen(NS_S, 5201)
 
     def iperf(tagged):
-        cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201", "-t", "3",
-               "-O", "1", "-J"]
+        # 6 s measured: the bucket's burst and backlog (64 KiB + 256 KiB at this rate) may all
+        # pass within the window, 4% of it over 6 s (over 3 s, 9%: runs read 9.0-10.5 Mbit/s).
+        cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201",
+               "-t", "6" if tagged else "2", "-O", "1", "-J"]
         if tagged:
             p = subprocess.run([L45, "tag", "--socket", SOCK, "exec", "--app", "3", "--tag", "1",
                                 "--", *cmd], capture_output=True, text=True, timeout=30)
@@ -702,8 +704,10 @@ try:
     stop(perf)
     print(f"     iperf3: tagged {tagged_bps / 1e6:.2f} Mbit/s, untagged {untagged_bps / 1e6:.0f} Mbit/s")
     st = stats()
-    check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10% (payload "
-          "9.65 of it)", 9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
+    # The bucket counts IP bytes; TCP hands the hook GSO packets (52 bytes of headers a 64 KiB
+    # packet here), so the payload's rate is the rule's to within 0.1%.
+    check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10%",
+          9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
           f"{tagged_bps / 1e6:.2f} Mbit/s {rule_stat(st, 1)}")
     check("an untagged iperf3 flow is not throttled (over 30 Mbit/s)", untagged_bps > 30e6,
           f"{untagged_bps / 1e6:.2f} Mbit/s")
