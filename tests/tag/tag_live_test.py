@@ -686,7 +686,8 @@ try:
 
     def iperf(tagged):
         # 6 s measured: the bucket's burst and backlog (64 KiB + 256 KiB at this rate) may all
-        # pass within the window, 4% of it over 6 s (over 3 s, 9%: runs read 9.0-10.5 Mbit/s).
+        # pass within the window or outside it, 4% of it over 6 s (over 3 s, 9%: runs read
+        # 8.98-10.48 Mbit/s). The untagged run need only show it is not held to the rate.
         cmd = ["ip", "netns", "exec", NS_C, "iperf3", "-c", "198.51.100.1", "-p", "5201",
                "-t", "6" if tagged else "2", "-O", "1", "-J"]
         if tagged:
@@ -704,8 +705,8 @@ try:
     stop(perf)
     print(f"     iperf3: tagged {tagged_bps / 1e6:.2f} Mbit/s, untagged {untagged_bps / 1e6:.0f} Mbit/s")
     st = stats()
-    # The bucket counts IP bytes; TCP hands the hook GSO packets (52 bytes of headers a 64 KiB
-    # packet here), so the payload's rate is the rule's to within 0.1%.
+    # The bucket counts IP bytes; TCP hands the hook GSO packets (52 bytes of headers in up to
+    # 64 KiB, 40 KiB on average here), so the payload's rate is the rule's to within 0.2%.
     check("throttle 10mbit: a tagged iperf3 flow stays within 10 Mbit/s +-10%",
           9.0e6 <= tagged_bps <= 11.0e6 and rule_stat(st, 1).get("throttled", 0) > 0,
           f"{tagged_bps / 1e6:.2f} Mbit/s {rule_stat(st, 1)}")
