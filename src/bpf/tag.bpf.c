@@ -158,6 +158,12 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } l45_tags_epoch SEC(".maps");
 
+/* The tags epoch's word (null only if the map cannot be read). */
+static __always_inline __u64* tags_epoch(void) {
+  __u32 key = 0;
+  return bpf_map_lookup_elem(&l45_tags_epoch, &key);
+}
+
 /* A CPU's recent plans (perf): copies of sockets' plans, by socket cookie, so a packet of a
  * socket this CPU handled lately reads neither the socket's storage nor the struct sock line
  * that points to it (bench/tag_overhead.sh: those were the cold lines of an ACK). Index:
@@ -271,8 +277,7 @@ static __always_inline void tags_changed(struct l45_sk_tags* st) {
    * packet (the usual order) leaves the other sockets' copies alone. A plan being made now
    * was made under the old version, so it is never copied. */
   if (st->in.gen | st->out.gen) {
-    __u32 key = 0;
-    __u64* e = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+    __u64* e = tags_epoch();
     if (e) __sync_fetch_and_add(e, 1);
   }
 }
@@ -1130,8 +1135,7 @@ static __noinline int cache_get_recent(struct __sk_buff* skb, const struct l45_s
   __u32 payload = 0;
   int ok = socket_plan(skb, st, focus, version, pl, &payload, (union cache_words*)&e->c);
   e->cookie = 0;
-  __u32 key = 0;
-  const __u64* ep = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+  const __u64* ep = tags_epoch();
   if (ep) e->epoch = *(volatile const __u64*)ep;
   barrier();
   if (ok && ep && *(volatile const __u32*)&st->version == version && !(pl->flags & L45_PLAN_SLOW)) {
@@ -1192,8 +1196,7 @@ static __always_inline int handle_skb(struct __sk_buff* skb, __u8 focus, const i
   struct plan pl; /* one for both ways to a plan (perf: the stack is near the verifier's limit) */
   if (in_place) {
     /* perf: first this CPU's copy of the socket's plan (recent_get()) */
-    __u32 key = 0;
-    const __u64* e = bpf_map_lookup_elem(&l45_tags_epoch, &key);
+    const __u64* e = tags_epoch();
     /* a socket whose cookie nobody asked for (0) has no copy: most untagged ones */
     __u64 cookie = cookie_in_place(skb);
     if (e && cookie) {
