@@ -519,8 +519,7 @@ void run_synthetic(const BenchArgs& a) {
       "state_mib={:.1f} sizeof_flow={} sizeof_tcp_state={}\n",
       uint64_t(n) * 3, uint64_t(n) * 3 * kFrame, open, sec, sec > 0 ? n * 3.0 / sec / 1e6 : 0,
       load_sec, rss_load, hwm, open, n ? (hwm - rss_load) * 1024.0 / n : 0, n ? double(mem) / n : 0,
-      mem / 1048576.0, (hwm - rss_load) / 1024.0, sizeof(Flow),
-      sizeof(TcpConnection) + 2 * sizeof(TcpStream));
+      mem / 1048576.0, (hwm - rss_load) / 1024.0, sizeof(Flow), Engine::tcp_state_bytes());
   std::fflush(stdout);
 }
 
@@ -537,7 +536,8 @@ void setup(CLI::App& app) {
   app.add_option("--repeat", a->repeat, "runs over the loaded trace; sec is their median")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000u));
-  app.add_option("--limit", a->limit, "only the first N packets (a prefix for profiling)");
+  app.add_option("--limit", a->limit, "only the first N packets (a prefix for profiling)")
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
   app.add_flag("--drop-after-reset", a->drop_after_reset,
                "do not deliver data sent after an accepted RST (the receiver's view, as libnids)");
   app.add_flag("--events", a->events,
@@ -577,11 +577,22 @@ worker's start to the last one's end, cpu_sec adds the workers' CPU times and cp
 the busiest worker's (what sec would be with every worker alone on its core: on a shared
 machine, compare it with -c 1's cpu_sec too).
 --synthetic-flows N: N handshakes (198.51.100.0/24 to 203.0.113.0/24) with max_flows = N,
-all open at the end; state_bytes_per_flow = (hwm - rss after building the frames) / N.
+all open at the end, on one engine (no other option applies); state_bytes_per_flow = (hwm -
+rss after building the frames) / N; sizeof_tcp_state is Engine::tcp_state_bytes().
 
 Exit status: 0 done, 2 bad arguments or unreadable trace.)");
-  app.callback([a] {
-    if (a->synthetic) return run_synthetic(*a);
+  app.callback([a, &app] {
+    if (a->synthetic) {
+      // Its frames are built here for one engine: an option of the trace run would be ignored.
+      for (const char* o : {"--read", "--workers", "--repeat", "--limit", "--events",
+                            "--no-reassembly", "--drop-after-reset", "--max-flows", "--no-pin"})
+        if (app.count(o))
+          fail(
+              fmt::format("bench: --synthetic-flows builds its own N handshakes for one engine "
+                          "(max_flows = N); {} is for a trace run",
+                          o));
+      return run_synthetic(*a);
+    }
     if (a->file.empty()) fail("bench: -r TRACE or --synthetic-flows N is required");
     run_trace(*a);
   });

@@ -328,6 +328,9 @@ class Engine {
   const StreamStats& stream_stats() const { return stream_totals_; }  // all streams together
   // Bytes the engine holds: the flow table (preallocated), TCP state, stream buffers.
   size_t memory_bytes() const;
+  // Bytes of one TCP flow's state block (both endpoints and both streams, without buffered
+  // data): what a TCP flow adds to its Flow.
+  static size_t tcp_state_bytes();
 
  private:
   class Sink;

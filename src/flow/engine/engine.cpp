@@ -162,6 +162,10 @@ const EngineStats& Engine::stats() const {
   return stats_;
 }
 
+size_t Engine::tcp_state_bytes() {
+  return sizeof(Flow::Tcp);
+}
+
 size_t Engine::memory_bytes() const {
   return table_.memory_bytes() + tcp_slab_.bytes() + budget_.used();
 }
