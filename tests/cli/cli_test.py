@@ -524,6 +524,112 @@ check("account: a bad subscribers file is one error line with file and line, exi
 p = run("account", "-r", evil)
 check("account without --subscribers: a usage error", p.returncode == 2, p.stderr)
 
+# -- l45 bench: the RESULT line bench-peers' summarize.py reads, with counts that agree with the
+# capture itself and with 'l45 follow' (the same engine through another observer). Timings are
+# printed, never checked.
+PEER_KEYS = ["peer", "packets", "bytes", "flows", "c2s", "s2c", "sec", "mpps", "gbps", "load_sec",
+             "rss_load_kb", "hwm_kb"]
+
+
+def bench(*args):
+    p = run("bench", *args)
+    res = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+    kv = dict(x.split("=", 1) for x in res[0].split()[1:]) if len(res) == 1 else {}
+    return p, kv
+
+
+def pcap_records(path):
+    """(packets, sum of the wire lengths) of a little-endian classic pcap."""
+    with open(path, "rb") as f:
+        data = f.read()
+    off, n, wire = 24, 0, 0
+    while off + 16 <= len(data):
+        incl, orig = struct.unpack_from("<II", data, off + 8)
+        off += 16 + incl
+        n, wire = n + 1, wire + orig
+    return n, wire
+
+
+def follow_totals(path):
+    """Reassembled bytes client->server and back, gaps, gap bytes and mismatches by 'l45 follow'."""
+    p = run("follow", "-r", path, "-o", tempfile.mkdtemp(dir=tmp), "--json")
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    sides = [o[s] for o in objs for s in ("orig", "resp")]
+    return (p.returncode, sum(o["orig"]["bytes"] for o in objs), sum(o["resp"]["bytes"] for o in objs),
+            sum(len(s["gaps"]) for s in sides), sum(g["length"] for s in sides for g in s["gaps"]),
+            sum(len(s["mismatches"]) for s in sides))
+
+
+def bench_counts(kv):
+    return tuple(kv.get(k) for k in ("packets", "bytes", "flows", "c2s", "s2c", "gaps", "gap_bytes",
+                                     "mismatches"))
+
+
+n_pkts, n_wire = pcap_records(SAMPLE)
+frc, fc2s, fs2c, _, _, _ = follow_totals(SAMPLE)
+p, kv = bench("-r", SAMPLE)
+check("bench: exit 0, one RESULT line with every key bench-peers reads, peer=l45",
+      p.returncode == 0 and all(k in kv for k in PEER_KEYS) and kv["peer"] == "l45", p.stdout + p.stderr)
+check(f"bench: packets and bytes are the capture's ({n_pkts} records, {n_wire} wire bytes)",
+      kv.get("packets") == str(n_pkts) and kv.get("bytes") == str(n_wire), kv)
+est = sum(1 for o in fobjs if o["conn_state"] in ("S1", "SF", "S2", "S3", "RSTO", "RSTR"))
+check(f"bench: c2s/s2c are 'l45 follow's .orig/.resp totals ({fc2s}/{fs2c}); flows are its "
+      f"{est} established connections",
+      frc == 0 and fs2c > 0 and kv.get("c2s") == str(fc2s) and kv.get("s2c") == str(fs2c)
+      and kv.get("flows") == str(est), kv)
+one = bench_counts(kv)
+for args, peer in ((["-c", "2"], "l45-2w"), (["-c", "3"], "l45-3w"), (["--repeat", "3"], "l45"),
+                   (["--events"], "l45-events")):
+    p, kv = bench("-r", SAMPLE, *args)
+    check(f"bench {' '.join(args)}: peer={peer}, and the counts of one plain run",
+          p.returncode == 0 and kv.get("peer") == peer and bench_counts(kv) == one, (one, kv))
+p, kv = bench("-r", SAMPLE, "-c", "2")
+check("bench -c 2: the two shares hold every packet",
+      sum(int(x) for x in kv.get("shares", "0").split("/")) == n_pkts, kv.get("shares"))
+p, kv = bench("-r", SAMPLE, "--no-reassembly")
+check("bench --no-reassembly: peer=l45-noreasm, c2s = s2c = 0, the same flows",
+      p.returncode == 0 and kv.get("peer") == "l45-noreasm" and kv.get("c2s") == "0"
+      and kv.get("s2c") == "0" and kv.get("flows") == one[2], kv)
+p, kv = bench("-r", SAMPLE, "--limit", "100")
+check("bench --limit 100: only the first 100 packets", p.returncode == 0 and kv.get("packets") == "100", kv)
+# Gaps and mismatches: a hole the server acknowledged past, and the resent requests of the
+# account checks above, counted as 'l45 follow' reports them.
+gap = os.path.join(tmp, "gap.pcap")
+write_pcap(gap, [
+    tcp_frame(U, V, 41000, 80, 1000, 0, "S"),
+    tcp_frame(V, U, 80, 41000, 5000, 1001, "SA"),
+    tcp_frame(U, V, 41000, 80, 1001, 5001, "A"),
+    tcp_frame(U, V, 41000, 80, 1001, 5001, "PA", b"0123456789"),
+    tcp_frame(U, V, 41000, 80, 1021, 5001, "PA", b"abcdefghij"),   # 1011..1020 never seen
+    tcp_frame(V, U, 80, 41000, 5001, 1031, "A"),
+    tcp_frame(U, V, 41000, 80, 1031, 5001, "FA"),
+    tcp_frame(V, U, 80, 41000, 5001, 1032, "FA"),
+    tcp_frame(U, V, 41000, 80, 1032, 5002, "A"),
+])
+for path, what in ((gap, "a 10-byte hole"), (evil, "one resend with other bytes"),
+                   (many, "eight resends with other bytes")):
+    _, fc2s, fs2c, fgaps, fgap_bytes, fmism = follow_totals(path)
+    p, kv = bench("-r", path)
+    got = tuple(kv.get(k) for k in ("c2s", "s2c", "gaps", "gap_bytes", "mismatches"))
+    want = tuple(str(x) for x in (fc2s, fs2c, fgaps, fgap_bytes, fmism))
+    check(f"bench on {what}: c2s, s2c, gaps, gap_bytes and mismatches are 'l45 follow's {want}",
+          p.returncode == 0 and got == want and fgaps + fmism > 0, (got, want))
+p, kv = bench("--synthetic-flows", "2000")
+check("bench --synthetic-flows 2000: 2000 open flows from 6000 packets, the TCP state's size",
+      p.returncode == 0 and kv.get("open_flows") == "2000" and kv.get("packets") == "6000"
+      and int(kv.get("sizeof_tcp_state", "0")) > int(kv.get("sizeof_flow", "0")) > 0, kv)
+check("bench without -r or --synthetic-flows: exit 2, one line",
+      *one_error_line(run("bench"), "-r TRACE or --synthetic-flows"))
+check("bench -r missing: exit 2, one line naming it",
+      *one_error_line(run("bench", "-r", "/nonexistent.pcap"), "/nonexistent.pcap"))
+check("bench -r a text file: exit 2, one line", *one_error_line(run("bench", "-r", os.path.join(SRC, "README.md")),
+                                                   "not a classic pcap"))
+check("bench --synthetic-flows with -r: exit 2, one line naming -r's option",
+      *one_error_line(run("bench", "--synthetic-flows", "10", "-r", SAMPLE), "--read"))
+check("bench --synthetic-flows with -c 2: exit 2, one line naming --workers",
+      *one_error_line(run("bench", "--synthetic-flows", "10", "-c", "2"), "--workers"))
+check("bench --limit 0: exit 2", run("bench", "-r", SAMPLE, "--limit", "0").returncode == 2)
+
 # -- l45 http: every request's method, Host and request-target, against tshark's HTTP dissector
 def http_requests(path):
     p = run("http", "-r", path, "--json")
