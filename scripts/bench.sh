@@ -12,8 +12,9 @@
 #     pinned to CPU 1; its summary.md, then one table of medians: Mpps, speed relative to
 #     libnids and the floors, state memory per peak-concurrent flow, and whether the
 #     reassembled bytes per direction equal libnids';
-# and last `l45 bench --synthetic-flows 1000000`: the memory of 1M open flows with empty
-# buffers. Only ratios from one run are comparable. Raw outputs stay in $RUNS
+# then the event layer and two workers, where a run's time goes (parsing, flow and TCP state,
+# reassembly), and last `l45 bench --synthetic-flows 1000000`: the memory of 1M open flows
+# with empty buffers. Only ratios from one run are comparable. Raw outputs stay in $RUNS
 # (default /tmp/l45-bench-runs/<trace>/raw).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -171,6 +172,34 @@ wc = med("workers", "cpu_max_sec")
 print(f"{sys.argv[2]}: engine {p:.4f} s; --events {e:.4f} s = {p / e:.3f} of the engine's rate "
       f"(goal >= 0.8); -c 2 {w:.4f} s = {p / w:.2f}x one worker (goal >= 1.8; busiest worker's "
       f"CPU {wc:.4f} s = {med('plain', 'cpu_sec') / wc:.2f}x)")
+PY
+  rm -f "$out"
+done
+
+# Where a run's time goes, in alternating rounds, pinned: parsing (decode_bench --key: decode,
+# key and hash each packet, as the engine does before its table lookup), then the engine with
+# TCP state but no reassembly (--no-reassembly), then the full run. The differences of the
+# medians are the flow table with both endpoints' TCP state, and the reassembly.
+echo
+echo "bench: where l45 bench's time goes, $REPS alternating rounds, pinned"
+for trace in bench-small many-flows; do
+  out=$(mktemp)
+  for ((r = 1; r <= REPS; r++)); do
+    echo "MODE parse $("${PIN[@]}" "$BUILD/bench/decode_bench" "$TRACES/$trace.pcap" 1 --key)" >>"$out"
+    echo "MODE state $("${PIN[@]}" "$L45_BIN" bench -r "$TRACES/$trace.pcap" --no-reassembly)" >>"$out"
+    echo "MODE full $("${PIN[@]}" "$L45_BIN" bench -r "$TRACES/$trace.pcap")" >>"$out"
+  done
+  /usr/bin/python3 - "$out" "$trace" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    mode, rest = line.split(" ", 2)[1:]
+    kv = dict(x.split("=", 1) for x in rest.split()[1:])
+    runs.setdefault(mode, []).append(float(kv["sec"]))
+p, s, f = (statistics.median(runs[m]) for m in ("parse", "state", "full"))
+print(f"{sys.argv[2]}: full run {f:.4f} s = parse (decode, key, hash) {p:.4f} s ({p / f:.0%}) + "
+      f"flow table and TCP state {s - p:.4f} s ({(s - p) / f:.0%}) + reassembly {f - s:.4f} s "
+      f"({(f - s) / f:.0%})")
 PY
   rm -f "$out"
 done
