@@ -144,17 +144,25 @@ done
 # alone (`l45 bench`), the same through one handler subscribed to every built-in event
 # (`--events`, goal: at least 0.8 of the engine's rate) and two workers (`-c 2`, goal: at least
 # 1.8x one). Medians of sec (the timed packet loop) and of cpu_max_sec (the busiest worker's
-# CPU time, what sec would be with each worker alone on its core).
+# CPU time, what sec would be with each worker alone on its core). In the same rounds, where
+# the engine's time goes: parsing (decode_bench --key: decode, key and hash each packet, as the
+# engine does before its table lookup), the engine without reassembly (--no-reassembly); the
+# differences of the medians are the flow table with both endpoints' TCP state, and reassembly.
 echo
-echo "bench: the event layer and two workers, $REPS alternating rounds"
+echo "bench: the event layer, two workers and where the time goes, $REPS alternating rounds"
 for trace in bench-small many-flows; do
   out=$(mktemp)
   for ((r = 1; r <= REPS; r++)); do
-    for mode in plain events workers; do
+    for mode in plain events workers state parse; do
       case $mode in
         plain) args=() ;;
         events) args=(--events) ;;
         workers) args=(-c 2) ;;
+        state) args=(--no-reassembly) ;;
+        parse)
+          echo "MODE parse $("$BUILD/bench/decode_bench" "$TRACES/$trace.pcap" 1 --key)" >>"$out"
+          continue
+          ;;
       esac
       echo "MODE $mode $("$L45_BIN" bench -r "$TRACES/$trace.pcap" "${args[@]}")" >>"$out"
     done
@@ -172,34 +180,10 @@ wc = med("workers", "cpu_max_sec")
 print(f"{sys.argv[2]}: engine {p:.4f} s; --events {e:.4f} s = {p / e:.3f} of the engine's rate "
       f"(goal >= 0.8); -c 2 {w:.4f} s = {p / w:.2f}x one worker (goal >= 1.8; busiest worker's "
       f"CPU {wc:.4f} s = {med('plain', 'cpu_sec') / wc:.2f}x)")
-PY
-  rm -f "$out"
-done
-
-# Where a run's time goes, in alternating rounds, pinned: parsing (decode_bench --key: decode,
-# key and hash each packet, as the engine does before its table lookup), then the engine with
-# TCP state but no reassembly (--no-reassembly), then the full run. The differences of the
-# medians are the flow table with both endpoints' TCP state, and the reassembly.
-echo
-echo "bench: where l45 bench's time goes, $REPS alternating rounds, pinned"
-for trace in bench-small many-flows; do
-  out=$(mktemp)
-  for ((r = 1; r <= REPS; r++)); do
-    echo "MODE parse $("${PIN[@]}" "$BUILD/bench/decode_bench" "$TRACES/$trace.pcap" 1 --key)" >>"$out"
-    echo "MODE state $("${PIN[@]}" "$L45_BIN" bench -r "$TRACES/$trace.pcap" --no-reassembly)" >>"$out"
-    echo "MODE full $("${PIN[@]}" "$L45_BIN" bench -r "$TRACES/$trace.pcap")" >>"$out"
-  done
-  /usr/bin/python3 - "$out" "$trace" <<'PY'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    mode, rest = line.split(" ", 2)[1:]
-    kv = dict(x.split("=", 1) for x in rest.split()[1:])
-    runs.setdefault(mode, []).append(float(kv["sec"]))
-p, s, f = (statistics.median(runs[m]) for m in ("parse", "state", "full"))
-print(f"{sys.argv[2]}: full run {f:.4f} s = parse (decode, key, hash) {p:.4f} s ({p / f:.0%}) + "
-      f"flow table and TCP state {s - p:.4f} s ({(s - p) / f:.0%}) + reassembly {f - s:.4f} s "
-      f"({(f - s) / f:.0%})")
+a, st = med("parse", "sec"), med("state", "sec")
+print(f"{sys.argv[2]}: engine {p:.4f} s = parsing (decode, key, hash) {a:.4f} s ({a / p:.0%}) + "
+      f"flow table and TCP state {st - a:.4f} s ({(st - a) / p:.0%}) + reassembly {p - st:.4f} s "
+      f"({(p - st) / p:.0%})")
 PY
   rm -f "$out"
 done
