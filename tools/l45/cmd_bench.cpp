@@ -544,9 +544,10 @@ void setup(CLI::App& app) {
                "through a monitoring socket: one handler subscribed to every built-in event");
   app.add_flag("--no-reassembly", a->no_reassembly,
                "TCP state only, no stream reassembly (c2s/s2c = 0)");
-  app.add_option("--synthetic-flows", a->synthetic,
-                 "no trace: N TCP handshakes built in memory, for the memory per flow")
-      ->check(CLI::Range(1u, 16000000u));
+  CLI::Option* synthetic =
+      app.add_option("--synthetic-flows", a->synthetic,
+                     "no trace: N TCP handshakes built in memory, for the memory per flow")
+          ->check(CLI::Range(1u, 16000000u));
   app.add_option("--max-flows", a->max_flows, "flow table slots per engine (preallocated)")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 26));
@@ -581,16 +582,16 @@ all open at the end, on one engine (no other option applies); state_bytes_per_fl
 rss after building the frames) / N; sizeof_tcp_state is Engine::tcp_state_bytes().
 
 Exit status: 0 done, 2 bad arguments or unreadable trace.)");
-  app.callback([a, &app] {
+  app.callback([a, &app, synthetic] {
     if (a->synthetic) {
-      // Its frames are built here for one engine: an option of the trace run would be ignored.
-      for (const char* o : {"--read", "--workers", "--repeat", "--limit", "--events",
-                            "--no-reassembly", "--drop-after-reset", "--max-flows", "--no-pin"})
-        if (app.count(o))
+      // Its frames are built here for one engine: every other option is a trace run's and
+      // would be ignored.
+      for (const CLI::Option* o : app.get_options())
+        if (o != synthetic && o->count())
           fail(
               fmt::format("bench: --synthetic-flows builds its own N handshakes for one engine "
                           "(max_flows = N); {} is for a trace run",
-                          o));
+                          o->get_name()));
       return run_synthetic(*a);
     }
     if (a->file.empty()) fail("bench: -r TRACE or --synthetic-flows N is required");
