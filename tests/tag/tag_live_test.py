@@ -905,7 +905,8 @@ try:
     time.sleep(0.3)
     after = rule_stat(stats(), 2).get("payload", -1)
     check("IPv6: the router matches the exported tag of a connection through it (7000 bytes)",
-          got6 == 7000 and counted(after - before, 7000, NS_A, ra0), f"{hello} {got6} {before} -> {after}")
+          got6 == 7000 and counted(after - before, 7000, NS_A, ra0),
+          f"{hello} {got6} {before} -> {after}")
 
     # -- the daemon's socket: garbage, oversize, wrong types, non-root
     def raw_send(payload, read=True):
