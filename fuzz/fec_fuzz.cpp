@@ -9,11 +9,11 @@
 //                  time, and flushes; each datagram on the wire is dropped when the next input
 //                  bit says so and its group has lost fewer than m; the rest reach a FecDecoder
 //                  at that same time.
-// Invariants: hostile: every emitted datagram is one received (a header's body or a datagram
-// without a header) or a rebuilt one no longer than the longest received, and no more are
-// emitted than came in plus those rebuilt; deadline() is 0 exactly when nothing is held, after
-// a tick() at the deadline nothing older is held. Round trip: the application gets every
-// datagram, in order, once (at most m lost per group and no time passing: nothing is given up).
+// Invariants: hostile: no emitted datagram is longer than the longest received (a rebuilt one
+// is shorter than its parity), no more are emitted than came in plus those rebuilt, and after
+// a tick() at the deadline the next deadline is none or later. Round trip: the application
+// gets every datagram, in order, once, and nothing is left held (at most m lost a group and no
+// time passing: nothing is given up).
 //
 // Seeds: fuzz/corpus/fec (make_fec_seeds.py).
 // Run:  ./build-fuzz/fuzz/fec_fuzz -max_total_time=60 fuzz/corpus/fec
