@@ -214,6 +214,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   plain.verify_checksums = false;  // the fast path only runs without verification
   require(detail::same_decode(PacketView::decode(kLinks[sel & 7], b, wire, plain),
                               detail::decode_general(kLinks[sel & 7], b, wire, plain)));
+  // The flow engine's TcpFrame, where it takes the frame, reads what the decoder reads.
+  if (TcpFrame fr; kLinks[sel & 7] == LinkType::Ethernet && fr.parse(b, wire)) {
+    const PacketView g = detail::decode_general(LinkType::Ethernet, b, wire, plain);
+    require(detail::same_decode(PacketView(fr), g));
+    require(g.ok() && g.tcp() && !g.fragment().is_fragment);
+    require(fr.payload().data() == g.payload().data() && fr.payload().size() == g.payload().size());
+    require(fr.payload_len == g.payload_len() && fr.ip_total_len == g.ip_total_len());
+    require(fr.ip_header() == g.ip_layers().back().header);
+    require(fr.tcp().header_len() == g.tcp()->header_len());
+  }
   touch_views(b);
   return 0;
 }

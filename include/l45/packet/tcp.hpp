@@ -131,6 +131,7 @@ class TcpView {
 
  private:
   friend class PacketView;  // builds it from a header the decoder already checked
+  friend struct TcpFrame;   // the same
   explicit TcpView(Bytes b) : b_(b) {}
   bool options_valid_slow() const;
   Bytes b_;
