@@ -349,11 +349,18 @@ class Engine {
     alignas(PacketView) std::byte views[kBatch][sizeof(PacketView)];
     Ahead ahead[kBatch];
     const Flow* guess[kBatch];
+    TcpFrame frame[kBatch];
+    bool framed[kBatch];  // frame[i] holds packet i, views[i] is built only if needed
   };
+  void begin(const Packet& pkt);
   void step(const Packet& pkt, const PacketView& v, const Ahead* ahead);
   bool key_ahead(const PacketView& v, Ahead& a) const;
   void handle(const PacketView& v, const Ahead* ahead);
   void track(const PacketView& v, const KeyedPacket& kp, uint64_t hash);
+  void track_found(const PacketView& v, const KeyedPacket& kp, uint64_t hash,
+                   const FlowTable<Flow>::InsertResult& r, bool unpredicted = false);
+  // `view`: room for a PacketView (built there when the segment needs track()'s general path).
+  void step_framed(const Packet& pkt, const TcpFrame& fr, const Ahead& a, std::byte* view);
   void start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedPacket& kp);
   // perf: `from`, the sender, as track() worked it out, not side_of() again (l45 bench
   // many-flows: ~8 instructions a packet).

@@ -170,12 +170,8 @@ size_t Engine::memory_bytes() const {
   return table_.memory_bytes() + tcp_slab_.bytes() + budget_.used();
 }
 
-// One packet, decoded: everything process() does after the decode. `ahead`: its key and hash
-// when the batch driver computed them (nullptr: computed here).
-// perf: step(), handle() and tcp_segment() are inlined into their callers (each has one or
-// two): their call frames were ~55 instructions a packet (l45 bench many-flows).
-[[gnu::always_inline]] inline void Engine::step(const Packet& pkt, const PacketView& v,
-                                                const Ahead* ahead) {
+// Every packet first: counted, and the clock moved to it (expiring what is due).
+[[gnu::always_inline]] inline void Engine::begin(const Packet& pkt) {
   ++stats_.packets;
   stats_.bytes += pkt.meta().wire_len;
   pkt_ts_ = pkt.meta().ts;
@@ -183,6 +179,15 @@ size_t Engine::memory_bytes() const {
   // perf: the check inline, the call (a large frame) only when a flow is due (l45 bench
   // bench-small: the call was ~20 instructions a packet).
   if (table_.expiry_due(now_)) expire();
+}
+
+// One packet, decoded: everything process() does after the decode. `ahead`: its key and hash
+// when the batch driver computed them (nullptr: computed here).
+// perf: step(), handle() and tcp_segment() are inlined into their callers (each has one or
+// two): their call frames were ~55 instructions a packet (l45 bench many-flows).
+[[gnu::always_inline]] inline void Engine::step(const Packet& pkt, const PacketView& v,
+                                                const Ahead* ahead) {
+  begin(pkt);
 
   if (!v.ok()) {
     ++stats_.undecodable;
@@ -283,7 +288,8 @@ void Engine::process(const Packet& pkt) {
 // the engine's state), then the flows they name are prefetched in two more passes (the index
 // bucket; then the record and the Flow; then its TCP state), each pass over the whole batch so
 // the misses of one pass have the length of a pass to arrive; then each packet gets the same
-// step() as process() gives it, in order. Lookups stay exact: only the prefetches guess.
+// step() as process() gives it (or, read as a TcpFrame, step_framed(), with the same effects),
+// in order. Lookups stay exact: only the prefetches guess.
 void Engine::process(std::span<const Packet> pkts) {
   if (!batch_) batch_ = std::make_unique<Batch>();
   // perf: views built in place (PacketView is trivially destructible, 432 bytes): no copy.
@@ -292,6 +298,8 @@ void Engine::process(std::span<const Packet> pkts) {
   const Flow** const guess = batch_->guess;
   DecodeOptions opt;
   opt.verify_checksums = cfg_.verify_checksums;
+  const bool framing = !bounds_ && !want_packet_ && !cfg_.verify_checksums &&
+                       std::endian::native == std::endian::little;
   while (!pkts.empty()) {
     const size_t n = std::min(pkts.size(), kBatch);
     // perf: the next batch's headers are fetched while this one is worked on (l45 bench
@@ -305,11 +313,27 @@ void Engine::process(std::span<const Packet> pkts) {
       if (d.size() > 63) __builtin_prefetch(d.data() + 63);
     }
     for (size_t i = 0; i < n; ++i) {
-      // perf: the inline decode (its fast path in this loop), not the call decode(Packet).
       const Packet& p = pkts[i];
+      ahead[i].done = false;
+      batch_->framed[i] = false;
+      // perf: the commonest frame without a PacketView (step_framed()), when nothing asks
+      // for the view of every packet (on_packet, the packet bounds) and checksums are not
+      // verified. Its key is key_into()'s for the view.
+      if (framing && p.meta().link == LinkType::Ethernet &&
+          batch_->frame[i].parse(p.data(), p.meta().wire_len)) {
+        const TcpFrame& fr = batch_->frame[i];
+        const TcpView t = fr.tcp();
+        FlowKeyWords w;
+        key_ipv4(fr.ip_header(), t.src_port(), t.dst_port(), 0, ip_proto::kTcp, ahead[i].kp, w);
+        ahead[i].done = ahead[i].keyed = true;
+        ahead[i].hash = table_.hash(ahead[i].kp.key, w);
+        table_.prefetch_index(ahead[i].hash);
+        batch_->framed[i] = true;
+        continue;
+      }
+      // perf: the inline decode (its fast path in this loop), not the call decode(Packet).
       const PacketView* v = new (views[i])
           PacketView(PacketView::decode(p.meta().link, p.data(), p.meta().wire_len, opt));
-      ahead[i].done = false;
       // A fragment to reassemble is keyed on its datagram, once that is whole.
       if (v->ok() && !(v->fragment().is_fragment && cfg_.defragment) && key_ahead(*v, ahead[i]))
         table_.prefetch_index(ahead[i].hash);
@@ -327,6 +351,10 @@ void Engine::process(std::span<const Packet> pkts) {
       if (const size_t j = i + kHistoryAhead; j < n && guess[j] && guess[j]->tcp_) {
         guess[j]->tcp_->streams[0].prefetch_history();
         guess[j]->tcp_->streams[1].prefetch_history();
+      }
+      if (batch_->framed[i]) {
+        step_framed(pkts[i], batch_->frame[i], ahead[i], views[i]);
+        continue;
       }
       if (bounds_) obs_->on_packet_begin(pkts[i]);
       step(pkts[i], *std::launder(reinterpret_cast<const PacketView*>(views[i])), &ahead[i]);
@@ -420,7 +448,52 @@ void Engine::start_flow(FlowHandle h, Flow& f, const PacketView& v, const KeyedP
 
 void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
   auto on_evict = [this](FlowHandle, CloseReason, Flow& f) { close_flow(f, FlowEnd::Evicted); };
-  auto r = table_.find_or_insert(kp.key, hash, kp.dir, now_, on_evict);
+  track_found(v, kp, hash, table_.find_or_insert(kp.key, hash, kp.dir, now_, on_evict));
+}
+
+// A packet the batch driver read as a TcpFrame: step() and track() for a segment header
+// prediction takes, with what track() does for it (the same counters, touch, delivery) and no
+// PacketView; any other segment gets its view, built from the frame in `view`, and track()'s
+// general path with the lookup already made (and the prediction not tried again). perf: l45
+// bench bench-small (data segments) 0.0160 -> 0.0145 s; many-flows: 8.7% fewer instructions
+// (callgrind) for the same time (0.1622 -> 0.1620 s), without `unpredicted` 7% slower.
+void Engine::step_framed(const Packet& pkt, const TcpFrame& fr, const Ahead& a, std::byte* view) {
+  begin(pkt);
+  auto on_evict = [this](FlowHandle, CloseReason, Flow& f) { close_flow(f, FlowEnd::Evicted); };
+  const auto r = table_.find_or_insert(a.kp.key, a.hash, a.kp.dir, now_, on_evict);
+  bool unpredicted = false;
+  if (r.handle && !r.created) {
+    Flow& f = table_.live(r.handle);
+    if (f.tcp_ && !f.stopped_) {
+      const FlowDir dir = table_.live_flow_dir(r.handle, a.kp.dir);
+      const TcpView t = fr.tcp();
+      TcpConnection::SegmentMeta meta;
+      meta.captured_len = fr.payload_caplen;
+      if (f.tcp_->predict(dir, t, fr.payload_len, meta)) {
+        table_.live_touch(r.handle, now_);
+        ++stats_.flow_packets;
+        ++stats_.tcp_packets;
+        if (pkt_ts_ > f.last_) f.last_ = pkt_ts_;
+        const Side from = f.tcp_->side_of(dir);
+        FlowSideCounters& c = f.side_[size_t(from)];
+        ++c.packets;
+        c.ip_bytes += fr.ip_total_len;
+        cur_pkt_ = &pkt;
+        tcp_segment(f, from, t, fr.payload());
+        cur_pkt_ = nullptr;
+        return;
+      }
+      unpredicted = true;
+    }
+  }
+  const PacketView* v = new (view) PacketView(fr);
+  cur_pkt_ = &pkt;
+  track_found(*v, a.kp, a.hash, r, unpredicted);
+  cur_pkt_ = nullptr;
+}
+
+void Engine::track_found(const PacketView& v, const KeyedPacket& kp, uint64_t hash,
+                         const FlowTable<Flow>::InsertResult& r, bool unpredicted) {
   if (!r.handle) {
     ++stats_.flows_refused;
     obs_->on_orphan(v, DropReason::FlowTableFull);
@@ -469,7 +542,7 @@ void Engine::track(const PacketView& v, const KeyedPacket& kp, uint64_t hash) {
     TcpResult res{.outcome = TcpOutcome::Ok, .predicted = true};
     TcpEndpointState before[2] = {};
     bool was_reset = false, both_closed = false;
-    if (!f->tcp_->predict(dir, t, v.payload_len(), meta)) {
+    if (unpredicted || !f->tcp_->predict(dir, t, v.payload_len(), meta)) {
       const TcpEndpoint& ce = f->tcp_->endpoint(Side::Client);
       const TcpEndpoint& se = f->tcp_->endpoint(Side::Server);
       before[0] = ce.state, before[1] = se.state;
