@@ -434,8 +434,9 @@ class PacketView {
 // fast path accepts (false: not such a frame, nothing written; decode it as usual), and what
 // it reads equals what that view gives (decode_test and packet_decode_fuzz compare them).
 struct TcpFrame {
+  static constexpr uint16_t kL4 = 14 + 20;  // offset of the TCP header
+
   const std::byte* data;  // the frame
-  uint16_t l4;            // offset of the TCP header (34)
   uint16_t l4_hl;         // TCP header length
   uint32_t ip_cap_end;    // captured end of the IP datagram
   uint32_t payload_len;   // PacketView::payload_len()
@@ -456,22 +457,21 @@ struct TcpFrame {
     const uint32_t tl = load_be16(h + 2);
     if (tl < 20 + 20 || tl > wire - 14) return false;
     const uint32_t end = std::min(cap, 14 + tl);
-    const uint32_t hl = uint32_t(load_u8(p + 34 + 12) >> 4) * 4;
-    if (end < 34 + 20 || hl < 20 || hl > end - 34) return false;
-    if (hl != 20 && !TcpView(Bytes(p + 34, hl)).options_valid()) return false;
+    const uint32_t hl = uint32_t(load_u8(p + kL4 + 12) >> 4) * 4;
+    if (end < kL4 + 20 || hl < 20 || hl > end - kL4) return false;
+    if (hl != 20 && !TcpView(Bytes(p + kL4, hl)).options_valid()) return false;
     data = p;
-    l4 = 34;
     l4_hl = uint16_t(hl);
     ip_cap_end = end;
     ip_total_len = tl;
     payload_len = tl - 20 - hl;
-    payload_caplen = end - 34 - hl;
+    payload_caplen = end - kL4 - hl;
     caplen = cap;
     wire_len = wire;
     return true;
   }
-  TcpView tcp() const { return TcpView(Bytes(data + l4, ip_cap_end - l4)); }
-  Bytes payload() const { return {data + l4 + l4_hl, payload_caplen}; }
+  TcpView tcp() const { return TcpView(Bytes(data + kL4, ip_cap_end - kL4)); }
+  Bytes payload() const { return {data + kL4 + l4_hl, payload_caplen}; }
   const std::byte* ip_header() const { return data + 14; }
 };
 
@@ -488,15 +488,15 @@ struct TcpFrame {
   arp_layer_ = -1;
   layers_[0] = {LayerKind::Ethernet, 0, 14};
   layers_[1] = {LayerKind::Ipv4, 14, 20};
-  layers_[2] = {LayerKind::Tcp, f.l4, f.l4_hl};
+  layers_[2] = {LayerKind::Tcp, TcpFrame::kL4, f.l4_hl};
   n_layers_ = 3;
   inner_ = {f.data + 14, 4, ip_proto::kTcp, 14, 20, f.ip_total_len};
   n_ip_ = 1;
   l4_kind_ = LayerKind::Tcp;
-  l4_off_ = f.l4;
+  l4_off_ = TcpFrame::kL4;
   ip_cap_end_ = f.ip_cap_end;
   l4_csum_expected_ = true;
-  payload_off_ = uint32_t(f.l4 + f.l4_hl);
+  payload_off_ = uint32_t(TcpFrame::kL4 + f.l4_hl);
   payload_caplen_ = f.payload_caplen;
   payload_len_ = f.payload_len;
 }
