@@ -277,6 +277,20 @@ class PacketView {
     l4_kind_ = kNoLayer;
   }
   inline bool fast_path(Bytes data, uint32_t wire_len, const DecodeOptions& opt);
+  // What the fast path found in a frame of Ethernet (at most one 802.1Q tag, `vid` or -1),
+  // one IP header at `off` and TCP or UDP at `l4`; fill_simple() writes every field from it
+  // (the fast path, and the view of a TcpFrame).
+  struct Simple {
+    const std::byte* data;
+    uint32_t cap, wire;
+    int vid;
+    uint32_t off, ip_hl, tl;
+    uint8_t version, proto;
+    LayerKind kind;
+    uint32_t l4, l4_hl, ip_cap_end, pay_cap_end, pay_len;
+    bool csum_expected;
+  };
+  inline void fill_simple(const Simple& f);
   void walk(const DecodeOptions& opt);  // the general one-pass walk (decode.cpp)
 
   // perf: no default member initialisers: decode() writes each field once (reset() or the
@@ -393,10 +407,30 @@ class PacketView {
   } else {
     return false;
   }
-  // Every field, as reset() and the general walk would leave them.
-  data_ = p;
-  caplen_ = cap;
-  wire_len_ = wire;
+  fill_simple({.data = p,
+               .cap = cap,
+               .wire = wire,
+               .vid = vid,
+               .off = off,
+               .ip_hl = ip_hl,
+               .tl = tl,
+               .version = version,
+               .proto = proto,
+               .kind = kind,
+               .l4 = l4,
+               .l4_hl = l4_hl,
+               .ip_cap_end = ip_cap_end,
+               .pay_cap_end = pay_cap_end,
+               .pay_len = pay_len,
+               .csum_expected = csum_expected});
+  return true;
+}
+
+// Every field, as reset() and the general walk would leave them for such a frame.
+[[gnu::always_inline]] inline void PacketView::fill_simple(const Simple& f) {
+  data_ = f.data;
+  caplen_ = f.cap;
+  wire_len_ = f.wire;
   link_ = LinkType::Ethernet;
   frag_ = {};
   error_ = DropReason::None;
@@ -407,25 +441,25 @@ class PacketView {
   uint16_t n = 0;
   layers_[n++] = {LayerKind::Ethernet, 0, 14};
   n_vlan_ = 0;
-  if (vid >= 0) {
+  if (f.vid >= 0) {
     layers_[n++] = {LayerKind::Dot1Q, 14, 4};
-    vlan_[0] = uint16_t(vid);
+    vlan_[0] = uint16_t(f.vid);
     n_vlan_ = 1;
   }
-  layers_[n++] = {version == 4 ? LayerKind::Ipv4 : LayerKind::Ipv6, uint16_t(off), uint16_t(ip_hl)};
+  layers_[n++] = {f.version == 4 ? LayerKind::Ipv4 : LayerKind::Ipv6, uint16_t(f.off),
+                  uint16_t(f.ip_hl)};
   // ip_layers() reads inner_ when there is one IP header.
-  inner_ = {h, version, proto, uint16_t(off), uint16_t(ip_hl), tl};
+  inner_ = {f.data + f.off, f.version, f.proto, uint16_t(f.off), uint16_t(f.ip_hl), f.tl};
   n_ip_ = 1;
-  l4_kind_ = kind;
-  l4_off_ = uint16_t(l4);
-  layers_[n++] = {kind, uint16_t(l4), uint16_t(l4_hl)};
+  l4_kind_ = f.kind;
+  l4_off_ = uint16_t(f.l4);
+  layers_[n++] = {f.kind, uint16_t(f.l4), uint16_t(f.l4_hl)};
   n_layers_ = n;
-  ip_cap_end_ = ip_cap_end;
-  l4_csum_expected_ = csum_expected;
-  payload_off_ = l4 + l4_hl;
-  payload_caplen_ = pay_cap_end - (l4 + l4_hl);
-  payload_len_ = pay_len;
-  return true;
+  ip_cap_end_ = f.ip_cap_end;
+  l4_csum_expected_ = f.csum_expected;
+  payload_off_ = f.l4 + f.l4_hl;
+  payload_caplen_ = f.pay_cap_end - (f.l4 + f.l4_hl);
+  payload_len_ = f.pay_len;
 }
 
 // perf: the commonest frame, Ethernet (no tag) / IPv4 (no options, not a fragment) / TCP
@@ -434,7 +468,8 @@ class PacketView {
 // fast path accepts (false: not such a frame, nothing written; decode it as usual), and what
 // it reads equals what that view gives (decode_test and packet_decode_fuzz compare them).
 struct TcpFrame {
-  static constexpr uint16_t kL4 = 14 + 20;  // offset of the TCP header
+  static constexpr uint16_t kIp = 14;        // offset of the IPv4 header
+  static constexpr uint16_t kL4 = kIp + 20;  // offset of the TCP header
 
   const std::byte* data;  // the frame
   uint16_t l4_hl;         // TCP header length
@@ -447,16 +482,16 @@ struct TcpFrame {
 
   [[gnu::always_inline]] bool parse(Bytes d, uint32_t wire_len_in) {
     const std::byte* p = d.data();
-    if (d.size() < 14 + 20 + 20 || d.size() > UINT32_MAX) return false;
+    if (d.size() < kL4 + 20 || d.size() > UINT32_MAX) return false;
     const uint32_t cap = uint32_t(d.size());
     const uint32_t wire = std::max(wire_len_in, cap);
-    const std::byte* h = p + 14;
+    const std::byte* h = p + kIp;
     if (load_be16(p + 12) != ether_type::kIpv4 || load_u8(h) != 0x45 ||
         (load_be16(h + 6) & 0x3fff) || load_u8(h + 9) != ip_proto::kTcp)
       return false;
     const uint32_t tl = load_be16(h + 2);
-    if (tl < 20 + 20 || tl > wire - 14) return false;
-    const uint32_t end = std::min(cap, 14 + tl);
+    if (tl < 20 + 20 || tl > wire - kIp) return false;
+    const uint32_t end = std::min(cap, kIp + tl);
     const uint32_t hl = uint32_t(load_u8(p + kL4 + 12) >> 4) * 4;
     if (end < kL4 + 20 || hl < 20 || hl > end - kL4) return false;
     if (hl != 20 && !TcpView(Bytes(p + kL4, hl)).options_valid()) return false;
@@ -472,33 +507,26 @@ struct TcpFrame {
   }
   TcpView tcp() const { return TcpView(Bytes(data + kL4, ip_cap_end - kL4)); }
   Bytes payload() const { return {data + kL4 + l4_hl, payload_caplen}; }
-  const std::byte* ip_header() const { return data + 14; }
+  const std::byte* ip_header() const { return data + kIp; }
 };
 
 [[gnu::always_inline]] inline PacketView::PacketView(const TcpFrame& f) {
-  data_ = f.data;
-  caplen_ = f.caplen;
-  wire_len_ = f.wire_len;
-  link_ = LinkType::Ethernet;
-  frag_ = {};
-  error_ = DropReason::None;
-  n_mpls_ = tunnels_ = n_vlan_ = 0;
-  ip_csum_ = l4_csum_ = ChecksumStatus::Unverified;
-  verified_ = false;
-  arp_layer_ = -1;
-  layers_[0] = {LayerKind::Ethernet, 0, 14};
-  layers_[1] = {LayerKind::Ipv4, 14, 20};
-  layers_[2] = {LayerKind::Tcp, TcpFrame::kL4, f.l4_hl};
-  n_layers_ = 3;
-  inner_ = {f.data + 14, 4, ip_proto::kTcp, 14, 20, f.ip_total_len};
-  n_ip_ = 1;
-  l4_kind_ = LayerKind::Tcp;
-  l4_off_ = TcpFrame::kL4;
-  ip_cap_end_ = f.ip_cap_end;
-  l4_csum_expected_ = true;
-  payload_off_ = uint32_t(TcpFrame::kL4 + f.l4_hl);
-  payload_caplen_ = f.payload_caplen;
-  payload_len_ = f.payload_len;
+  fill_simple({.data = f.data,
+               .cap = f.caplen,
+               .wire = f.wire_len,
+               .vid = -1,
+               .off = TcpFrame::kIp,
+               .ip_hl = 20,
+               .tl = f.ip_total_len,
+               .version = 4,
+               .proto = ip_proto::kTcp,
+               .kind = LayerKind::Tcp,
+               .l4 = TcpFrame::kL4,
+               .l4_hl = f.l4_hl,
+               .ip_cap_end = f.ip_cap_end,
+               .pay_cap_end = f.ip_cap_end,
+               .pay_len = f.payload_len,
+               .csum_expected = true});
 }
 
 // The accessors are inline (flows call them per packet) and build views through parse():
